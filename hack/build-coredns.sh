@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds ./coredns: CoreDNS at the version go.mod pins, from the Go module cache, with the two
+# raceguard directives inserted into its plugin.cfg, built against this checkout.
+#
+# The CoreDNS tree is copied to .build/coredns-<version> (git-ignored); the copy, never our go.mod,
+# gets a replace directive pointing at this checkout. Once the module cache is warm this runs
+# offline, and a rebuild only recompiles what changed.
+#
+#   raceguard  just before autopath: search completion runs before acl and cache, so every
+#              expanded name passes acl and is cached under its own name.
+#   collapse   just after cache: it only sees misses, never a query acl refused.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/coredns}
+module=github.com/raceguard/raceguard
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+cd "$root"
+version=$(go list -m -f '{{.Version}}' github.com/coredns/coredns)
+src=$(go mod download -json "github.com/coredns/coredns@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -d "$src" ] || { echo "build-coredns: CoreDNS $version is not in the module cache" >&2; exit 1; }
+build=$root/.build/coredns-$version
+
+# The copy is made once per CoreDNS version and plugin.cfg edit; go.sum changes are merged each run.
+stamp="$version $(sha256sum "$0" | cut -c1-16)"
+if [ "$(cat "$build/.raceguard-stamp" 2>/dev/null)" != "$stamp" ]; then
+	rm -rf "$build"
+	mkdir -p "$root/.build"
+	cp -r "$src" "$build"
+	chmod -R u+w "$build"
+	awk -v rg="raceguard:$module" -v co="collapse:$module/plugin/collapse" '
+		$0 == "autopath:autopath" { print rg }
+		{ print }
+		$0 == "cache:cache" { print co }
+	' "$src/plugin.cfg" > "$build/plugin.cfg"
+	grep -qx "raceguard:$module" "$build/plugin.cfg" && grep -qx "collapse:$module/plugin/collapse" "$build/plugin.cfg" \
+		|| { echo "build-coredns: autopath:autopath or cache:cache not found in plugin.cfg" >&2; exit 1; }
+	(cd "$build" && go mod edit -require="$module@v0.0.0" -replace="$module=$root" && go generate coredns.go)
+	echo "$stamp" > "$build/.raceguard-stamp"
+fi
+
+# Our go.sum covers every module we need beyond CoreDNS's own.
+sort -u "$build/go.sum" "$root/go.sum" -o "$build/go.sum"
+
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then commit=$commit-dirty; fi
+cd "$build"
+CGO_ENABLED=0 go build -trimpath -o "$out" \
+	-ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=raceguard-$commit" .

@@ -1,0 +1,232 @@
+package raceguard
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/option"
+)
+
+func init() { plugin.Register(pluginName, setup) }
+
+func setup(c *caddy.Controller) error {
+	rg, err := parse(c)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+
+	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+		rg.Next = next
+		return rg
+	})
+	return nil
+}
+
+// parse reads one raceguard block:
+//
+//	raceguard [ZONES...] {
+//	    search infer | @PLUGIN | RESOLV-CONF | DOMAIN... | off
+//	    cluster_domain DOMAIN...
+//	    node_search RESOLV-CONF | DOMAIN... | none
+//	    sibling_prefetch on | off
+//	    conntrack netlink | procfs [PATH] | off
+//	    interval DURATION
+//	    window DURATION
+//	    node NAME
+//	}
+func parse(c *caddy.Controller) (*RaceGuard, error) {
+	rg := New()
+
+	i := 0
+	for c.Next() {
+		if i > 0 {
+			return nil, plugin.ErrOnce
+		}
+		i++
+
+		zones, err := option.Zones(pluginName, c.RemainingArgs())
+		if err != nil {
+			return nil, c.Err(err.Error())
+		}
+		rg.Zones = plugin.OriginsFromArgsOrServerBlock(zones, c.ServerBlockKeys)
+
+		seen := map[string]bool{}
+		for c.NextBlock() {
+			name := c.Val()
+			args := c.RemainingArgs()
+			if err := option.Once(seen, name); err != nil {
+				return nil, c.Err(err.Error())
+			}
+			if err := rg.parseOption(name, args); err != nil {
+				return nil, c.Err(err.Error())
+			}
+		}
+		if err := rg.check(seen); err != nil {
+			return nil, c.Err(err.Error())
+		}
+	}
+	return rg, nil
+}
+
+// parseOption applies one block option to rg.
+func (rg *RaceGuard) parseOption(name string, args []string) error {
+	var err error
+	switch name {
+	case "search":
+		return rg.search.parseSearch(name, args)
+	case "cluster_domain":
+		rg.search.clusterDomains, err = option.Domains(name, args)
+	case "node_search":
+		return rg.search.parseNodeSearch(name, args)
+	case "sibling_prefetch":
+		rg.siblingPrefetch, err = option.Bool(name, args)
+	case "conntrack":
+		return rg.conntrack.parseSource(name, args)
+	case "interval":
+		rg.conntrack.interval, err = option.Duration(name, args, 100*time.Millisecond, time.Minute)
+	case "window":
+		rg.conntrack.window, err = option.Duration(name, args, 10*time.Second, 24*time.Hour)
+	case "node":
+		if len(args) != 1 {
+			return option.Count(name, args, 1)
+		}
+		if strings.ContainsAny(args[0], "\"\\{}") {
+			return fmt.Errorf("%s: invalid value %q", name, args[0])
+		}
+		rg.conntrack.node = args[0]
+	default:
+		return fmt.Errorf("unknown property '%s'", name)
+	}
+	return err
+}
+
+// check validates the options of one block against each other.
+func (rg *RaceGuard) check(seen map[string]bool) error {
+	if rg.search.mode != searchInfer {
+		for _, o := range []string{"cluster_domain", "node_search"} {
+			if seen[o] {
+				return fmt.Errorf("%s: only applies to 'search infer'", o)
+			}
+		}
+	}
+	// The correlation needs enough points in its window to see the 5 s retry lag more than once,
+	// and no more than a day's worth of one-second points.
+	if n := rg.conntrack.window / rg.conntrack.interval; n < 20 || n > 86400 {
+		return fmt.Errorf("window: invalid value %q: want 20 to 86400 intervals of %s", rg.conntrack.window, rg.conntrack.interval)
+	}
+	return nil
+}
+
+// parseSearch reads: search infer | @PLUGIN | RESOLV-CONF | DOMAIN... | off.
+// An argument with a slash in it is a file; a domain name never has one.
+func (s *searchConfig) parseSearch(name string, args []string) error {
+	if len(args) == 0 {
+		return option.Count(name, args, 1)
+	}
+	switch first := args[0]; {
+	case first == "infer" || first == "off":
+		if len(args) > 1 {
+			return option.Count(name+" "+first, args[1:], 0)
+		}
+		s.mode = searchInfer
+		if first == "off" {
+			s.mode = searchOff
+		}
+	case strings.HasPrefix(first, "@"):
+		if len(args) > 1 || len(first) == 1 {
+			return fmt.Errorf("%s: invalid value %q: want a single @PLUGIN", name, strings.Join(args, " "))
+		}
+		s.mode, s.plugin = searchPlugin, first[1:]
+	case strings.Contains(first, "/"):
+		if len(args) > 1 {
+			return fmt.Errorf("%s: invalid value %q: want a single resolv.conf path", name, strings.Join(args, " "))
+		}
+		domains, err := readSearch(name, first)
+		if err != nil {
+			return err
+		}
+		if len(domains) == 0 {
+			return fmt.Errorf("%s: %q has no search domains", name, first)
+		}
+		s.mode, s.file, s.domains = searchFixed, first, domains
+	default:
+		domains, err := option.Domains(name, args)
+		if err != nil {
+			return err
+		}
+		s.mode, s.file, s.domains = searchFixed, "", domains
+	}
+	return nil
+}
+
+// parseNodeSearch reads: node_search RESOLV-CONF | DOMAIN... | none.
+func (s *searchConfig) parseNodeSearch(name string, args []string) error {
+	switch {
+	case len(args) == 0:
+		return option.Count(name, args, 1)
+	case len(args) == 1 && args[0] == "none":
+		s.file, s.domains = "", nil
+	case strings.Contains(args[0], "/"):
+		if len(args) > 1 {
+			return fmt.Errorf("%s: invalid value %q: want a single resolv.conf path", name, strings.Join(args, " "))
+		}
+		// A resolv.conf named in the Corefile must be readable now; it is re-read when it
+		// changes, and may then lose its search line.
+		if _, err := readSearch(name, args[0]); err != nil {
+			return err
+		}
+		s.file, s.domains = args[0], nil
+	default:
+		domains, err := option.Domains(name, args)
+		if err != nil {
+			return err
+		}
+		s.file, s.domains = "", domains
+	}
+	return nil
+}
+
+// readSearch returns the normalised search domains of a resolv.conf file.
+func readSearch(name, path string) ([]string, error) {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read %q: %v", name, path, err)
+	}
+	out := make([]string, 0, len(cc.Search))
+	for _, d := range cc.Search {
+		if n, err := option.Domain(name, d); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// parseSource reads: conntrack netlink | procfs [PATH] | off.
+func (t *conntrackConfig) parseSource(name string, args []string) error {
+	if len(args) == 0 {
+		return option.Count(name, args, 1)
+	}
+	switch args[0] {
+	case "netlink", "off":
+		if len(args) > 1 {
+			return option.Count(name+" "+args[0], args[1:], 0)
+		}
+	case "procfs":
+		if len(args) > 2 {
+			return fmt.Errorf("%s: invalid value %q: want 'procfs [PATH]'", name, strings.Join(args, " "))
+		}
+		if len(args) == 2 {
+			t.procPath = args[1]
+		}
+	default:
+		return fmt.Errorf("%s: invalid value %q: want 'netlink', 'procfs [PATH]' or 'off'", name, args[0])
+	}
+	t.source = args[0]
+	return nil
+}

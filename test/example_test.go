@@ -1,0 +1,140 @@
+package test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/metrics"
+	ctest "github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+)
+
+// TestCorefileExample runs Corefile.example as `make run` does, with its listeners on free ports
+// and its forwarder pointed at a server that never answers (no internet here, or on a plane).
+func TestCorefileExample(t *testing.T) {
+	t.Chdir("..")
+	body, err := os.ReadFile("Corefile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blackhole := Blackhole(t)
+	health, ready := FreePort(t), FreePort(t)
+	corefile := strings.NewReplacer(
+		".:1053 {", ".:0 {",
+		"127.0.0.1:9153", "127.0.0.1:0",
+		"127.0.0.1:8080", health,
+		"127.0.0.1:8181", ready,
+		"/etc/resolv.conf", blackhole,
+	).Replace(string(body))
+
+	i, udp, tcp, err := CoreDNSServerAndPorts(corefile)
+	if err != nil {
+		t.Fatalf("Could not start Corefile.example: %v", err)
+	}
+	defer i.Stop()
+
+	for _, tc := range []struct{ net, addr string }{{"udp", udp}, {"tcp", tcp}} {
+		c := &dns.Client{Net: tc.net}
+		m := new(dns.Msg).SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+		r, _, err := c.Exchange(m, tc.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.net, err)
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.96.0.1" {
+			t.Errorf("%s: Expected kubernetes.default.svc.cluster.local A 10.96.0.1, got %v", tc.net, r)
+		}
+	}
+
+	// An external name the forwarder cannot reach fails fast with SERVFAIL rather than hanging.
+	start := time.Now()
+	m := new(dns.Msg).SetQuestion("www.example.org.", dns.TypeA)
+	r, _, err := (&dns.Client{Timeout: 10 * time.Second}).Exchange(m, udp)
+	if err != nil {
+		t.Fatalf("External name: %v", err)
+	}
+	if took := time.Since(start); r.Rcode != dns.RcodeServerFailure || took > 2500*time.Millisecond {
+		t.Errorf("Expected SERVFAIL within 2.5s for an unreachable upstream, got %s after %s", dns.RcodeToString[r.Rcode], took)
+	}
+
+	mfs := ctest.Scrape("http://" + metrics.ListenAddr + "/metrics")
+	if v, _ := ctest.MetricValue("coredns_dns_requests_total", mfs); v == "" {
+		t.Errorf("Expected coredns_dns_requests_total at %s", metrics.ListenAddr)
+	}
+	for _, u := range []string{"http://" + health + "/health", "http://" + ready + "/ready"} {
+		if body := httpGet(t, u); body != "OK" {
+			t.Errorf("Expected OK from %s, got %q", u, body)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	var last error
+	for range 50 { // ready reports OK once every plugin is ready; allow it a moment
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+			last = err
+		} else {
+			last = err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("GET %s: %v", url, last)
+	return ""
+}
+
+// Blackhole returns the address of a UDP and TCP server on loopback that reads queries and never
+// answers, closed when the test ends.
+func Blackhole(t testing.TB) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close(); ln.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// FreePort returns a loopback address with a port that was free a moment ago.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,121 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+)
+
+// TestReadme starts every ~~~ corefile block of the READMEs, and Corefile.example, so the
+// documentation cannot drift from what the plugins accept. Listen addresses are moved to
+// ephemeral ports so the test runs beside `make run`.
+func TestReadme(t *testing.T) {
+	t.Chdir("..") // the examples use paths relative to the repository root, as `make run` does
+	readmes, _ := filepath.Glob("plugin/*/README.md")
+	readmes = append([]string{"README.md"}, readmes...)
+
+	caddy.Quiet, dnsserver.Quiet = true, true
+	defer func(p string) { dnsserver.Port = p }(dnsserver.Port)
+	dnsserver.Port = "0"
+
+	for _, readme := range readmes {
+		if err := sectionsFromReadme(readme); err != nil {
+			t.Error(err)
+		}
+		blocks, err := corefilesFromReadme(readme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range blocks {
+			t.Run(fmt.Sprintf("%s#%d", readme, i), func(t *testing.T) { startCorefile(t, b) })
+		}
+	}
+	example, err := os.ReadFile("Corefile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Corefile.example", func(t *testing.T) { startCorefile(t, string(example)) })
+}
+
+func startCorefile(t *testing.T, corefile string) {
+	t.Helper()
+	i, err := CoreDNSServer(EphemeralPorts(corefile))
+	if err != nil {
+		t.Fatalf("Failed to start:\n%s\nerror: %v", corefile, err)
+	}
+	i.Stop()
+	i.ShutdownCallbacks()
+}
+
+var (
+	serverKeyPort = regexp.MustCompile(`(?m)^(\S[^{\n]*?):\d+(\s*\{)`)
+	listenerPort  = regexp.MustCompile(`(?m)^(\s*(?:prometheus|health|ready|pprof)\s+\S*?):\d+\b`)
+)
+
+// EphemeralPorts rewrites the server block ports and the prometheus, health, ready and pprof
+// listen ports of corefile to 0.
+func EphemeralPorts(corefile string) string {
+	corefile = serverKeyPort.ReplaceAllString(corefile, "$1:0$2")
+	return listenerPort.ReplaceAllString(corefile, "$1:0")
+}
+
+// corefilesFromReadme returns the ~~~ corefile (or ``` corefile) blocks of a README.
+func corefilesFromReadme(readme string) ([]string, error) {
+	f, err := os.Open(readme)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+
+	var blocks []string
+	var cur strings.Builder
+	in := false
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		switch {
+		case line == "~~~ corefile" || line == "``` corefile":
+			in = true
+		case in && (line == "~~~" || line == "```"):
+			blocks = append(blocks, cur.String())
+			cur.Reset()
+			in = false
+		case in:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return blocks, s.Err()
+}
+
+// sectionsFromReadme checks that a README has CoreDNS's mandatory sections in order: Name,
+// Description, Syntax and Examples; and no "Also See".
+func sectionsFromReadme(readme string) error {
+	f, err := os.Open(readme)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	want := []string{"## Name", "## Description", "## Syntax", "## Examples"}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		if strings.HasPrefix(line, "## Also See") {
+			return fmt.Errorf("%s: use %q instead of %q", readme, "See Also", "Also See")
+		}
+		if len(want) > 0 && strings.HasPrefix(line, want[0]) {
+			want = want[1:]
+		}
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("%s: sections incomplete or out of order, missing %v: want Name, Description, Syntax and Examples", readme, want)
+	}
+	return s.Err()
+}
