@@ -17,6 +17,10 @@ module=github.com/raceguard/raceguard
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
 cd "$root"
+mkdir -p "$root/.build"
+exec 9>"$root/.build/lock"
+flock 9 # one build at a time: make test and a test binary may both ask for one
+
 version=$(go list -m -f '{{.Version}}' github.com/coredns/coredns)
 src=$(go mod download -json "github.com/coredns/coredns@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$src" ] || { echo "build-coredns: CoreDNS $version is not in the module cache" >&2; exit 1; }
@@ -26,7 +30,6 @@ build=$root/.build/coredns-$version
 stamp="$version $(sha256sum "$0" | cut -c1-16)"
 if [ "$(cat "$build/.raceguard-stamp" 2>/dev/null)" != "$stamp" ]; then
 	rm -rf "$build"
-	mkdir -p "$root/.build"
 	cp -r "$src" "$build"
 	chmod -R u+w "$build"
 	awk -v rg="raceguard:$module" -v co="collapse:$module/plugin/collapse" '

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// lookupNames are the rows' names: one outside the cluster, a service in the pod's own namespace,
+// and a service in another namespace.
+var lookupNames = []struct{ label, name string }{
+	{"an external name (example.org)", "example.org"},
+	{"a short service name (web)", "web"},
+	{"a service in another namespace (api.shop)", "api.shop"},
+}
+
+func labRows(bin string) ([]row, error) {
+	l, err := lab.New(bin)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+
+	type result struct {
+		perLookup map[lab.Libc][]float64 // queries the server saw, per lookupNames entry
+		stalled   map[lab.Libc][2]int    // lookups ≥1 s, lookups
+		p99       map[lab.Libc]time.Duration
+		drops     map[lab.Libc]int
+	}
+	measure := func(corefile string) (result, error) {
+		res := result{perLookup: map[lab.Libc][]float64{}, stalled: map[lab.Libc][2]int{}, p99: map[lab.Libc]time.Duration{}, drops: map[lab.Libc]int{}}
+		if err := l.StartDNS(corefile); err != nil {
+			return res, err
+		}
+		if err := l.SetFault(lab.FaultOff, 0); err != nil {
+			return res, err
+		}
+		rc := lab.DefaultResolvConf()
+		for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+			for _, n := range lookupNames {
+				const repeat = 3
+				before, err := l.Counters()
+				if err != nil {
+					return res, err
+				}
+				if _, err := l.Lookup(libc, lab.Unspec, rc, 1, slices.Repeat([]string{n.name}, repeat)...); err != nil {
+					return res, err
+				}
+				after, err := l.Counters()
+				if err != nil {
+					return res, err
+				}
+				res.perLookup[libc] = append(res.perLookup[libc], float64(after.Sub(before).ServerUDP)/repeat)
+			}
+		}
+		if err := l.SetFault(lab.FaultSecond, *dropPercent); err != nil {
+			return res, err
+		}
+		for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+			before, err := l.Counters()
+			if err != nil {
+				return res, err
+			}
+			rs, err := l.Lookup(libc, lab.Unspec, rc, *workers, slices.Repeat([]string{"example.org"}, *lookups)...)
+			if err != nil {
+				return res, err
+			}
+			after, err := l.Counters()
+			if err != nil {
+				return res, err
+			}
+			var slow int
+			var times []time.Duration
+			for _, r := range rs {
+				times = append(times, r.Elapsed)
+				if r.Elapsed >= time.Second {
+					slow++
+				}
+			}
+			slices.Sort(times)
+			res.stalled[libc] = [2]int{slow, len(rs)}
+			res.p99[libc] = times[len(times)*99/100]
+			res.drops[libc] = after.Sub(before).FaultDrops
+		}
+		return res, l.SetFault(lab.FaultOff, 0)
+	}
+
+	stock, err := measure(lab.StockCorefile)
+	if err != nil {
+		return nil, err
+	}
+	rg, err := measure(lab.RaceguardCorefile)
+	if err != nil {
+		return nil, err
+	}
+
+	var rows []row
+	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+		for i, n := range lookupNames {
+			s, r := stock.perLookup[libc][i], rg.perLookup[libc][i]
+			rows = append(rows, row{fmt.Sprintf("Queries the server sees per %s lookup of %s", libc, n.label),
+				fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", r), fmt.Sprintf("%+.0f", r-s)})
+		}
+	}
+	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+		s, r := stock.stalled[libc], rg.stalled[libc]
+		rows = append(rows,
+			row{fmt.Sprintf("%s lookups of example.org stalled ≥1 s, %d %% emulated pair drop", libc, *dropPercent),
+				fmt.Sprintf("%d / %d (%.1f %%)", s[0], s[1], 100*frac(s[0], s[1])),
+				fmt.Sprintf("%d / %d (%.1f %%)", r[0], r[1], 100*frac(r[0], r[1])), ""},
+			row{fmt.Sprintf("%s lookup p99 under that drop (packets dropped)", libc),
+				fmt.Sprintf("%s (%d)", stock.p99[libc].Round(time.Millisecond), stock.drops[libc]),
+				fmt.Sprintf("%s (%d)", rg.p99[libc].Round(time.Millisecond), rg.drops[libc]), ""})
+	}
+	return rows, nil
+}

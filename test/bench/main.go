@@ -1,0 +1,112 @@
+// Command bench measures stock CoreDNS against the raceguard build side by side, in one run, on
+// this machine, and prints a markdown table. `make bench` runs it; the README carries its latest
+// output.
+//
+// Both columns use the same custom CoreDNS binary: "stock" runs a Corefile without the raceguard
+// directives (with stock autopath where the row is about autopath), "raceguard" the same Corefile
+// with them. Throughput rows run dnsperf on loopback, alternating the two servers round by round;
+// the lookup rows run real glibc and musl clients in the network-namespace lab (root only).
+// Absolute timings on a shared 2-core machine are noisy: compare the columns, not runs.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+var (
+	corednsFlag = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
+	seconds     = flag.Int("seconds", 10, "length of each dnsperf run")
+	rounds      = flag.Int("rounds", 3, "interleaved dnsperf rounds per server")
+	lookups     = flag.Int("lookups", 400, "lookups per C library in the stall row")
+	workers     = flag.Int("workers", 32, "client processes in the stall row")
+	dropPercent = flag.Int("drop", 5, "emulated pair drop, percent")
+)
+
+// row is one line of the table.
+type row struct {
+	measure, stock, raceguard, compare string
+}
+
+func main() {
+	flag.Parse()
+	bin := *corednsFlag
+	if bin == "" {
+		var err error
+		if bin, err = lab.RepoPath("coredns"); err != nil {
+			fail(err)
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		fail(fmt.Errorf("%v (run make coredns)", err))
+	}
+	dir, err := os.MkdirTemp("", "raceguard-bench-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+
+	var rows []row
+	var notes []string
+	if _, err := exec.LookPath("dnsperf"); err != nil {
+		notes = append(notes, "dnsperf rows skipped: dnsperf not installed (apt-get install dnsperf)")
+	} else {
+		r, err := throughputRows(bin, dir)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
+	}
+	if err := lab.Available(); err != nil {
+		notes = append(notes, "lab rows skipped: "+err.Error())
+	} else {
+		r, err := labRows(bin)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
+	}
+	printTable(rows, notes)
+}
+
+func printTable(rows []row, notes []string) {
+	fmt.Printf("`make bench`, %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
+	fmt.Println("| Measure | Stock CoreDNS | raceguard | raceguard vs stock |")
+	fmt.Println("|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %s | %s | %s |\n", r.measure, r.stock, r.raceguard, r.compare)
+	}
+	for _, n := range notes {
+		fmt.Printf("\n%s\n", n)
+	}
+}
+
+// machine describes where the numbers come from.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel := "?"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%d × %s, Linux %s, %s", runtime.NumCPU(), model, kernel, runtime.Version())
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}

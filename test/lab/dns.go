@@ -1,0 +1,256 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// StockCorefile is a kube-dns-like CoreDNS without raceguard: cache, the sample cluster zone and a
+// forwarder to the upstream. It is a text/template over CorefileData.
+const StockCorefile = `.:{{.Port}} {
+    errors
+    prometheus {{.Metrics}}
+    cache 30
+    file {{.ClusterZone}} cluster.local
+    forward . {{.Upstream}}
+}
+`
+
+// RaceguardCorefile is StockCorefile with both raceguard directives at their defaults and the
+// lab's node domain listed for search completion.
+const RaceguardCorefile = `.:{{.Port}} {
+    errors
+    prometheus {{.Metrics}}
+    raceguard {
+        node_search ` + NodeDomain + `
+    }
+    cache 30
+    collapse
+    file {{.ClusterZone}} cluster.local
+    forward . {{.Upstream}}
+}
+`
+
+// CorefileData is what a Corefile template can refer to.
+type CorefileData struct {
+	Port        string // DNS port
+	Metrics     string // prometheus listen address
+	Upstream    string // the upstream's host:port
+	ClusterZone string // absolute path of the sample cluster.local zone file
+	ResolvConf  string // absolute path of a resolv.conf like the lab client's (for stock autopath)
+	Server      int    // 1 or 2 in the lab
+}
+
+// Render executes the Corefile template corefile with d, filling ClusterZone and ResolvConf
+// (written into dir) when empty.
+func Render(corefile string, d CorefileData, dir string) (string, error) {
+	tmpl, err := template.New("Corefile").Parse(corefile)
+	if err != nil {
+		return "", err
+	}
+	if d.ClusterZone == "" {
+		if d.ClusterZone, err = RepoPath("zones/cluster.local.db"); err != nil {
+			return "", err
+		}
+	}
+	if d.ResolvConf == "" {
+		d.ResolvConf = filepath.Join(dir, "resolv.conf")
+		if err := os.WriteFile(d.ResolvConf, []byte(DefaultResolvConf().String()), 0o644); err != nil {
+			return "", err
+		}
+	}
+	var buf bytes.Buffer
+	err = tmpl.Execute(&buf, d)
+	return buf.String(), err
+}
+
+// Process is a CoreDNS server process.
+type Process struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// StartProcess runs the CoreDNS binary bin on the Corefile text corefile, inside namespace ns
+// (or the caller's when empty), keeping its files in dir under name. It returns once the server
+// answers a query at probe (host:port), or fails with its log.
+func StartProcess(ns, bin, dir, name, corefile, probe string) (*Process, error) {
+	conf := filepath.Join(dir, name+".Corefile")
+	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-conf", conf)
+	if ns != "" {
+		// ip execs CoreDNS in place, so the pid stays CoreDNS's.
+		cmd = exec.Command("ip", "netns", "exec", ns, bin, "-conf", conf)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &Process{cmd: cmd, log: logf.Name(), done: make(chan struct{})}
+	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	m := new(dns.Msg).SetQuestion("ready.lab.", dns.TypeA)
+	for {
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited: %s", name, p.Log())
+		default:
+		}
+		if _, err := Exchange(ns, "udp", probe, m, 200*time.Millisecond); err == nil {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return nil, fmt.Errorf("%s did not answer at %s within 20s: %s", name, probe, p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Log returns what the process has logged so far.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// Pid returns the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func (p *Process) Stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// StartDNS (re)starts CoreDNS in both DNS server namespaces from corefile, a text/template over
+// CorefileData (Port 53, Metrics :9153), and waits until both answer.
+func (l *Lab) StartDNS(corefile string) error {
+	l.StopDNS()
+	l.serversMu.Lock()
+	defer l.serversMu.Unlock()
+	for i, ns := range l.DNS {
+		text, err := Render(corefile, CorefileData{Port: "53", Metrics: ":9153", Upstream: l.Up.Addr, Server: i + 1}, l.dir)
+		if err != nil {
+			return err
+		}
+		if l.servers[i], err = StartProcess(ns, l.coredns, l.dir, fmt.Sprintf("dns%d", i+1), text, DNSIPs[i]+":53"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DNSLog returns what server i has logged so far.
+func (l *Lab) DNSLog(i int) string {
+	l.serversMu.Lock()
+	defer l.serversMu.Unlock()
+	if l.servers[i] == nil {
+		return ""
+	}
+	return l.servers[i].Log()
+}
+
+// StopDNS stops the DNS servers, if running.
+func (l *Lab) StopDNS() {
+	l.serversMu.Lock()
+	defer l.serversMu.Unlock()
+	for i, s := range l.servers {
+		if s != nil {
+			s.Stop()
+			l.servers[i] = nil
+		}
+	}
+}
+
+// Exchange sends m over network ("udp" or "tcp") to addr from a socket in namespace ns (the
+// caller's own when empty).
+func Exchange(ns, network, addr string, m *dns.Msg, timeout time.Duration) (*dns.Msg, error) {
+	var conn net.Conn
+	err := Do(ns, func() (err error) {
+		conn, err = net.DialTimeout(network, addr, timeout)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	c := &dns.Client{Net: network, Timeout: timeout}
+	r, _, err := c.ExchangeWithConn(m, &dns.Conn{Conn: conn})
+	return r, err
+}
+
+// Scrape returns the Prometheus text exposition of DNS server i (its prometheus plugin on :9153).
+func (l *Lab) Scrape(i int) (string, error) {
+	return ScrapeURL(l.Node, "http://"+DNSIPs[i]+":9153/metrics")
+}
+
+// ScrapeURL fetches url from a socket in namespace ns (the caller's own when empty).
+func ScrapeURL(ns, url string) (string, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(_ context.Context, network, addr string) (conn net.Conn, err error) {
+			err = Do(ns, func() (err error) {
+				conn, err = net.DialTimeout(network, addr, 5*time.Second)
+				return err
+			})
+			return conn, err
+		},
+	}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+// RepoPath returns the absolute path of rel inside the raceguard repository, found by walking up
+// from the working directory to its go.mod.
+func RepoPath(rel string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(string(b), "module github.com/raceguard/raceguard\n") {
+			return filepath.Join(dir, rel), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("lab: not inside the raceguard repository")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,132 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// nodeRuleset is the node's nftables: kube-proxy's ClusterIP DNAT (the nft flavour of its
+// "statistic --mode random" rules), counters for queries the client sent and queries delivered to
+// a DNS server, and an empty chain for the fault rule.
+//
+// Hook priorities: sent (-300) runs before conntrack (-200) and sees every packet; fault (-150)
+// runs after conntrack, so "ct original packets" is known, and before DNAT (-100).
+const nodeRuleset = `
+table ip kube {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr ` + ClusterIP + ` meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod 2 map { 0 : 10.32.0.6, 1 : 10.32.0.7 }
+	}
+}
+table inet lab {
+	counter client_udp {}
+	counter client_tcp {}
+	counter server_udp {}
+	counter fault_drops {}
+	chain sent {
+		type filter hook prerouting priority -300; policy accept;
+		iifname "c0" ip daddr ` + ClusterIP + ` udp dport 53 counter name "client_udp"
+		iifname "c0" ip daddr ` + ClusterIP + ` tcp dport 53 tcp flags & (syn | ack) == syn counter name "client_tcp"
+	}
+	chain fault {
+		type filter hook prerouting priority -150; policy accept;
+	}
+	chain delivered {
+		type filter hook forward priority 0; policy accept;
+		iifname "c0" udp dport 53 counter name "server_udp"
+	}
+}
+`
+
+func (l *Lab) nftInit() error {
+	_, err := runInput(nodeRuleset, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
+	return err
+}
+
+// Fault selects which client packets the node drops.
+type Fault int
+
+const (
+	// FaultOff drops nothing.
+	FaultOff Fault = iota
+	// FaultSecond drops the second packet of each client UDP flow to port 53: the AAAA of a
+	// parallel A+AAAA pair sent from one socket. Deterministic, but it also drops the second query
+	// of a sequential (single-request) lookup, which cannot race in reality.
+	FaultSecond
+	// FaultParallel drops the second packet only while the first is unanswered, that is when the
+	// two were really in flight together, as the conntrack race needs. It only hits reliably when
+	// the server takes a millisecond or more to answer.
+	FaultParallel
+)
+
+// SetFault makes the node drop, at the given percentage, the packets fault selects.
+func (l *Lab) SetFault(f Fault, percent int) error {
+	rule := `iifname "c0" udp dport 53 ct direction original ct original packets 2`
+	switch f {
+	case FaultOff:
+		rule = ""
+	case FaultSecond:
+	case FaultParallel:
+		rule += " ct status ! seen-reply"
+	default:
+		return fmt.Errorf("unknown fault %d", f)
+	}
+	if rule != "" && percent < 100 {
+		rule += fmt.Sprintf(" numgen random mod 100 < %d", percent)
+	}
+	script := "flush chain inet lab fault\n"
+	if rule != "" {
+		script += "add rule inet lab fault " + rule + ` counter name "fault_drops" drop` + "\n"
+	}
+	_, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
+	return err
+}
+
+// Counters are the node's packet counts since the lab was built.
+type Counters struct {
+	ClientUDP  int // UDP queries the client sent to the ClusterIP
+	ClientTCP  int // TCP connections the client opened to the ClusterIP
+	ServerUDP  int // UDP queries delivered to a DNS server
+	FaultDrops int // packets the fault rule dropped
+}
+
+// Sub returns c - o, the counts between two readings.
+func (c Counters) Sub(o Counters) Counters {
+	return Counters{c.ClientUDP - o.ClientUDP, c.ClientTCP - o.ClientTCP, c.ServerUDP - o.ServerUDP, c.FaultDrops - o.FaultDrops}
+}
+
+// Counters reads the node's counters.
+func (l *Lab) Counters() (Counters, error) {
+	out, err := nsExec(l.Node, "nft", "-j", "list", "counters", "table", "inet", "lab")
+	if err != nil {
+		return Counters{}, err
+	}
+	var doc struct {
+		Nftables []struct {
+			Counter *struct {
+				Name    string `json:"name"`
+				Packets int    `json:"packets"`
+			} `json:"counter"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return Counters{}, fmt.Errorf("nft counters: %w", err)
+	}
+	var c Counters
+	for _, o := range doc.Nftables {
+		if o.Counter == nil {
+			continue
+		}
+		switch o.Counter.Name {
+		case "client_udp":
+			c.ClientUDP = o.Counter.Packets
+		case "client_tcp":
+			c.ClientTCP = o.Counter.Packets
+		case "server_udp":
+			c.ServerUDP = o.Counter.Packets
+		case "fault_drops":
+			c.FaultDrops = o.Counter.Packets
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,139 @@
+package lab
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns/coredns/plugin/file"
+
+	"github.com/miekg/dns"
+)
+
+//go:embed external.db
+var externalZone string
+
+// Upstream is the lab's "internet": an authoritative server for a root zone (external.db), run
+// in-process with CoreDNS's own file plugin on sockets inside the upstream namespace. It answers
+// after a configurable delay and counts what it is asked.
+type Upstream struct {
+	Addr string // host:port inside the lab
+
+	delay   atomic.Int64 // time.Duration before each answer
+	servers []*dns.Server
+
+	mu     sync.Mutex
+	counts map[string]int // "name/TYPE" (lower-case name) -> queries; protected by mu
+}
+
+// StartUpstream serves external.db on addr (port 0 picks one), with its sockets made in namespace
+// ns, or in the caller's own when ns is empty.
+func StartUpstream(ns, addr string) (*Upstream, error) {
+	z, err := file.Parse(strings.NewReader(externalZone), ".", "external.db", 0)
+	if err != nil {
+		return nil, fmt.Errorf("upstream zone: %w", err)
+	}
+	f := file.File{Zones: file.Zones{Z: map[string]*file.Zone{".": z}, Names: []string{"."}}}
+	u := &Upstream{Addr: addr, counts: map[string]int{}}
+
+	var pc net.PacketConn
+	var ln net.Listener
+	err = Do(ns, func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			return err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream listen: %w", err)
+	}
+	u.Addr = pc.LocalAddr().String()
+
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		if len(r.Question) == 1 {
+			q := r.Question[0]
+			u.mu.Lock()
+			u.counts[strings.ToLower(q.Name)+"/"+dns.TypeToString[q.Qtype]]++
+			u.mu.Unlock()
+		}
+		if d := time.Duration(u.delay.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		rcode, _ := f.ServeDNS(context.Background(), w, r)
+		if rcode != dns.RcodeSuccess && rcode != dns.RcodeNameError && !wrote(rcode) {
+			m := new(dns.Msg)
+			m.SetRcode(r, rcode)
+			w.WriteMsg(m)
+		}
+	})
+	started := make(chan error, 2)
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
+		s.NotifyStartedFunc = func() { started <- nil }
+		u.servers = append(u.servers, s)
+		go func() {
+			if err := s.ActivateAndServe(); err != nil {
+				started <- err
+			}
+		}()
+	}
+	for range 2 {
+		if err := <-started; err != nil {
+			u.Close()
+			return nil, fmt.Errorf("upstream serve: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// wrote reports whether a plugin rcode means the reply was already written (plugin.ClientWrite).
+func wrote(rcode int) bool {
+	switch rcode {
+	case dns.RcodeServerFailure, dns.RcodeRefused, dns.RcodeFormatError, dns.RcodeNotImplemented:
+		return false
+	}
+	return true
+}
+
+// SetDelay makes the upstream wait d before each answer.
+func (u *Upstream) SetDelay(d time.Duration) { u.delay.Store(int64(d)) }
+
+// Queries returns how many queries for name (any case) and type the upstream has received.
+func (u *Upstream) Queries(name string, qtype uint16) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.counts[strings.ToLower(dns.Fqdn(name))+"/"+dns.TypeToString[qtype]]
+}
+
+// Total returns how many queries the upstream has received in all.
+func (u *Upstream) Total() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, c := range u.counts {
+		n += c
+	}
+	return n
+}
+
+// Reset forgets the counts.
+func (u *Upstream) Reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	clear(u.counts)
+}
+
+// Close stops the upstream's servers.
+func (u *Upstream) Close() {
+	for _, s := range u.servers {
+		s.Shutdown()
+	}
+}
