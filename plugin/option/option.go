@@ -77,15 +77,26 @@ func Domains(option string, args []string) ([]string, error) {
 // almost any bytes in a name; a search or cluster domain with a '!' in it is a typo, not a zone.
 func Domain(option, s string) (string, error) {
 	fq := dns.Fqdn(s)
-	if _, ok := dns.IsDomainName(fq); !ok || fq == "." || len(fq) > 254 {
+	if fq == "." || !hostName(fq) {
 		return "", fmt.Errorf("%s: invalid value %q: want a domain name", option, s)
+	}
+	return strings.ToLower(fq), nil
+}
+
+// hostName reports whether fq, a fully qualified name, is the root or has only host-style labels.
+func hostName(fq string) bool {
+	if fq == "." {
+		return true
+	}
+	if _, ok := dns.IsDomainName(fq); !ok || len(fq) > 254 {
+		return false
 	}
 	for _, label := range strings.Split(fq[:len(fq)-1], ".") {
 		if len(label) == 0 || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
-			return "", fmt.Errorf("%s: invalid value %q: want a domain name", option, s)
+			return false
 		}
 	}
-	return strings.ToLower(fq), nil
+	return true
 }
 
 // Count returns the error for an option given the wrong number of arguments.
@@ -120,7 +131,7 @@ func Zones(directive string, args []string) ([]string, error) {
 			return nil, fmt.Errorf("%s: invalid zone %q", directive, a)
 		}
 		for _, h := range hosts {
-			if _, ok := dns.IsDomainName(h); !ok {
+			if !hostName(h) {
 				return nil, fmt.Errorf("%s: invalid zone %q", directive, a)
 			}
 		}

@@ -1,0 +1,45 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/coredns/coredns/core/dnsserver"
+
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// TestDirectiveOrder checks that the in-process servers run the plugin chain of the real build:
+// the directive list hack/build-coredns.sh generated from plugin.cfg, when there is a build.
+func TestDirectiveOrder(t *testing.T) {
+	i, a, c := slices.Index(dnsserver.Directives, "raceguard"), slices.Index(dnsserver.Directives, "autopath"), slices.Index(dnsserver.Directives, "acl")
+	if i < 0 || i+1 != a || a >= c {
+		t.Errorf("Expected raceguard just before autopath, before acl; got %v", dnsserver.Directives)
+	}
+	if i := slices.Index(dnsserver.Directives, "collapse"); i < 1 || dnsserver.Directives[i-1] != "cache" {
+		t.Errorf("Expected collapse just after cache; got %v", dnsserver.Directives)
+	}
+
+	root, err := lab.RepoPath(".build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := filepath.Glob(filepath.Join(root, "coredns-*", "core", "dnsserver", "zdirectives.go"))
+	if len(gen) == 0 {
+		t.Skip("No CoreDNS build to compare with (make coredns)")
+	}
+	src, err := os.ReadFile(gen[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*"([a-z0-9_]+)",$`).FindAllStringSubmatch(string(src), -1) {
+		built = append(built, m[1])
+	}
+	if !slices.Equal(built, dnsserver.Directives) {
+		t.Errorf("Directive order differs from the build's %s:\nbuild: %v\ntests: %v", gen[0], built, dnsserver.Directives)
+	}
+}
