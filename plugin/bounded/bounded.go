@@ -1,0 +1,137 @@
+// Package bounded provides the capped, expiring, sharded map behind every raceguard table: the
+// search walks in flight and remembered, the queries being coalesced, the DNS fingerprints.
+//
+// A Map never holds more than its capacity. Entries carry an expiry and are dropped when a read
+// finds them expired or when a full shard is swept to make room; when a shard is still full after
+// the sweep, Put refuses the entry and the caller falls back to plain pass-through and counts the
+// overflow. Shards keep one busy key from serialising the rest.
+package bounded
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const shardCount = 64
+
+// Map is a capped map from K to V whose entries expire. The zero value is not usable; call New.
+type Map[K comparable, V any] struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [shardCount]shard[K, V]
+	nowFunc  func() time.Time
+}
+
+type shard[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]entry[V] // protected by mu
+}
+
+type entry[V any] struct {
+	v       V
+	expires time.Time
+}
+
+// New returns a Map that holds at most capacity entries (rounded up to a multiple of 64).
+func New[K comparable, V any](capacity int) *Map[K, V] {
+	m := &Map[K, V]{seed: maphash.MakeSeed(), perShard: max(1, (capacity+shardCount-1)/shardCount), nowFunc: time.Now}
+	for i := range m.shards {
+		m.shards[i].m = make(map[K]entry[V])
+	}
+	return m
+}
+
+func (m *Map[K, V]) shard(k K) *shard[K, V] {
+	return &m.shards[maphash.Comparable(m.seed, k)%shardCount]
+}
+
+// Get returns the live value for k.
+func (m *Map[K, V]) Get(k K) (V, bool) {
+	s := m.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	if !e.expires.After(m.nowFunc()) {
+		delete(s.m, k)
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// Put stores v for k until ttl from now, replacing any value. It returns false, storing nothing,
+// when k is new and its shard is full of live entries.
+func (m *Map[K, V]) Put(k K, v V, ttl time.Duration) bool {
+	_, ok := m.Update(k, ttl, func(V, bool) V { return v })
+	return ok
+}
+
+// Update stores f(old, found) for k until ttl from now, under the shard's lock, and returns the
+// stored value. found is false when k had no live value. It returns false, storing nothing, when
+// k is new and its shard is full of live entries.
+func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) (V, bool) {
+	s := m.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := m.nowFunc()
+	e, found := s.m[k]
+	if found && !e.expires.After(now) {
+		found = false
+	}
+	if !found && len(s.m) >= m.perShard {
+		for key, old := range s.m {
+			if !old.expires.After(now) {
+				delete(s.m, key)
+			}
+		}
+		if len(s.m) >= m.perShard {
+			var zero V
+			return zero, false
+		}
+	}
+	if !found {
+		var zero V
+		e.v = zero
+	}
+	v := f(e.v, found)
+	s.m[k] = entry[V]{v: v, expires: now.Add(ttl)}
+	return v, true
+}
+
+// Delete removes k.
+func (m *Map[K, V]) Delete(k K) {
+	s := m.shard(k)
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+// DeleteIf removes k if its value satisfies f, under the shard's lock.
+func (m *Map[K, V]) DeleteIf(k K, f func(V) bool) {
+	s := m.shard(k)
+	s.mu.Lock()
+	if e, ok := s.m[k]; ok && f(e.v) {
+		delete(s.m, k)
+	}
+	s.mu.Unlock()
+}
+
+// Len returns the number of entries held, expired ones not yet dropped included.
+func (m *Map[K, V]) Len() int {
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Cap returns the most entries the map holds.
+func (m *Map[K, V]) Cap() int { return m.perShard * shardCount }

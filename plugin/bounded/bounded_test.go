@@ -1,0 +1,106 @@
+package bounded
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGetPutExpire(t *testing.T) {
+	m := New[string, int](64)
+	now := time.Unix(1000, 0)
+	m.nowFunc = func() time.Time { return now }
+
+	if !m.Put("a", 1, time.Second) {
+		t.Fatal("Expected Put to succeed")
+	}
+	if v, ok := m.Get("a"); !ok || v != 1 {
+		t.Errorf("Expected 1, got %d, %v", v, ok)
+	}
+	now = now.Add(time.Second)
+	if _, ok := m.Get("a"); ok {
+		t.Error("Expected the entry to have expired")
+	}
+	if m.Len() != 0 {
+		t.Errorf("Expected an expired entry to be dropped on read, Len %d", m.Len())
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	m := New[int, int](128) // 2 per shard
+	now := time.Unix(1000, 0)
+	m.nowFunc = func() time.Time { return now }
+
+	stored, refused := 0, 0
+	for i := range 10000 {
+		if m.Put(i, i, time.Minute) {
+			stored++
+		} else {
+			refused++
+		}
+	}
+	if stored != m.Cap() || m.Len() != m.Cap() || refused != 10000-m.Cap() {
+		t.Errorf("Expected exactly %d stored, got stored %d, refused %d, Len %d", m.Cap(), stored, refused, m.Len())
+	}
+	// Replacing a live key never needs room: key 0 was stored first, before its shard filled.
+	if !m.Put(0, 42, time.Minute) {
+		t.Error("Expected replacing a live key in a full shard to succeed")
+	}
+	if v, _ := m.Get(0); v != 42 {
+		t.Errorf("Expected the replacement 42, got %d", v)
+	}
+	// Once the entries expire, a full shard is swept and takes new ones.
+	now = now.Add(2 * time.Minute)
+	for i := range 10000 {
+		m.Put(100000+i, i, time.Minute)
+	}
+	if m.Len() != m.Cap() {
+		t.Errorf("Expected the sweep to keep the map at its cap %d, Len %d", m.Cap(), m.Len())
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	m := New[string, []int](64)
+	for i := range 3 {
+		v, ok := m.Update("k", time.Minute, func(old []int, found bool) []int {
+			if found != (i > 0) {
+				t.Errorf("Update %d: Expected found %v", i, i > 0)
+			}
+			return append(old, i)
+		})
+		if !ok || len(v) != i+1 {
+			t.Errorf("Update %d: Expected %d values, got %v, %v", i, i+1, v, ok)
+		}
+	}
+	m.DeleteIf("k", func(v []int) bool { return len(v) == 2 })
+	if _, ok := m.Get("k"); !ok {
+		t.Error("Expected DeleteIf to keep a value that does not match")
+	}
+	m.DeleteIf("k", func(v []int) bool { return len(v) == 3 })
+	if _, ok := m.Get("k"); ok {
+		t.Error("Expected DeleteIf to remove a value that matches")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	m := New[int, int](1024)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				k := (g*5000 + i) % 3000
+				m.Put(k, i, time.Minute)
+				m.Get(k)
+				if i%7 == 0 {
+					m.Delete(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if m.Len() > m.Cap() {
+		t.Errorf("Expected at most %d entries, got %d", m.Cap(), m.Len())
+	}
+}
