@@ -26,6 +26,8 @@ type searchConfig struct {
 	domains []string
 	// clusterDomains are the Kubernetes cluster domains (searchInfer).
 	clusterDomains []string
+	// parallel tries the names of a walk beyond the first domain's own hierarchy at once.
+	parallel bool
 }
 
 // conntrackConfig is the parsed conntrack, interval, window and node options.
@@ -49,6 +51,7 @@ func New() *RaceGuard {
 			mode:           searchInfer,
 			file:           defaultResolvConf,
 			clusterDomains: []string{"cluster.local."},
+			parallel:       true,
 		},
 		siblingPrefetch: true,
 		conntrack: conntrackConfig{

@@ -8,8 +8,11 @@ server-side search-path completion, prefetching the sibling address type, and DN
 fingerprints of lost packets correlated with the node's conntrack counters. The companion
 collapse directive (package plugin/collapse) sits just after cache and joins identical misses.
 
-In this version the directive parses its Corefile block and passes every query on unchanged;
-the README says which mechanisms are active.
+ServeDNS looks at A and AAAA queries in its zones: a name left from an earlier walk of the same
+client is answered from memory or passed on untouched; a search expansion (searchpath.Expand over
+the configured Source) is completed by the searchpath.Walker; everything else passes on
+unchanged. The mechanisms live in their own packages under plugin/; this package parses the
+Corefile and wires them.
 */
 package raceguard
 
@@ -17,8 +20,10 @@ import (
 	"context"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/searchpath"
 )
 
 // pluginName is the directive's name, used for registration, errors, logs and metrics.
@@ -32,11 +37,41 @@ type RaceGuard struct {
 	search          searchConfig
 	siblingPrefetch bool
 	conntrack       conntrackConfig
+
+	source searchpath.Source      // nil: no search completion
+	walker *searchpath.Walker     // set with source
+	node   *searchpath.NodeSearch // the node's search domains, for search infer
 }
 
 // ServeDNS implements the plugin.Handler interface.
 func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if rg.source == nil || !completable(r) {
+		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
+	}
+	state := request.Request{W: w, Req: r}
+	if plugin.Zones(rg.Zones).Matches(state.Name()) == "" {
+		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
+	}
+	rcode, err, handled, pass := rg.walker.Remembered(ctx, w, r)
+	if handled {
+		return rcode, err
+	}
+	if !pass {
+		if walk, ok := searchpath.Expand(state.Name(), rg.source.List(state)); ok {
+			return rg.walker.ServeDNS(ctx, w, r, walk)
+		}
+	}
 	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
+}
+
+// completable reports whether r is a query search completion may act on: one IN question for A
+// or AAAA, the two types getaddrinfo asks. Other types pass on untouched.
+func completable(r *dns.Msg) bool {
+	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+		return false
+	}
+	q := r.Question[0]
+	return q.Qclass == dns.ClassINET && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA)
 }
 
 // Name implements the Handler interface.

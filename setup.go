@@ -8,9 +8,11 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/autopath"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/option"
+	"github.com/raceguard/raceguard/plugin/searchpath"
 )
 
 func init() { plugin.Register(pluginName, setup) }
@@ -20,11 +22,74 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	rg.build()
+
+	if rg.search.mode == searchPlugin {
+		// As autopath does: the other plugins of the block exist once the server starts.
+		c.OnStartup(func() error {
+			h := dnsserver.GetConfig(c).Handler(rg.search.plugin)
+			if h == nil {
+				return plugin.Error(pluginName, fmt.Errorf("search: @%s: no such plugin in this server block", rg.search.plugin))
+			}
+			ap, ok := h.(autopath.AutoPather)
+			if !ok {
+				return plugin.Error(pluginName, fmt.Errorf("search: @%s does not implement the AutoPather interface", rg.search.plugin))
+			}
+			rg.source = searchpath.Func(ap.AutoPath)
+			return nil
+		})
+	}
+	c.OnStartup(rg.OnStartup)
+	c.OnShutdown(rg.OnShutdown)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rg.Next = next
+		if rg.walker != nil {
+			rg.walker.Next = next
+		}
 		return rg
 	})
+	return nil
+}
+
+// build makes the mechanisms the parsed options ask for. It starts nothing.
+func (rg *RaceGuard) build() {
+	switch rg.search.mode {
+	case searchOff:
+		return
+	case searchInfer:
+		switch {
+		case rg.search.file != "":
+			rg.node = searchpath.NewNodeSearchFile(rg.search.file)
+		default:
+			rg.node = searchpath.NewNodeSearch(rg.search.domains)
+		}
+		rg.source = searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
+	case searchFixed:
+		rg.source = searchpath.Fixed(rg.search.domains)
+	case searchPlugin:
+		// set in OnStartup
+	}
+	rg.walker = searchpath.New(nil, searchpath.DefaultPairs, searchpath.DefaultMemory)
+	rg.walker.Parallel = rg.search.parallel
+}
+
+// OnStartup starts the plugin's background work.
+func (rg *RaceGuard) OnStartup() error {
+	if rg.node != nil {
+		rg.node.Start()
+	}
+	return nil
+}
+
+// OnShutdown stops what OnStartup started and releases the tables.
+func (rg *RaceGuard) OnShutdown() error {
+	if rg.node != nil {
+		rg.node.Stop()
+	}
+	if rg.walker != nil {
+		rg.walker.Close()
+	}
 	return nil
 }
 
@@ -34,6 +99,7 @@ func setup(c *caddy.Controller) error {
 //	    search infer | @PLUGIN | RESOLV-CONF | DOMAIN... | off
 //	    cluster_domain DOMAIN...
 //	    node_search RESOLV-CONF | DOMAIN... | none
+//	    parallel_walk on | off
 //	    sibling_prefetch on | off
 //	    conntrack netlink | procfs [PATH] | off
 //	    interval DURATION
@@ -84,6 +150,8 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 		rg.search.clusterDomains, err = option.Domains(name, args)
 	case "node_search":
 		return rg.search.parseNodeSearch(name, args)
+	case "parallel_walk":
+		rg.search.parallel, err = option.Bool(name, args)
 	case "sibling_prefetch":
 		rg.siblingPrefetch, err = option.Bool(name, args)
 	case "conntrack":
@@ -108,6 +176,9 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 
 // check validates the options of one block against each other.
 func (rg *RaceGuard) check(seen map[string]bool) error {
+	if rg.search.mode == searchOff && seen["parallel_walk"] {
+		return fmt.Errorf("parallel_walk: does not apply to 'search off'")
+	}
 	if rg.search.mode != searchInfer {
 		for _, o := range []string{"cluster_domain", "node_search"} {
 			if seen[o] {

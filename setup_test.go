@@ -33,7 +33,7 @@ func TestSetup(t *testing.T) {
 			cluster_domain Cluster.Local example.cluster
 			node_search corp.example.com lab.internal.
 		}`, func(t *testing.T, rg *RaceGuard) {
-			want := searchConfig{mode: searchInfer, clusterDomains: []string{"cluster.local.", "example.cluster."}, domains: []string{"corp.example.com.", "lab.internal."}}
+			want := searchConfig{mode: searchInfer, clusterDomains: []string{"cluster.local.", "example.cluster."}, domains: []string{"corp.example.com.", "lab.internal."}, parallel: true}
 			if !reflect.DeepEqual(rg.search, want) {
 				t.Errorf("Expected %+v, got %+v", want, rg.search)
 			}
@@ -63,6 +63,11 @@ func TestSetup(t *testing.T) {
 			want := []string{"a.example.org.", "b.example.org."}
 			if rg.search.mode != searchFixed || !reflect.DeepEqual(rg.search.domains, want) {
 				t.Errorf("Expected fixed %v, got %+v", want, rg.search)
+			}
+		}},
+		{"sequential walks", "raceguard {\n parallel_walk off\n}", func(t *testing.T, rg *RaceGuard) {
+			if rg.search.parallel {
+				t.Error("Expected parallel_walk off")
 			}
 		}},
 		{"search off", "raceguard {\n search off\n}", func(t *testing.T, rg *RaceGuard) {
@@ -130,6 +135,8 @@ func TestSetupErrors(t *testing.T) {
 		{"raceguard {\n node_search /nonexistent/resolv.conf\n}", prefix + `Testfile:2 - Error during parsing: node_search: cannot read "/nonexistent/resolv.conf": open /nonexistent/resolv.conf: no such file or directory`},
 		{"raceguard {\n node_search testdata/resolv.conf lab.internal\n}", prefix + `Testfile:2 - Error during parsing: node_search: invalid value "testdata/resolv.conf lab.internal": want a single resolv.conf path`},
 		{"raceguard {\n node_search lab_internal!\n}", prefix + `Testfile:2 - Error during parsing: node_search: invalid value "lab_internal!": want a domain name`},
+		{"raceguard {\n parallel_walk maybe\n}", prefix + `Testfile:2 - Error during parsing: parallel_walk: invalid value "maybe": want 'on' or 'off'`},
+		{"raceguard {\n search off\n parallel_walk on\n}", prefix + "Testfile:4 - Error during parsing: parallel_walk: does not apply to 'search off'"},
 		{"raceguard {\n sibling_prefetch\n}", prefix + "Testfile:2 - Error during parsing: sibling_prefetch: missing value"},
 		{"raceguard {\n sibling_prefetch yes\n}", prefix + `Testfile:2 - Error during parsing: sibling_prefetch: invalid value "yes": want 'on' or 'off'`},
 		{"raceguard {\n sibling_prefetch on off\n}", prefix + `Testfile:2 - Error during parsing: sibling_prefetch: want 1 value(s), got 2: "on off"`},

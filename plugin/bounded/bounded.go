@@ -17,6 +17,7 @@ const shardCount = 64
 
 // Map is a capped map from K to V whose entries expire. The zero value is not usable; call New.
 type Map[K comparable, V any] struct {
+	name     string // the table label of its metrics; empty for none
 	seed     maphash.Seed
 	perShard int
 	shards   [shardCount]shard[K, V]
@@ -40,6 +41,22 @@ func New[K comparable, V any](capacity int) *Map[K, V] {
 		m.shards[i].m = make(map[K]entry[V])
 	}
 	return m
+}
+
+// NewNamed returns a Map like New whose occupancy and overflows are exported under the table
+// label name until Close.
+func NewNamed[K comparable, V any](name string, capacity int) *Map[K, V] {
+	m := New[K, V](capacity)
+	m.name = name
+	register(name, m)
+	return m
+}
+
+// Close stops exporting the map's metrics. Its entries stay readable.
+func (m *Map[K, V]) Close() {
+	if m.name != "" {
+		unregister(m.name, m)
+	}
 }
 
 func (m *Map[K, V]) shard(k K) *shard[K, V] {
@@ -90,6 +107,9 @@ func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) 
 			}
 		}
 		if len(s.m) >= m.perShard {
+			if m.name != "" {
+				overflows.WithLabelValues(m.name).Inc()
+			}
 			var zero V
 			return zero, false
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin/file"
+	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
 )
@@ -68,6 +69,8 @@ func StartUpstream(ns, addr string) (*Upstream, error) {
 		if d := time.Duration(u.delay.Load()); d > 0 {
 			time.Sleep(d)
 		}
+		// As CoreDNS's server does: compress and truncate each reply to the client's size.
+		w = request.NewScrubWriter(r, w)
 		rcode, _ := f.ServeDNS(context.Background(), w, r)
 		if rcode != dns.RcodeSuccess && rcode != dns.RcodeNameError && !wrote(rcode) {
 			m := new(dns.Msg)

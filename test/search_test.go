@@ -1,0 +1,191 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/metrics"
+
+	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// searchServer starts CoreDNS in-process with raceguard completing the lab's search list, the
+// sample cluster zone, and a forwarder to an in-process upstream serving the lab's external zone.
+func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream) {
+	t.Helper()
+	up, err := lab.StartUpstream("", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	zone, err := lab.RepoPath("zones/cluster.local.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	corefile := `.:0 {
+    prometheus localhost:0
+    raceguard {
+        node_search lab.internal
+        ` + extra + `
+    }
+    cache 30
+    collapse
+    file ` + zone + ` cluster.local
+    forward . ` + up.Addr + `
+}`
+	i, udp, tcp, err := CoreDNSServerAndPorts(corefile)
+	if err != nil {
+		t.Fatalf("Could not start CoreDNS: %v", err)
+	}
+	t.Cleanup(func() { i.Stop() })
+	return udp, tcp, up
+}
+
+// exchange sends one query and checks the reply echoes its ID and exact question.
+func exchange(t *testing.T, network, addr, name string, qtype uint16, edns uint16, do bool) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg).SetQuestion(name, qtype)
+	if edns > 0 {
+		m.SetEdns0(edns, do)
+	}
+	c := &dns.Client{Net: network, Timeout: 5 * time.Second, UDPSize: 65535}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", network, name, dns.TypeToString[qtype], err)
+	}
+	if r.Id != m.Id || len(r.Question) != 1 || r.Question[0] != m.Question[0] {
+		t.Errorf("%s %s: Expected ID %d and question %v echoed, got ID %d and %v", network, name, m.Id, m.Question, r.Id, r.Question)
+	}
+	return r
+}
+
+func metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	text, err := lab.ScrapeURL("", "http://"+metrics.ListenAddr+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab.ParseMetrics(text).Sum(name, labels)
+}
+
+func TestSearchCompletion(t *testing.T) {
+	udp, tcp, up := searchServer(t, "")
+
+	// Success: a CNAME from the exact asked name to the name the client would have found.
+	const q = "ExAmPlE.oRg.DeFaUlT.sVc.cLuStEr.LoCaL."
+	for _, network := range []string{"udp", "tcp"} {
+		addr := map[string]string{"udp": udp, "tcp": tcp}[network]
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			r := exchange(t, network, addr, q, qt, 1232, false)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+				t.Fatalf("%s %s: Expected CNAME and address, got %v", network, dns.TypeToString[qt], r)
+			}
+			if c, ok := r.Answer[0].(*dns.CNAME); !ok || c.Hdr.Name != q || c.Target != "example.org." {
+				t.Errorf("Expected CNAME %s -> example.org. first, got %v", q, r.Answer[0])
+			}
+			if o := r.IsEdns0(); o == nil || o.UDPSize() != 1232 || o.Do() {
+				t.Errorf("Expected the client's own OPT (1232, no DO), got %v", o)
+			}
+		}
+	}
+	if n := up.Queries("example.org.", dns.TypeA); n != 1 {
+		t.Errorf("Expected the upstream asked example.org. A once (then cache), got %d", n)
+	}
+
+	// Another namespace's service, found at the second name.
+	r := exchange(t, "udp", udp, "api.shop.default.svc.cluster.local.", dns.TypeA, 0, false)
+	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "api.shop.svc.cluster.local." || r.IsEdns0() != nil {
+		t.Errorf("Expected CNAME to api.shop.svc.cluster.local. and no OPT for a client without EDNS, got %v", r)
+	}
+
+	// Exhausted: the first name's NXDOMAIN with the exact question (stock autopath lower-cases
+	// its suffix here); the client's own later tries are answered from memory.
+	before := up.Total()
+	r = exchange(t, "udp", udp, "NoSuCh.ExAmPlE.oRg.DeFaUlT.sVc.ClUsTeR.lOcAl.", dns.TypeA, 1232, false)
+	if r.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected NXDOMAIN, got %v", r)
+	}
+	walked := up.Total() - before
+	remembered := metric(t, "coredns_raceguard_search_remembered_total", nil)
+	for _, name := range []string{"nosuch.example.org.SVC.cluster.local.", "nosuch.example.org.cluster.local.", "nosuch.example.org.lab.internal.", "NOSUCH.example.org."} {
+		if r := exchange(t, "udp", udp, name, dns.TypeA, 1232, false); r.Rcode != dns.RcodeNameError {
+			t.Errorf("Expected NXDOMAIN for %s, got %v", name, r)
+		}
+	}
+	if got := metric(t, "coredns_raceguard_search_remembered_total", nil) - remembered; got != 4 {
+		t.Errorf("Expected 4 answers from memory, got %v", got)
+	}
+	if up.Total()-before != walked {
+		t.Errorf("Expected no upstream query for the remembered names, got %d", up.Total()-before-walked)
+	}
+
+	// Truncation follows the client: a big answer is cut for a 512-byte UDP client and whole over TCP.
+	const big = "big.example.com.default.svc.cluster.local."
+	if r := exchange(t, "udp", udp, big, dns.TypeA, 0, false); !r.Truncated || wireLen(r) > 512 {
+		t.Errorf("Expected a truncated reply of at most 512 bytes over UDP without EDNS, got TC=%v, %d bytes", r.Truncated, wireLen(r))
+	}
+	if r := exchange(t, "tcp", tcp, big, dns.TypeA, 0, false); r.Truncated || len(r.Answer) != 41 {
+		t.Errorf("Expected the whole answer (CNAME + 40 A) over TCP, got TC=%v, %d records", r.Truncated, len(r.Answer))
+	}
+	if r := exchange(t, "udp", udp, big, dns.TypeA, 4096, true); r.Truncated || len(r.Answer) != 41 || !r.IsEdns0().Do() {
+		t.Errorf("Expected the whole answer with DO echoed for a 4096-byte EDNS client, got TC=%v, %d records", r.Truncated, len(r.Answer))
+	}
+
+	// One-label names are answered as asked; names outside the search list pass through.
+	if r := exchange(t, "udp", udp, "Web.default.svc.cluster.local.", dns.TypeA, 0, false); len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.96.12.34" {
+		t.Errorf("Expected web.default A as asked, got %v", r)
+	}
+	if r := exchange(t, "udp", udp, "gateway.default.svc.cluster.local.", dns.TypeA, 0, false); r.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected a one-label base never completed (NXDOMAIN), got %v", r)
+	}
+
+	if got := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "answered"}); got < 3 {
+		t.Errorf("Expected answered walks counted, got %v", got)
+	}
+	if got := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "exhausted"}); got != 1 {
+		t.Errorf("Expected one exhausted walk, got %v", got)
+	}
+	if got := metric(t, "coredns_raceguard_search_queries_saved_total", nil); got < 8 {
+		t.Errorf("Expected saved queries counted, got %v", got)
+	}
+}
+
+func TestSearchErrorPath(t *testing.T) {
+	blackhole := Blackhole(t)
+	zone, err := lab.RepoPath("zones/cluster.local.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything outside cluster.local goes to a server that never answers.
+	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+    raceguard {
+        node_search none
+    }
+    file ` + zone + ` cluster.local
+    forward . ` + blackhole + ` {
+        read_timeout 200ms
+        max_connect_attempts 1
+    }
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Stop()
+	// The walk fails at example.org.: the client gets its first name's NXDOMAIN and walks on
+	// itself, to meet the same failure it would have met without raceguard.
+	r := exchange(t, "udp", udp, "Example.Org.Default.Svc.Cluster.Local.", dns.TypeA, 1232, false)
+	if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+		t.Errorf("Expected the first name's NXDOMAIN, got %v", r)
+	}
+	if r := exchange(t, "udp", udp, "Example.Org.", dns.TypeA, 1232, false); r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("Expected the client's own try of example.org. to fail, got %v", r)
+	}
+}
+
+// wireLen is the size of m on the wire, compressed as servers send it.
+func wireLen(m *dns.Msg) int {
+	c := m.Copy()
+	c.Compress = true
+	return c.Len()
+}
