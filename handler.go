@@ -9,7 +9,7 @@ fingerprints of lost packets correlated with the node's conntrack counters. The 
 collapse directive (package plugin/collapse) sits just after cache and joins identical misses.
 
 ServeDNS looks at A and AAAA queries in its zones: a name left from an earlier walk of the same
-client is answered from memory or passed on untouched; a search expansion (searchpath.Expand over
+client is answered from memory or passed on untouched; a search expansion (searchpath.Plan over
 the configured Source) is completed by the searchpath.Walker; everything else passes on
 unchanged. The mechanisms live in their own packages under plugin/; this package parses the
 Corefile and wires them.
@@ -18,6 +18,7 @@ package raceguard
 
 import (
 	"context"
+	"strings"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/request"
@@ -44,24 +45,38 @@ type RaceGuard struct {
 }
 
 // ServeDNS implements the plugin.Handler interface.
+//
+// Every query of the server passes here, cache hits included, so the path of a query that is not
+// completed allocates nothing: the name is lower-cased only if it has upper case, the zones are
+// matched by suffix, and the walk memory is skipped while it is empty.
 func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if rg.source == nil || !completable(r) {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
-	state := request.Request{W: w, Req: r}
-	if plugin.Zones(rg.Zones).Matches(state.Name()) == "" {
+	name := strings.ToLower(r.Question[0].Name)
+	if !inZones(name, rg.Zones) {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
-	rcode, err, handled, pass := rg.walker.Remembered(ctx, w, r)
+	rcode, err, handled, pass := rg.walker.Remembered(ctx, w, r, name)
 	if handled {
 		return rcode, err
 	}
 	if !pass {
-		if walk, ok := searchpath.Expand(state.Name(), rg.source.List(state)); ok {
+		if walk, ok := searchpath.Plan(rg.source, name, request.Request{W: w, Req: r}); ok {
 			return rg.walker.ServeDNS(ctx, w, r, walk)
 		}
 	}
 	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
+}
+
+// inZones reports whether name (lower-cased, fully qualified) is one of zones or below one.
+func inZones(name string, zones []string) bool {
+	for _, z := range zones {
+		if z == "." || name == z || strings.HasSuffix(name, z) && name[len(name)-len(z)-1] == '.' {
+			return true
+		}
+	}
+	return false
 }
 
 // completable reports whether r is a query search completion may act on: one IN question for A

@@ -140,6 +140,15 @@ func TestSearchCompletion(t *testing.T) {
 		t.Errorf("Expected a one-label base never completed (NXDOMAIN), got %v", r)
 	}
 
+	// A later try of a longer name, seen by a server that never saw its first try: the inferred
+	// namespace "cnn" does not exist, so it is answered as asked, never completed to the
+	// www.example.org. that a pod looking up "www.example.org.cnn" must not get.
+	for _, tail := range []string{"www.example.org.cnn.svc.cluster.local.", "api.shop.cnn.svc.cluster.local."} {
+		if r := exchange(t, "udp", udp, tail, dns.TypeA, 0, false); r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+			t.Errorf("Expected %s answered as asked (NXDOMAIN), got %v", tail, r)
+		}
+	}
+
 	if got := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "answered"}); got < 3 {
 		t.Errorf("Expected answered walks counted, got %v", got)
 	}

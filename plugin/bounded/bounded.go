@@ -10,6 +10,7 @@ package bounded
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,7 +18,8 @@ const shardCount = 64
 
 // Map is a capped map from K to V whose entries expire. The zero value is not usable; call New.
 type Map[K comparable, V any] struct {
-	name     string // the table label of its metrics; empty for none
+	live     atomic.Int64 // entries held, expired ones not yet dropped included
+	name     string       // the table label of its metrics; empty for none
 	seed     maphash.Seed
 	perShard int
 	shards   [shardCount]shard[K, V]
@@ -75,11 +77,16 @@ func (m *Map[K, V]) Get(k K) (V, bool) {
 	}
 	if !e.expires.After(m.nowFunc()) {
 		delete(s.m, k)
+		m.live.Add(-1)
 		var zero V
 		return zero, false
 	}
 	return e.v, true
 }
+
+// Empty reports whether the map holds nothing, without taking a lock: the cheap test a hot path
+// makes before it builds a key.
+func (m *Map[K, V]) Empty() bool { return m.live.Load() == 0 }
 
 // Put stores v for k until ttl from now, replacing any value. It returns false, storing nothing,
 // when k is new and its shard is full of live entries.
@@ -104,6 +111,7 @@ func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) 
 		for key, old := range s.m {
 			if !old.expires.After(now) {
 				delete(s.m, key)
+				m.live.Add(-1)
 			}
 		}
 		if len(s.m) >= m.perShard {
@@ -119,16 +127,16 @@ func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) 
 		e.v = zero
 	}
 	v := f(e.v, found)
+	if _, held := s.m[k]; !held {
+		m.live.Add(1)
+	}
 	s.m[k] = entry[V]{v: v, expires: now.Add(ttl)}
 	return v, true
 }
 
 // Delete removes k.
 func (m *Map[K, V]) Delete(k K) {
-	s := m.shard(k)
-	s.mu.Lock()
-	delete(s.m, k)
-	s.mu.Unlock()
+	m.DeleteIf(k, func(V) bool { return true })
 }
 
 // DeleteIf removes k if its value satisfies f, under the shard's lock.
@@ -137,6 +145,7 @@ func (m *Map[K, V]) DeleteIf(k K, f func(V) bool) {
 	s.mu.Lock()
 	if e, ok := s.m[k]; ok && f(e.v) {
 		delete(s.m, k)
+		m.live.Add(-1)
 	}
 	s.mu.Unlock()
 }

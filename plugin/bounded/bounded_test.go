@@ -104,3 +104,24 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("Expected at most %d entries, got %d", m.Cap(), m.Len())
 	}
 }
+
+func TestEmpty(t *testing.T) {
+	m := New[string, int](64)
+	now := time.Unix(1000, 0)
+	m.nowFunc = func() time.Time { return now }
+	if !m.Empty() {
+		t.Error("Expected a new map empty")
+	}
+	m.Put("a", 1, time.Second)
+	m.Put("a", 2, time.Second)
+	m.Put("b", 1, time.Second)
+	if m.Empty() || m.live.Load() != 2 {
+		t.Errorf("Expected 2 live entries, got %d", m.live.Load())
+	}
+	m.Delete("b")
+	now = now.Add(time.Second)
+	m.Get("a")
+	if !m.Empty() {
+		t.Errorf("Expected empty after a delete and an expiry, got %d live", m.live.Load())
+	}
+}

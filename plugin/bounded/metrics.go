@@ -26,6 +26,9 @@ var (
 		"Most entries raceguard tables can hold, summed over server blocks.", []string{"table"}, nil)
 )
 
+// Overflows returns the overflow counter of table, for tests.
+func Overflows(table string) prometheus.Counter { return overflows.WithLabelValues(table) }
+
 // sized is what the collector needs of a Map.
 type sized interface {
 	Len() int

@@ -1,16 +1,20 @@
 package searchpath
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// pairKey identifies one lookup's walk: everything that can change its answers.
+// pairKey identifies one lookup's walk: everything that can change its answers. A Walker serves
+// one server block, so the server and view are the same for all its keys.
 type pairKey struct {
-	client, name, server, view string
-	do, cd, tcp                bool
+	client      netip.Addr
+	name        string
+	do, cd, tcp bool
 }
 
 // shared is a walk in flight or just done. res is written once, before done is closed, and only
@@ -46,8 +50,9 @@ func (wk *Walker) join(key pairKey) (*shared, bool) {
 
 // memKey identifies a name one client will ask next, with the flags that change its answer.
 type memKey struct {
-	client, name, server, view string
-	do, cd                     bool
+	client netip.Addr
+	name   string
+	do, cd bool
 }
 
 // remembered is what a walk knows of a name a client will try next: its A and AAAA NXDOMAINs,
@@ -72,7 +77,7 @@ func (wk *Walker) remember(key pairKey, res *result) {
 			e.msg = [2]*dns.Msg{res.tried[i][0].msg, res.tried[i][1].msg}
 			ttl = min(negativeTTL(e.msg[0]), negativeTTL(e.msg[1]))
 		}
-		wk.memory.Put(memKey{client: key.client, name: res.names[i], server: key.server, view: key.view, do: key.do, cd: key.cd}, e, ttl)
+		wk.memory.Put(memKey{client: key.client, name: res.names[i], do: key.do, cd: key.cd}, e, ttl)
 	}
 }
 
@@ -87,4 +92,26 @@ func negativeTTL(m *dns.Msg) time.Duration {
 		}
 	}
 	return max(minRememberTTL, min(ttl, maxRememberTTL))
+}
+
+// clientAddr returns the client's address without the allocations of formatting and parsing it.
+func clientAddr(w dns.ResponseWriter) netip.Addr {
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case nil:
+		return netip.Addr{}
+	}
+	ap, _ := netip.ParseAddrPort(w.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// flags returns the query's DO and CD bits.
+func flags(r *dns.Msg) (do, cd bool) {
+	if o := r.IsEdns0(); o != nil {
+		do = o.Do()
+	}
+	return do, r.CheckingDisabled
 }

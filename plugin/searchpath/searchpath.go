@@ -44,11 +44,11 @@ package searchpath
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
-	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/bounded"
@@ -94,19 +94,20 @@ func (wk *Walker) Close() {
 	wk.memory.Close()
 }
 
-// Remembered answers an A or AAAA query from what an earlier walk left for this client. handled
-// is false when the query is not remembered; pass is true when the name is the tail of a walk the
-// client continues itself: the caller must send it down the chain as it is, never complete it.
-func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (rcode int, err error, handled, pass bool) {
-	state := request.Request{W: w, Req: r}
-	e, ok := wk.memory.Get(memKey{
-		client: state.IP(), name: state.Name(), server: metrics.WithServer(ctx), view: metrics.WithView(ctx),
-		do: state.Do(), cd: r.CheckingDisabled,
-	})
+// Remembered answers an A or AAAA query for name (lower-cased) from what an earlier walk left for
+// this client. handled is false when the query is not remembered; pass is true when the name is
+// the tail of a walk the client continues itself: the caller must send it down the chain as it
+// is, never complete it.
+func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (rcode int, err error, handled, pass bool) {
+	if wk.memory.Empty() {
+		return 0, nil, false, false
+	}
+	do, cd := flags(r)
+	e, ok := wk.memory.Get(memKey{client: clientAddr(w), name: name, do: do, cd: cd})
 	if !ok {
 		return 0, nil, false, false
 	}
-	t := typeIndex(state.QType())
+	t := typeIndex(r.Question[0].Qtype)
 	if e.msg[t] == nil {
 		return 0, nil, false, true
 	}
@@ -119,14 +120,12 @@ func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	return m.Rcode, nil, true, false
 }
 
-// ServeDNS completes the walk of an A or AAAA query r.
+// ServeDNS completes walk, the walk of an A or AAAA query r.
 func (wk *Walker) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) (int, error) {
-	state := request.Request{W: w, Req: r}
 	server := metrics.WithServer(ctx)
-	key := pairKey{
-		client: state.IP(), name: state.Name(), server: server, view: metrics.WithView(ctx),
-		do: state.Do(), cd: r.CheckingDisabled, tcp: state.Proto() == "tcp",
-	}
+	do, cd := flags(r)
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	key := pairKey{client: clientAddr(w), name: walk.Names[0], do: do, cd: cd, tcp: tcp}
 
 	sh, leader := wk.join(key)
 	if leader {

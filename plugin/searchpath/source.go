@@ -10,9 +10,11 @@ import (
 
 // A Source returns the search list a client used for a query: its domains, fully qualified and
 // lower-cased, in the client's order. The list must not include the name itself, which every
-// walk tries last. A nil list means the query is not one the source can complete.
+// walk tries last. A nil list means the query is not one the source can complete. name is the
+// query name, lower-cased; it runs for every A and AAAA query, so it should not allocate for the
+// names it refuses.
 type Source interface {
-	List(state request.Request) []string
+	List(name string, state request.Request) []string
 }
 
 // Walk is one query's search walk: the names the client tries, in order.
@@ -22,6 +24,22 @@ type Walk struct {
 	// (<ns>.svc.cluster.local, svc.cluster.local, cluster.local): the plugins of this server
 	// answer those quickly, so they are tried in order before the rest is tried at once.
 	Local int
+	// Verify, when set, is a name that must exist (not be NXDOMAIN) for the walk to be
+	// completed: the inferred namespace's own name.
+	Verify string
+}
+
+// Plan returns the walk of the query for name (lower-cased) through src's search list, if it is
+// one.
+func Plan(src Source, name string, state request.Request) (Walk, bool) {
+	list := src.List(name, state)
+	w, ok := Expand(name, list)
+	if ok {
+		if _, inferred := src.(Infer); inferred {
+			w.Verify = list[0]
+		}
+	}
+	return w, ok
 }
 
 // Expand returns the walk of qname (lower-cased, fully qualified) through list, if qname is a
@@ -63,14 +81,18 @@ func Expand(qname string, list []string) (Walk, bool) {
 type Fixed []string
 
 // List implements Source.
-func (f Fixed) List(request.Request) []string { return f }
+func (f Fixed) List(string, request.Request) []string { return f }
 
 // Func adapts another plugin's per-client search list (autopath's AutoPath, e.g. the kubernetes
 // plugin's) to a Source. Such a list ends with "" for the name itself, which is dropped here.
 type Func func(request.Request) []string
 
-// List implements Source.
-func (f Func) List(state request.Request) []string {
+// List implements Source. A name of fewer than three labels cannot be a two-label base below a
+// search domain, so the other plugin is not asked.
+func (f Func) List(name string, state request.Request) []string {
+	if strings.Count(name, ".") < 3 {
+		return nil
+	}
 	l := f(state)
 	if n := len(l); n > 0 && l[n-1] == "" {
 		l = l[:n-1]
@@ -83,14 +105,20 @@ func (f Func) List(state request.Request) []string {
 // ClusterFirst search list is <namespace>.svc.<cluster domain>, svc.<cluster domain>,
 // <cluster domain>, and then the node's own search domains. It needs no pod watch, so it works
 // behind SNAT and NodeLocal DNSCache and for hostNetwork pods.
+//
+// The same bytes can also be a later try of a longer name (www.example.com.cnn tries
+// www.example.com.cnn.svc.cluster.local second), which a server that did not see the first try
+// cannot tell apart; completing it would answer with the wrong name. Plan therefore makes an
+// inferred walk verify that <namespace>.svc.<cluster domain> exists (the kubernetes plugin
+// answers a namespace's name with NODATA, a name that is no namespace with NXDOMAIN) before it
+// completes anything; Expand's one-label rule covers the two-label names.
 type Infer struct {
 	ClusterDomains []string // fully qualified, lower-cased
 	Node           *NodeSearch
 }
 
 // List implements Source.
-func (in Infer) List(state request.Request) []string {
-	qname := state.Name()
+func (in Infer) List(qname string, _ request.Request) []string {
 	for _, cd := range in.ClusterDomains {
 		// qname = <base>.<ns>.svc.<cd>; find the <ns> label just before "svc.<cd>".
 		if len(qname) <= len(cd)+5 || !strings.HasSuffix(qname, cd) || qname[len(qname)-len(cd)-5:len(qname)-len(cd)] != ".svc." {
@@ -98,8 +126,10 @@ func (in Infer) List(state request.Request) []string {
 		}
 		rest := qname[:len(qname)-len(cd)-5] // <base>.<ns>
 		dot := strings.LastIndexByte(rest, '.')
-		if dot <= 0 {
-			return nil // no base: a namespace itself, not a search expansion
+		if dot <= 0 || strings.IndexByte(rest[:dot], '.') < 0 {
+			// No base (a namespace itself), or a one-label base, which Expand refuses: say so
+			// before building anything, as most queries of a cluster are one-label service names.
+			return nil
 		}
 		svc := "svc." + cd
 		list := []string{rest[dot+1:] + "." + svc, svc, cd}

@@ -2,6 +2,7 @@ package searchpath
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/plugin/test"
@@ -52,14 +53,15 @@ func TestInfer(t *testing.T) {
 	}{
 		{"Example.Org.Shop.Svc.Cluster.Local.", []string{"shop.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal."}},
 		{"x.y.ns.svc.corp.cluster.", []string{"ns.svc.corp.cluster.", "svc.corp.cluster.", "corp.cluster.", "lab.internal."}},
-		{"shop.svc.cluster.local.", nil}, // a namespace, no base
+		{"shop.svc.cluster.local.", nil},        // a namespace, no base
+		{"web.default.svc.cluster.local.", nil}, // a one-label base, refused before any work
 		{"svc.cluster.local.", nil},
 		{"x.pod.cluster.local.", nil},
 		{"example.org.", nil},
 	}
 	for _, tc := range tests {
 		m := new(dns.Msg).SetQuestion(tc.qname, dns.TypeA)
-		got := in.List(request.Request{W: &test.ResponseWriter{}, Req: m})
+		got := in.List(strings.ToLower(tc.qname), request.Request{W: &test.ResponseWriter{}, Req: m})
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("Infer(%q): Expected %v, got %v", tc.qname, tc.want, got)
 		}
@@ -68,10 +70,13 @@ func TestInfer(t *testing.T) {
 
 func TestFunc(t *testing.T) {
 	f := Func(func(request.Request) []string { return []string{"a.", "b.", ""} })
-	if got := f.List(request.Request{}); !reflect.DeepEqual(got, []string{"a.", "b."}) {
+	if got := f.List("x.y.a.", request.Request{}); !reflect.DeepEqual(got, []string{"a.", "b."}) {
 		t.Errorf("Expected the sentinel dropped, got %v", got)
 	}
-	if got := Func(func(request.Request) []string { return nil }).List(request.Request{}); got != nil {
+	if got := f.List("y.a.", request.Request{}); got != nil {
+		t.Errorf("Expected no list for a name too short to be completed, got %v", got)
+	}
+	if got := Func(func(request.Request) []string { return nil }).List("x.y.a.", request.Request{}); got != nil {
 		t.Errorf("Expected nil, got %v", got)
 	}
 }

@@ -81,6 +81,13 @@ func (wk *Walker) walk(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, wa
 		go func() { ch <- wk.resolvePair(ctx, w, r, walk.Names[i]) }()
 	}
 
+	// An inferred namespace is checked beside the first name, at no extra latency.
+	var verify chan answer
+	if walk.Verify != "" {
+		verify = make(chan answer, 1)
+		go func() { verify <- wk.resolve(ctx, w, r, walk.Verify, dns.TypeA) }()
+	}
+
 	for i := range n {
 		start(i)
 		if wk.Parallel && i >= walk.Local-1 {
@@ -91,6 +98,13 @@ func (wk *Walker) walk(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, wa
 		p := <-futures[i]
 		res.tried = append(res.tried, p)
 		a, b := p[0].class(), p[1].class()
+		if i == 0 && verify != nil && (a == classNX && b == classNX) {
+			if v := <-verify; v.class() == classNX || v.class() == classFail {
+				// No such namespace: not a first try, but maybe another walk's later one.
+				res.outcome, res.k, res.answer = outcomeAsAsked, 0, p
+				return res
+			}
+		}
 		switch {
 		case i == 0 && (a != classNX || b != classNX):
 			res.outcome, res.k, res.answer = outcomeAsAsked, 0, p

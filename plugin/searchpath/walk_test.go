@@ -2,6 +2,7 @@ package searchpath
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,12 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raceguard/raceguard/plugin/bounded"
 )
+
+func overflowsFor(table string) prometheus.Collector { return bounded.Overflows(table) }
 
 // zone is a fake rest of the chain: answers per lower-cased name and type; every name not listed
 // is NXDOMAIN with an SOA. It counts the queries it serves.
@@ -100,7 +106,7 @@ func query(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns
 	r.SetEdns0(1232, false)
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
 	ctx := context.Background()
-	if _, _, handled, pass := wk.Remembered(ctx, rec, r); handled {
+	if _, _, handled, pass := wk.Remembered(ctx, rec, r, strings.ToLower(name)); handled {
 		return rec.Msg, rec.Rcode, nil
 	} else if pass {
 		rcode, err := wk.Next.ServeDNS(ctx, rec, r)
@@ -221,11 +227,10 @@ func TestWalkPassedThrough(t *testing.T) {
 	}
 	// The client now walks: x.y.svc is remembered as NXDOMAIN; from the failing name on, its
 	// queries go down the chain as they are: never completed, never answered from memory.
-	before := z.total()
 	m, _, _ = query(t, wk, "x.y.svc.cluster.local.", dns.TypeA, 10)
 	checkEcho(t, m, "x.y.svc.cluster.local.", 10)
-	if m.Rcode != dns.RcodeNameError || z.total() != before {
-		t.Errorf("Expected a remembered NXDOMAIN without a trip down the chain, got %v (%d new queries)", m.Rcode, z.total()-before)
+	if c := z.count("x.y.svc.cluster.local.", dns.TypeA); m.Rcode != dns.RcodeNameError || c != 1 {
+		t.Errorf("Expected a remembered NXDOMAIN without a trip down the chain, got %v (asked %d times)", m.Rcode, c)
 	}
 	_, rcode, _ = query(t, wk, "x.y.cluster.local.", dns.TypeA, 11)
 	if rcode != dns.RcodeServerFailure || z.count("x.y.cluster.local.", dns.TypeA) != 2 {
@@ -331,5 +336,56 @@ func TestWalkWaiterContext(t *testing.T) {
 	}
 	if m := <-done; m == nil || len(m.Answer) != 2 {
 		t.Errorf("Expected the leader's answer unaffected by the waiter, got %v", m)
+	}
+}
+
+func TestWalkVerify(t *testing.T) {
+	// "shop.svc.cluster.local." exists (a namespace); "cnn.svc.cluster.local." does not.
+	z := newZone("api.shop.svc.cluster.local. 30 IN A 10.96.40.2", "example.org. 300 IN A 192.0.2.10", "x.shop.svc.cluster.local. 30 IN A 10.96.40.9")
+	z.records["shop.svc.cluster.local."] = nil
+	wk := newWalker(t, z)
+	list := []string{"cnn.svc.cluster.local.", "svc.cluster.local.", "cluster.local."}
+
+	walk, _ := Expand("api.shop.cnn.svc.cluster.local.", list)
+	walk.Verify = list[0]
+	r := new(dns.Msg).SetQuestion("api.shop.cnn.svc.cluster.local.", dns.TypeA)
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	wk.ServeDNS(context.Background(), rec, r, walk)
+	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError || len(rec.Msg.Answer) != 0 {
+		t.Errorf("Expected no completion for a namespace that does not exist, got %v", rec.Msg)
+	}
+
+	list[0] = "shop.svc.cluster.local."
+	walk, _ = Expand("example.org.shop.svc.cluster.local.", list)
+	walk.Verify = list[0]
+	r = new(dns.Msg).SetQuestion("example.org.shop.svc.cluster.local.", dns.TypeA)
+	rec = dnstest.NewRecorder(&test.ResponseWriter{})
+	wk.ServeDNS(context.Background(), rec, r, walk)
+	if rec.Msg == nil || len(rec.Msg.Answer) != 2 {
+		t.Errorf("Expected completion in an existing namespace, got %v", rec.Msg)
+	}
+}
+
+func TestTablesCapped(t *testing.T) {
+	z := newZone()
+	wk := New(z, 64, 128) // tiny tables: 64 walks shared, 128 remembered names
+	defer wk.Close()
+	before := testutil.ToFloat64(overflowsFor("search_memory"))
+
+	// 2000 clients each exhaust a walk: each would leave 4 names to remember.
+	for i := range 2000 {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		w := &test.ResponseWriter{RemoteIP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
+		walk, _ := Expand(strings.ToLower(r.Question[0].Name), podList)
+		wk.ServeDNS(context.Background(), dnstest.NewRecorder(w), r, walk)
+	}
+	if n, c := wk.memory.Len(), wk.memory.Cap(); n > c || c != 128 {
+		t.Errorf("Expected at most %d remembered names, got %d", c, n)
+	}
+	if n, c := wk.pairs.Len(), wk.pairs.Cap(); n > c {
+		t.Errorf("Expected at most %d shared walks, got %d", c, n)
+	}
+	if got := testutil.ToFloat64(overflowsFor("search_memory")) - before; got < 2000*4-128 {
+		t.Errorf("Expected the refused names counted as overflows, got %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/raceguard/raceguard/test/lab"
@@ -96,7 +97,48 @@ func labRows(bin string) ([]row, error) {
 		return nil, err
 	}
 
-	var rows []row
+	// Lookups of names nobody asked before, with a 20 ms upstream: the walk's last two names go
+	// upstream, one after the other or at the same time.
+	const delay = 20 * time.Millisecond
+	cold := func(corefile string, round int) (time.Duration, error) {
+		if err := l.StartDNS(corefile); err != nil {
+			return 0, err
+		}
+		l.Up.SetDelay(delay)
+		defer l.Up.SetDelay(0)
+		names := make([]string, 40)
+		for i := range names {
+			names[i] = fmt.Sprintf("r%dn%d.wild.example.com", round, i)
+		}
+		rs, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 4, names...)
+		if err != nil {
+			return 0, err
+		}
+		var times []time.Duration
+		for _, r := range rs {
+			times = append(times, r.Elapsed)
+		}
+		slices.Sort(times)
+		return times[len(times)/2], nil
+	}
+	coldStock, err := cold(lab.StockCorefile, 1)
+	if err != nil {
+		return nil, err
+	}
+	coldRG, err := cold(lab.RaceguardCorefile, 2)
+	if err != nil {
+		return nil, err
+	}
+	coldSeq, err := cold(strings.Replace(lab.RaceguardCorefile, "node_search", "parallel_walk off\n        node_search", 1), 3)
+	if err != nil {
+		return nil, err
+	}
+
+	rows := []row{{
+		fmt.Sprintf("glibc lookup of a never-seen external name, %s upstream: median", delay),
+		coldStock.Round(100 * time.Microsecond).String(), coldRG.Round(100 * time.Microsecond).String(),
+		fmt.Sprintf("%s with parallel_walk off", coldSeq.Round(100*time.Microsecond)),
+	}}
 	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
 		for i, n := range lookupNames {
 			s, r := stock.perLookup[libc][i], rg.perLookup[libc][i]

@@ -52,6 +52,7 @@ type CorefileData struct {
 	Upstream    string // the upstream's host:port
 	ClusterZone string // absolute path of the sample cluster.local zone file
 	ResolvConf  string // absolute path of a resolv.conf like the lab client's (for stock autopath)
+	Kubeconfig  string // the fake Kubernetes API's kubeconfig, once StartKubeAPI ran
 	Server      int    // 1 or 2 in the lab
 }
 
@@ -157,7 +158,7 @@ func (l *Lab) StartDNS(corefile string) error {
 	l.serversMu.Lock()
 	defer l.serversMu.Unlock()
 	for i, ns := range l.DNS {
-		text, err := Render(corefile, CorefileData{Port: "53", Metrics: ":9153", Upstream: l.Up.Addr, Server: i + 1}, l.dir)
+		text, err := Render(corefile, CorefileData{Port: "53", Metrics: ":9153", Upstream: l.Up.Addr, Kubeconfig: l.kubeconfig, Server: i + 1}, l.dir)
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,9 @@ type Lab struct {
 	DNS                    [2]string // namespace names of dns1 and dns2
 
 	Up *Upstream
+
+	kubeconfig string // set by StartKubeAPI
+	api        io.Closer
 
 	coredns string // the custom CoreDNS binary
 	dir     string // Corefiles, logs and client binaries of this lab
@@ -161,12 +165,26 @@ func (l *Lab) build() error {
 	if err := l.nftInit(); err != nil {
 		return err
 	}
+	// The DNS servers' own resolv.conf, as a node's: the upstream, and the node's search domain.
+	for _, ns := range l.DNS {
+		dir := filepath.Join("/etc/netns", ns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+UpstreamIP+"\nsearch "+NodeDomain+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	return l.writeClientFiles(DefaultResolvConf())
 }
 
 // Close stops the servers and removes everything the lab made. It is safe to call twice.
 func (l *Lab) Close() {
 	l.StopDNS()
+	if l.api != nil {
+		l.api.Close()
+		l.api = nil
+	}
 	if l.Up != nil {
 		l.Up.Close()
 		l.Up = nil

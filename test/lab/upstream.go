@@ -27,6 +27,7 @@ type Upstream struct {
 
 	delay   atomic.Int64 // time.Duration before each answer
 	servers []*dns.Server
+	drop    atomic.Pointer[func(name string) bool] // queries never answered
 
 	mu     sync.Mutex
 	counts map[string]int // "name/TYPE" (lower-case name) -> queries; protected by mu
@@ -69,6 +70,9 @@ func StartUpstream(ns, addr string) (*Upstream, error) {
 		if d := time.Duration(u.delay.Load()); d > 0 {
 			time.Sleep(d)
 		}
+		if f := u.drop.Load(); f != nil && len(r.Question) == 1 && (*f)(strings.ToLower(r.Question[0].Name)) {
+			return // an upstream that never answers this name
+		}
 		// As CoreDNS's server does: compress and truncate each reply to the client's size.
 		w = request.NewScrubWriter(r, w)
 		rcode, _ := f.ServeDNS(context.Background(), w, r)
@@ -108,6 +112,16 @@ func wrote(rcode int) bool {
 
 // SetDelay makes the upstream wait d before each answer.
 func (u *Upstream) SetDelay(d time.Duration) { u.delay.Store(int64(d)) }
+
+// Drop makes the upstream never answer names (lower-cased, fully qualified) for which f is true;
+// nil answers everything again.
+func (u *Upstream) Drop(f func(name string) bool) {
+	if f == nil {
+		u.drop.Store(nil)
+		return
+	}
+	u.drop.Store(&f)
+}
 
 // Queries returns how many queries for name (any case) and type the upstream has received.
 func (u *Upstream) Queries(name string, qtype uint16) int {
