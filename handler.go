@@ -24,7 +24,9 @@ import (
 	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/option"
 	"github.com/raceguard/raceguard/plugin/searchpath"
+	"github.com/raceguard/raceguard/plugin/sibling"
 )
 
 // pluginName is the directive's name, used for registration, errors, logs and metrics.
@@ -42,6 +44,8 @@ type RaceGuard struct {
 	source searchpath.Source      // nil: no search completion
 	walker *searchpath.Walker     // set with source
 	node   *searchpath.NodeSearch // the node's search domains, for search infer
+
+	prefetch *sibling.Prefetcher // nil: sibling_prefetch off
 }
 
 // ServeDNS implements the plugin.Handler interface.
@@ -50,11 +54,17 @@ type RaceGuard struct {
 // completed allocates nothing: the name is lower-cased only if it has upper case, the zones are
 // matched by suffix, and the walk memory is skipped while it is empty.
 func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if rg.source == nil || !completable(r) {
+	if !addressQuery(r) {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
 	name := strings.ToLower(r.Question[0].Name)
-	if !inZones(name, rg.Zones) {
+	if !option.InZones(name, rg.Zones) {
+		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
+	}
+	if rg.prefetch != nil {
+		rg.prefetch.Seen(ctx, name, r)
+	}
+	if rg.source == nil {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
 	rcode, err, handled, pass := rg.walker.Remembered(ctx, w, r, name)
@@ -69,19 +79,16 @@ func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 }
 
-// inZones reports whether name (lower-cased, fully qualified) is one of zones or below one.
-func inZones(name string, zones []string) bool {
-	for _, z := range zones {
-		if z == "." || name == z || strings.HasSuffix(name, z) && name[len(name)-len(z)-1] == '.' {
-			return true
-		}
+// PrefetchSibling implements sibling.Trigger: collapse calls it for every miss it resolves.
+func (rg *RaceGuard) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+	if rg.prefetch != nil {
+		rg.prefetch.PrefetchSibling(ctx, w, r)
 	}
-	return false
 }
 
-// completable reports whether r is a query search completion may act on: one IN question for A
-// or AAAA, the two types getaddrinfo asks. Other types pass on untouched.
-func completable(r *dns.Msg) bool {
+// addressQuery reports whether r is a query raceguard acts on: one IN question for A or AAAA, the
+// two types getaddrinfo asks. Other types pass on untouched.
+func addressQuery(r *dns.Msg) bool {
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
 		return false
 	}

@@ -9,11 +9,15 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/autopath"
+	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/option"
 	"github.com/raceguard/raceguard/plugin/searchpath"
+	"github.com/raceguard/raceguard/plugin/sibling"
 )
+
+var log = clog.NewWithPlugin(pluginName)
 
 func init() { plugin.Register(pluginName, setup) }
 
@@ -40,12 +44,21 @@ func setup(c *caddy.Controller) error {
 		})
 	}
 	c.OnStartup(rg.OnStartup)
+	c.OnStartup(func() error {
+		if rg.prefetch != nil && dnsserver.GetConfig(c).Handler("collapse") == nil {
+			log.Infof("sibling_prefetch needs the collapse directive (after cache) in the same server block, to see cache misses: no sibling is prefetched")
+		}
+		return nil
+	})
 	c.OnShutdown(rg.OnShutdown)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rg.Next = next
 		if rg.walker != nil {
 			rg.walker.Next = next
+		}
+		if rg.prefetch != nil {
+			rg.prefetch.Next = next
 		}
 		return rg
 	})
@@ -54,6 +67,9 @@ func setup(c *caddy.Controller) error {
 
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
+	if rg.siblingPrefetch {
+		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
+	}
 	switch rg.search.mode {
 	case searchOff:
 		return
@@ -89,6 +105,9 @@ func (rg *RaceGuard) OnShutdown() error {
 	}
 	if rg.walker != nil {
 		rg.walker.Close()
+	}
+	if rg.prefetch != nil {
+		rg.prefetch.Close()
 	}
 	return nil
 }

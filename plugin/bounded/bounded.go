@@ -150,6 +150,21 @@ func (m *Map[K, V]) DeleteIf(k K, f func(V) bool) {
 	s.mu.Unlock()
 }
 
+// Range calls f for every live entry, under its shard's lock: f must not call back into the map.
+func (m *Map[K, V]) Range(f func(K, V)) {
+	now := m.nowFunc()
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.expires.After(now) {
+				f(k, e.v)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Len returns the number of entries held, expired ones not yet dropped included.
 func (m *Map[K, V]) Len() int {
 	n := 0

@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/raceguard/raceguard/plugin/option"
+	"github.com/raceguard/raceguard/plugin/sibling"
 )
 
 func init() { plugin.Register(pluginName, setup) }
@@ -17,6 +18,19 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+
+	c.OnStartup(func() error {
+		co.Start()
+		// raceguard, above cache, prefetches the sibling of every miss collapse resolves.
+		if t, ok := dnsserver.GetConfig(c).Handler("raceguard").(sibling.Trigger); ok {
+			co.trigger = t
+		}
+		return nil
+	})
+	c.OnShutdown(func() error {
+		co.Stop()
+		return nil
+	})
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		co.Next = next

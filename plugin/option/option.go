@@ -139,3 +139,14 @@ func Zones(directive string, args []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// InZones reports whether name (lower-cased, fully qualified) is one of zones or below one. It
+// runs for every query, so it compares suffixes instead of splitting labels.
+func InZones(name string, zones []string) bool {
+	for _, z := range zones {
+		if z == "." || name == z || strings.HasSuffix(name, z) && name[len(name)-len(z)-1] == '.' {
+			return true
+		}
+	}
+	return false
+}

@@ -67,3 +67,22 @@ func TestZones(t *testing.T) {
 		}
 	}
 }
+
+func TestInZones(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		zones []string
+		want  bool
+	}{
+		{"example.org.", []string{"."}, true},
+		{"a.example.org.", []string{"example.org."}, true},
+		{"example.org.", []string{"example.org."}, true},
+		{"xexample.org.", []string{"example.org."}, false},
+		{"example.net.", []string{"example.org.", "cluster.local."}, false},
+		{"a.cluster.local.", []string{"example.org.", "cluster.local."}, true},
+	} {
+		if got := InZones(tc.name, tc.zones); got != tc.want {
+			t.Errorf("InZones(%q, %v): Expected %v, got %v", tc.name, tc.zones, tc.want, got)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if err := w.WriteMsg(m); err != nil {
 		return dns.RcodeServerFailure, err, true, false
 	}
-	return m.Rcode, nil, true, false
+	return dns.RcodeSuccess, nil, true, false
 }
 
 // ServeDNS completes walk, the walk of an A or AAAA query r.
@@ -173,7 +173,8 @@ func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, r
 	if err := w.WriteMsg(m); err != nil {
 		return dns.RcodeServerFailure, err
 	}
-	return m.Rcode, nil
+	// Written: whatever the reply's rcode, the server must not write another (plugin.ClientWrite).
+	return dns.RcodeSuccess, nil
 }
 
 // typeIndex maps A to 0 and AAAA to 1.

@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/nonwriter"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/sibling"
 )
 
 // outcome is how a walk ended.
@@ -66,8 +67,8 @@ type result struct {
 
 // walk tries the names of walk in order, as a pair, and decides.
 func (wk *Walker) walk(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) *result {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the speculative tries no longer needed
+	ctx, cancel := context.WithCancel(sibling.WithoutPrefetch(ctx)) // a walk resolves both types itself
+	defer cancel()                                                  // stops the speculative tries no longer needed
 
 	n := len(walk.Names)
 	res := &result{names: walk.Names, tried: make([][2]answer, 0, n)}

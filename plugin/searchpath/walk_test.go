@@ -222,8 +222,8 @@ func TestWalkPassedThrough(t *testing.T) {
 	const q = "X.Y.default.svc.cluster.local."
 	m, rcode, _ := query(t, wk, q, dns.TypeA, 9)
 	checkEcho(t, m, q, 9)
-	if rcode != dns.RcodeNameError || m.Rcode != dns.RcodeNameError {
-		t.Errorf("Expected the first name's own NXDOMAIN, got %d", rcode)
+	if rcode != dns.RcodeSuccess || m.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected the first name's own NXDOMAIN written (rcode success returned), got %d, %v", rcode, m.Rcode)
 	}
 	// The client now walks: x.y.svc is remembered as NXDOMAIN; from the failing name on, its
 	// queries go down the chain as they are: never completed, never answered from memory.
@@ -387,5 +387,24 @@ func TestTablesCapped(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(overflowsFor("search_memory")) - before; got < 2000*4-128 {
 		t.Errorf("Expected the refused names counted as overflows, got %v", got)
+	}
+}
+
+func TestWalkWrittenServfail(t *testing.T) {
+	// A SERVFAIL the chain wrote is written once: the walker must not return SERVFAIL after it,
+	// or the server writes a second reply.
+	z := newZone()
+	z.records["a.b.default.svc.cluster.local."] = nil
+	wk := newWalker(t, z)
+	servfail := test.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		w.WriteMsg(m)
+		return dns.RcodeServerFailure, nil
+	})
+	wk.Next = servfail
+	m, rcode, _ := query(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
+	if m == nil || m.Rcode != dns.RcodeServerFailure || rcode != dns.RcodeSuccess {
+		t.Errorf("Expected the written SERVFAIL and a success rcode, got %v, %d", m, rcode)
 	}
 }

@@ -1,0 +1,157 @@
+/*
+Package sibling resolves the other address type of a name when one misses the cache, so that a
+client that asks the second type later finds it cached.
+
+glibc sends A and AAAA at once, but falls back to one after the other (single-request) after a
+timeout, and in single-request or single-request-reopen mode always; applications that call
+getaddrinfo twice, and tc rules that delay AAAA, do the same. Each of those lookups costs two
+upstream round trips. When the first type misses, the Prefetcher sends the sibling query through
+the chain below raceguard (acl, cache, collapse, forward) at once, with the client's address and
+flags, so the cache holds it when the client asks.
+
+Who knows a query missed? Only a plugin below cache: the collapse directive calls PrefetchSibling
+for every miss it resolves, and raceguard, above cache, runs it, so the answer lands in the cache.
+A prefetched sibling that the cache already holds costs one cache lookup, never an upstream query;
+one the client is asking at the same moment is joined by collapse. A prefetch never triggers
+another (NoPrefetch on its context), nor does a search walk, which resolves both types anyway.
+Prefetches in flight are bounded; a name is prefetched at most once per window, and a client
+query for a prefetched sibling in that window counts as a hit.
+*/
+package sibling
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/nonwriter"
+
+	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/bounded"
+)
+
+// Trigger is what collapse needs of the plugin that prefetches: raceguard implements it.
+type Trigger interface {
+	PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
+}
+
+type noPrefetchKey struct{}
+
+// WithoutPrefetch marks ctx so that queries made with it trigger no sibling prefetch.
+func WithoutPrefetch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noPrefetchKey{}, true)
+}
+
+// NoPrefetch reports whether ctx was marked by WithoutPrefetch.
+func NoPrefetch(ctx context.Context) bool {
+	v, _ := ctx.Value(noPrefetchKey{}).(bool)
+	return v
+}
+
+// Defaults for New.
+const (
+	DefaultInflight = 256              // prefetches at once
+	DefaultWindow   = 10 * time.Second // a name is prefetched at most once per window
+	defaultRecent   = 10000            // prefetched names remembered for dedup and hits
+	timeout         = 5 * time.Second  // bound on one prefetch
+)
+
+type key struct {
+	name   string
+	qtype  uint16
+	do, cd bool
+}
+
+// Prefetcher sends sibling queries down Next.
+type Prefetcher struct {
+	Next plugin.Handler
+
+	sem    chan struct{}                // one token per prefetch in flight
+	recent *bounded.Map[key, struct{}] // prefetched siblings not asked yet
+	window time.Duration
+}
+
+// New returns a Prefetcher with at most inflight prefetches at once.
+func New(next plugin.Handler, inflight int) *Prefetcher {
+	return &Prefetcher{
+		Next:   next,
+		sem:    make(chan struct{}, inflight),
+		recent: bounded.NewNamed[key, struct{}]("sibling_prefetches", defaultRecent),
+		window: DefaultWindow,
+	}
+}
+
+// Close releases the Prefetcher's table.
+func (p *Prefetcher) Close() { p.recent.Close() }
+
+// Sibling returns the other address type, or 0.
+func Sibling(qtype uint16) uint16 {
+	switch qtype {
+	case dns.TypeA:
+		return dns.TypeAAAA
+	case dns.TypeAAAA:
+		return dns.TypeA
+	}
+	return 0
+}
+
+func flags(r *dns.Msg) (do, cd bool) {
+	if o := r.IsEdns0(); o != nil {
+		do = o.Do()
+	}
+	return do, r.CheckingDisabled
+}
+
+// PrefetchSibling resolves the sibling of the A or AAAA query r in the background, down Next,
+// unless it was prefetched within the window or too many prefetches are in flight.
+func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+	if len(r.Question) != 1 || NoPrefetch(ctx) {
+		return
+	}
+	sib := Sibling(r.Question[0].Qtype)
+	if sib == 0 {
+		return
+	}
+	do, cd := flags(r)
+	k := key{name: strings.ToLower(r.Question[0].Name), qtype: sib, do: do, cd: cd}
+	server := metrics.WithServer(ctx)
+	if _, ok := p.recent.Get(k); ok {
+		return
+	}
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		skipped.WithLabelValues(server).Inc()
+		return
+	}
+	if !p.recent.Put(k, struct{}{}, p.window) {
+		<-p.sem
+		return // the table counted its overflow
+	}
+	prefetches.WithLabelValues(server, dns.TypeToString[sib]).Inc()
+
+	q := r.Copy()
+	q.Id = dns.Id()
+	q.Question[0].Qtype = sib
+	pctx, cancel := context.WithTimeout(WithoutPrefetch(context.WithoutCancel(ctx)), timeout)
+	go func() {
+		defer func() { cancel(); <-p.sem }()
+		plugin.NextOrFailure("raceguard", p.Next, pctx, nonwriter.New(w), q)
+	}()
+}
+
+// Seen records a client's A or AAAA query for name (lower-cased): a query for a sibling
+// prefetched within the window is a hit. It is cheap while nothing is prefetched.
+func (p *Prefetcher) Seen(ctx context.Context, name string, r *dns.Msg) {
+	if p.recent.Empty() || NoPrefetch(ctx) {
+		return
+	}
+	do, cd := flags(r)
+	k := key{name: name, qtype: r.Question[0].Qtype, do: do, cd: cd}
+	if _, ok := p.recent.Get(k); ok {
+		p.recent.Delete(k)
+		hits.WithLabelValues(metrics.WithServer(ctx), dns.TypeToString[k.qtype]).Inc()
+	}
+}
