@@ -68,7 +68,7 @@ type key struct {
 type Prefetcher struct {
 	Next plugin.Handler
 
-	sem    chan struct{}                // one token per prefetch in flight
+	sem    chan struct{}               // one token per prefetch in flight
 	recent *bounded.Map[key, struct{}] // prefetched siblings not asked yet
 	window time.Duration
 }
