@@ -72,14 +72,21 @@ var (
 	noerrorRe = regexp.MustCompile(`NOERROR (\d+)`)
 )
 
-func dnsperf(addr, queries string) (perf, error) {
+// dnsperf runs dnsperf against addr with the query file queries and the given extra arguments
+// (by default a timed run of -seconds).
+func dnsperf(addr, queries string, args ...string) (perf, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	out, err := exec.Command("dnsperf", "-s", host, "-p", port, "-d", queries,
-		"-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200").CombinedOutput()
+	if len(args) == 0 {
+		args = []string{"-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200"}
+	}
+	out, err := exec.Command("dnsperf", append([]string{"-s", host, "-p", port, "-d", queries}, args...)...).CombinedOutput()
 	if err != nil {
 		return perf{}, fmt.Errorf("dnsperf: %v: %s", err, out)
 	}
-	s := string(out)
+	return parsePerf(string(out)), nil
+}
+
+func parsePerf(s string) perf {
 	num := func(re *regexp.Regexp) float64 {
 		m := re.FindStringSubmatch(s)
 		if m == nil {
@@ -88,7 +95,7 @@ func dnsperf(addr, queries string) (perf, error) {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		return v
 	}
-	return perf{qps: num(qpsRe), latency: num(latRe), sent: int(num(sentRe)), lost: int(num(lostRe)), noerror: int(num(noerrorRe))}, nil
+	return perf{qps: num(qpsRe), latency: num(latRe), sent: int(num(sentRe)), lost: int(num(lostRe)), noerror: int(num(noerrorRe))}
 }
 
 // server is one CoreDNS on loopback.
@@ -138,45 +145,57 @@ func warm(addr string, queries []string) {
 	}
 }
 
-// compareRuns runs dnsperf on queries against stock and raceguard servers built from the two
-// Corefiles, alternating, and returns the median runs.
-func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []string, upstream string) (perf, perf, error) {
+// comparison is the outcome of interleaved dnsperf runs of two servers.
+type comparison struct {
+	stock, rg perf    // the median runs
+	ratio     float64 // median over rounds of raceguard's throughput over stock's in that round
+}
+
+// compareRuns runs dnsperf on queries against servers built from the two Corefiles, one after the
+// other in each round, alternating which goes first. Throughput on a shared machine drifts over
+// seconds, so each round's ratio compares runs made side by side, and the median ratio is kept.
+func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []string, upstream string) (comparison, error) {
 	qfile := filepath.Join(dir, label+".queries")
 	if err := os.WriteFile(qfile, []byte(strings.Join(queries, "\n")+"\n"), 0o644); err != nil {
-		return perf{}, perf{}, err
+		return comparison{}, err
 	}
 	stock, err := startLoopback(bin, dir, label+"-stock", stockCorefile, upstream)
 	if err != nil {
-		return perf{}, perf{}, err
+		return comparison{}, err
 	}
 	defer stock.p.Stop()
 	rg, err := startLoopback(bin, dir, label+"-raceguard", rgCorefile, upstream)
 	if err != nil {
-		return perf{}, perf{}, err
+		return comparison{}, err
 	}
 	defer rg.p.Stop()
 	warm(stock.addr, queries)
 	warm(rg.addr, queries)
 
 	var s, r []perf
+	var ratios []float64
 	for i := range *rounds {
-		order := []*server{stock, rg}
-		if i%2 == 1 {
-			order = []*server{rg, stock}
-		}
-		for _, srv := range order {
+		var ps, pr perf
+		for j := range 2 {
+			srv := stock
+			if (i+j)%2 == 1 {
+				srv = rg
+			}
 			p, err := dnsperf(srv.addr, qfile)
 			if err != nil {
-				return perf{}, perf{}, err
+				return comparison{}, err
 			}
 			if srv == stock {
-				s = append(s, p)
+				ps = p
 			} else {
-				r = append(r, p)
+				pr = p
 			}
 		}
+		s, r = append(s, ps), append(r, pr)
+		ratios = append(ratios, pr.qps/ps.qps)
 	}
-	return median(s), median(r), nil
+	slices.Sort(ratios)
+	return comparison{stock: median(s), rg: median(r), ratio: ratios[len(ratios)/2]}, nil
 }
 
 // median returns the run with the median throughput.
@@ -193,6 +212,35 @@ func median(ps []perf) perf {
 	return ps[len(ps)/2]
 }
 
+// duplicateMisses measures a burst of identical misses: names nobody asked before, each asked by
+// ten clients at once, against an upstream that takes a while to answer. It returns the upstream
+// A queries per distinct name and dnsperf's run.
+func duplicateMisses(bin, dir, label, corefile string, up *lab.Upstream, round int) (float64, perf, error) {
+	const names, copies = 300, 10
+	var qs []string
+	for i := range names {
+		for range copies {
+			qs = append(qs, fmt.Sprintf("dup%d-%s-%d.wild.example.com A", round, label, i))
+		}
+	}
+	qfile := filepath.Join(dir, fmt.Sprintf("dup-%s-%d.queries", label, round))
+	if err := os.WriteFile(qfile, []byte(strings.Join(qs, "\n")+"\n"), 0o644); err != nil {
+		return 0, perf{}, err
+	}
+	srv, err := startLoopback(bin, dir, fmt.Sprintf("dup-%s-%d", label, round), corefile, up.Addr)
+	if err != nil {
+		return 0, perf{}, err
+	}
+	defer srv.p.Stop()
+	// Only A queries count: with raceguard each name's sibling AAAA is prefetched too.
+	before := up.TotalType(dns.TypeA)
+	p, err := dnsperf(srv.addr, qfile, "-n", "1", "-c", "10", "-q", "500")
+	if err != nil {
+		return 0, perf{}, err
+	}
+	return float64(up.TotalType(dns.TypeA)-before) / names, p, nil
+}
+
 func throughputRows(bin, dir string) ([]row, error) {
 	up, err := lab.StartUpstream("", "127.0.0.1:0")
 	if err != nil {
@@ -200,21 +248,41 @@ func throughputRows(bin, dir string) ([]row, error) {
 	}
 	defer up.Close()
 
-	hitS, hitR, err := compareRuns(bin, dir, "hits", lab.StockCorefile, lab.RaceguardCorefile, cacheHitQueries, up.Addr)
+	hits, err := compareRuns(bin, dir, "hits", lab.StockCorefile, lab.RaceguardCorefile, cacheHitQueries, up.Addr)
 	if err != nil {
 		return nil, err
 	}
-	apS, apR, err := compareRuns(bin, dir, "autopath", AutopathCorefile, lab.RaceguardCorefile, expandedQueries, up.Addr)
+	noise, err := compareRuns(bin, dir, "aa", lab.StockCorefile, lab.StockCorefile, cacheHitQueries, up.Addr)
 	if err != nil {
 		return nil, err
 	}
-	runs := fmt.Sprintf("median of %d × %d s", *rounds, *seconds)
+	ap, err := compareRuns(bin, dir, "autopath", AutopathCorefile, lab.RaceguardCorefile, expandedQueries, up.Addr)
+	if err != nil {
+		return nil, err
+	}
+	up.SetDelay(20 * time.Millisecond)
+	dupS, dupSP, err := duplicateMisses(bin, dir, "stock", lab.StockCorefile, up, 1)
+	if err != nil {
+		return nil, err
+	}
+	dupR, dupRP, err := duplicateMisses(bin, dir, "raceguard", lab.RaceguardCorefile, up, 2)
+	if err != nil {
+		return nil, err
+	}
+	up.SetDelay(0)
+
+	runs := fmt.Sprintf("%d interleaved rounds of %d s", *rounds, *seconds)
 	return []row{
-		{"Cache hits: dnsperf queries/s (" + runs + ")", qps(hitS), qps(hitR), pct(hitR.qps / hitS.qps)},
-		{"Cache hits: mean latency", ms(hitS.latency), ms(hitR.latency), pct(hitR.latency / hitS.latency)},
-		{"Search-expanded names: queries/s (stock column: `autopath` on resolv.conf)", qps(apS), qps(apR), pct(apR.qps / apS.qps)},
-		{"Search-expanded names: mean latency", ms(apS.latency), ms(apR.latency), pct(apR.latency / apS.latency)},
-		{"Search-expanded names: answers that are NOERROR", pct(frac(apS.noerror, apS.sent)), pct(frac(apR.noerror, apR.sent)), ""},
+		{"Cache hits, both directives on: dnsperf queries/s (" + runs + "; ratio is the median of per-round ratios)", qps(hits.stock), qps(hits.rg), pct(hits.ratio)},
+		{"Cache hits: mean latency", ms(hits.stock.latency), ms(hits.rg.latency), pct(hits.rg.latency / hits.stock.latency)},
+		{"Noise of this machine: the same row, stock against stock", qps(noise.stock), qps(noise.rg), pct(noise.ratio)},
+		{"Search-expanded names: queries/s (stock column: `autopath` on resolv.conf)", qps(ap.stock), qps(ap.rg), pct(ap.ratio)},
+		{"Search-expanded names: mean latency", ms(ap.stock.latency), ms(ap.rg.latency), pct(ap.rg.latency / ap.stock.latency)},
+		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.stock.noerror, ap.stock.sent)), pct(frac(ap.rg.noerror, ap.rg.sent)), ""},
+		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
+			fmt.Sprintf("%.2f", dupS), fmt.Sprintf("%.2f", dupR), pct(dupR / dupS)},
+		{"Duplicate-heavy misses: mean client latency (queries lost)", fmt.Sprintf("%s (%d)", ms(dupSP.latency), dupSP.lost),
+			fmt.Sprintf("%s (%d)", ms(dupRP.latency), dupRP.lost), pct(dupRP.latency / dupSP.latency)},
 	}, nil
 }
 

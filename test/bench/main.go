@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,12 +24,17 @@ import (
 
 var (
 	corednsFlag = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
-	seconds     = flag.Int("seconds", 10, "length of each dnsperf run")
-	rounds      = flag.Int("rounds", 3, "interleaved dnsperf rounds per server")
+	seconds     = flag.Int("seconds", 5, "length of each dnsperf run")
+	rounds      = flag.Int("rounds", 7, "interleaved dnsperf rounds per server")
 	lookups     = flag.Int("lookups", 400, "lookups per C library in the stall row")
 	workers     = flag.Int("workers", 32, "client processes in the stall row")
 	dropPercent = flag.Int("drop", 5, "emulated pair drop, percent")
+	only        = flag.String("only", "", "run only these row groups, comma-separated: throughput, lab")
 )
+
+func want(group string) bool {
+	return *only == "" || slices.Contains(strings.Split(*only, ","), group)
+}
 
 // row is one line of the table.
 type row struct {
@@ -57,7 +63,7 @@ func main() {
 	var notes []string
 	if _, err := exec.LookPath("dnsperf"); err != nil {
 		notes = append(notes, "dnsperf rows skipped: dnsperf not installed (apt-get install dnsperf)")
-	} else {
+	} else if want("throughput") {
 		r, err := throughputRows(bin, dir)
 		if err != nil {
 			fail(err)
@@ -66,7 +72,7 @@ func main() {
 	}
 	if err := lab.Available(); err != nil {
 		notes = append(notes, "lab rows skipped: "+err.Error())
-	} else {
+	} else if want("lab") {
 		r, err := labRows(bin)
 		if err != nil {
 			fail(err)

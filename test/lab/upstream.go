@@ -141,6 +141,20 @@ func (u *Upstream) Total() int {
 	return n
 }
 
+// TotalType returns how many queries of type qtype the upstream has received in all.
+func (u *Upstream) TotalType(qtype uint16) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	suffix := "/" + dns.TypeToString[qtype]
+	n := 0
+	for k, c := range u.counts {
+		if strings.HasSuffix(k, suffix) {
+			n += c
+		}
+	}
+	return n
+}
+
 // Reset forgets the counts.
 func (u *Upstream) Reset() {
 	u.mu.Lock()
