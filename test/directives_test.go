@@ -39,7 +39,8 @@ func TestDirectiveOrder(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\s*"([a-z0-9_]+)",$`).FindAllStringSubmatch(string(src), -1) {
 		built = append(built, m[1])
 	}
-	if !slices.Equal(built, dnsserver.Directives) {
-		t.Errorf("Directive order differs from the build's %s:\nbuild: %v\ntests: %v", gen[0], built, dnsserver.Directives)
+	tests := slices.DeleteFunc(slices.Clone(dnsserver.Directives), func(d string) bool { return d == "labdelay" }) // test-only
+	if !slices.Equal(built, tests) {
+		t.Errorf("Directive order differs from the build's %s:\nbuild: %v\ntests: %v", gen[0], built, tests)
 	}
 }

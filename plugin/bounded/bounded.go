@@ -1,7 +1,8 @@
 // Package bounded provides the capped, expiring, sharded map behind every raceguard table: the
 // search walks in flight and remembered, the queries being coalesced, the DNS fingerprints.
 //
-// A Map never holds more than its capacity. Entries carry an expiry and are dropped when a read
+// A Map never holds more than its capacity. The capacity is split evenly over the shards, so a
+// key whose shard is full is refused a little before the whole map is. Entries carry an expiry and are dropped when a read
 // finds them expired or when a full shard is swept to make room; when a shard is still full after
 // the sweep, Put refuses the entry and the caller falls back to plain pass-through and counts the
 // overflow. Shards keep one busy key from serialising the rest.
@@ -14,7 +15,13 @@ import (
 	"time"
 )
 
-const shardCount = 64
+// maxShards bounds the shards of a map; a small map gets fewer, so that each shard holds at
+// least minPerShard entries and two keys that meet in one shard do not refuse each other while
+// the map is nearly empty.
+const (
+	maxShards   = 64
+	minPerShard = 16
+)
 
 // Map is a capped map from K to V whose entries expire. The zero value is not usable; call New.
 type Map[K comparable, V any] struct {
@@ -22,7 +29,7 @@ type Map[K comparable, V any] struct {
 	name     string       // the table label of its metrics; empty for none
 	seed     maphash.Seed
 	perShard int
-	shards   [shardCount]shard[K, V]
+	shards   []shard[K, V]
 	nowFunc  func() time.Time
 }
 
@@ -36,9 +43,12 @@ type entry[V any] struct {
 	expires time.Time
 }
 
-// New returns a Map that holds at most capacity entries (rounded up to a multiple of 64).
+// New returns a Map that holds at most capacity entries (rounded up to a multiple of its shard
+// count, at most 64).
 func New[K comparable, V any](capacity int) *Map[K, V] {
-	m := &Map[K, V]{seed: maphash.MakeSeed(), perShard: max(1, (capacity+shardCount-1)/shardCount), nowFunc: time.Now}
+	n := max(1, min(maxShards, capacity/minPerShard))
+	m := &Map[K, V]{seed: maphash.MakeSeed(), perShard: max(1, (capacity+n-1)/n), nowFunc: time.Now}
+	m.shards = make([]shard[K, V], n)
 	for i := range m.shards {
 		m.shards[i].m = make(map[K]entry[V])
 	}
@@ -62,7 +72,7 @@ func (m *Map[K, V]) Close() {
 }
 
 func (m *Map[K, V]) shard(k K) *shard[K, V] {
-	return &m.shards[maphash.Comparable(m.seed, k)%shardCount]
+	return &m.shards[maphash.Comparable(m.seed, k)%uint64(len(m.shards))]
 }
 
 // Get returns the live value for k.
@@ -178,4 +188,4 @@ func (m *Map[K, V]) Len() int {
 }
 
 // Cap returns the most entries the map holds.
-func (m *Map[K, V]) Cap() int { return m.perShard * shardCount }
+func (m *Map[K, V]) Cap() int { return m.perShard * len(m.shards) }

@@ -27,7 +27,7 @@ func TestGetPutExpire(t *testing.T) {
 }
 
 func TestCapacity(t *testing.T) {
-	m := New[int, int](128) // 2 per shard
+	m := New[int, int](2048) // 64 shards of 32
 	now := time.Unix(1000, 0)
 	m.nowFunc = func() time.Time { return now }
 
@@ -123,5 +123,21 @@ func TestEmpty(t *testing.T) {
 	m.Get("a")
 	if !m.Empty() {
 		t.Errorf("Expected empty after a delete and an expiry, got %d live", m.live.Load())
+	}
+}
+
+func TestSmallMapsShareShards(t *testing.T) {
+	for _, c := range []int{1, 5, 64, 100} {
+		m := New[int, int](c)
+		if m.Cap() < c || len(m.shards) > max(1, c/minPerShard) {
+			t.Errorf("capacity %d: Expected at least that many entries in few shards, got Cap %d in %d shards", c, m.Cap(), len(m.shards))
+		}
+		// A lightly filled map does not refuse an entry, whatever shards the keys fall in (a full
+		// one may, a little before its capacity: the capacity is split over the shards).
+		for i := range max(1, c/4) {
+			if !m.Put(i, i, time.Minute) {
+				t.Errorf("capacity %d: Expected entry %d stored", c, i)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // nodeRuleset is the node's nftables: kube-proxy's ClusterIP DNAT (the nft flavour of its
@@ -40,6 +41,23 @@ table inet lab {
 
 func (l *Lab) nftInit() error {
 	_, err := runInput(nodeRuleset, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
+	return err
+}
+
+// SetBackends makes the ClusterIP DNAT to the first n DNS servers (1 or 2): 1 models a node-local
+// deployment, where every query of the node reaches the same server.
+func (l *Lab) SetBackends(n int) error {
+	if n < 1 || n > len(DNSIPs) {
+		return fmt.Errorf("backends: want 1 to %d, got %d", len(DNSIPs), n)
+	}
+	var m []string
+	for i := range n {
+		m = append(m, fmt.Sprintf("%d : %s", i, DNSIPs[i]))
+	}
+	script := "flush chain ip kube prerouting\n" +
+		"add rule ip kube prerouting ip daddr " + ClusterIP + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
+		fmt.Sprint(n) + " map { " + strings.Join(m, ", ") + " }\n"
+	_, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
 	return err
 }
 
