@@ -24,6 +24,7 @@ import (
 	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/fingerprint"
 	"github.com/raceguard/raceguard/plugin/option"
 	"github.com/raceguard/raceguard/plugin/searchpath"
 	"github.com/raceguard/raceguard/plugin/sibling"
@@ -45,7 +46,8 @@ type RaceGuard struct {
 	walker *searchpath.Walker     // set with source
 	node   *searchpath.NodeSearch // the node's search domains, for search infer
 
-	prefetch *sibling.Prefetcher // nil: sibling_prefetch off
+	prefetch *sibling.Prefetcher  // nil: sibling_prefetch off
+	prints   *fingerprint.Tracker // late siblings and retransmissions
 }
 
 // ServeDNS implements the plugin.Handler interface.
@@ -64,6 +66,15 @@ func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	if rg.prefetch != nil {
 		rg.prefetch.Seen(ctx, name, r)
 	}
+	_, _, tok := rg.prints.Observe(ctx, w, r, name)
+	rcode, err := rg.serveAddress(ctx, w, r, name)
+	rg.prints.Answered(tok)
+	return rcode, err
+}
+
+// serveAddress answers an A or AAAA query for name (lower-cased) in the zones: from a remembered
+// walk, by completing its search walk, or down the chain.
+func (rg *RaceGuard) serveAddress(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (int, error) {
 	if rg.source == nil {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}

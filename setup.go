@@ -12,6 +12,8 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/plugin/correlate"
+	"github.com/raceguard/raceguard/plugin/fingerprint"
 	"github.com/raceguard/raceguard/plugin/option"
 	"github.com/raceguard/raceguard/plugin/searchpath"
 	"github.com/raceguard/raceguard/plugin/sibling"
@@ -43,6 +45,15 @@ func setup(c *caddy.Controller) error {
 			return nil
 		})
 	}
+	if rg.conntrack.source != "off" {
+		rg.prints.Sink = correlate.Events
+		cfg := correlate.Config{
+			Interval: rg.conntrack.interval, Window: rg.conntrack.window, Node: correlate.NodeName(rg.conntrack.node),
+			Source: rg.conntrack.source, ProcPath: rg.conntrack.procPath,
+		}
+		c.OnStartup(func() error { correlate.Acquire(cfg); return nil })
+		c.OnShutdown(func() error { correlate.Release(); return nil })
+	}
 	c.OnStartup(rg.OnStartup)
 	c.OnStartup(func() error {
 		if rg.prefetch != nil && dnsserver.GetConfig(c).Handler("collapse") == nil {
@@ -67,6 +78,7 @@ func setup(c *caddy.Controller) error {
 
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
+	rg.prints = fingerprint.New(fingerprint.DefaultCapacity)
 	if rg.siblingPrefetch {
 		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
 	}
@@ -109,6 +121,7 @@ func (rg *RaceGuard) OnShutdown() error {
 	if rg.prefetch != nil {
 		rg.prefetch.Close()
 	}
+	rg.prints.Close()
 	return nil
 }
 

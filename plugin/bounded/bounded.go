@@ -64,6 +64,9 @@ func NewNamed[K comparable, V any](name string, capacity int) *Map[K, V] {
 	return m
 }
 
+// SetClock makes the map read the time from now, for tests with a fake clock.
+func (m *Map[K, V]) SetClock(now func() time.Time) { m.nowFunc = now }
+
 // Close stops exporting the map's metrics. Its entries stay readable.
 func (m *Map[K, V]) Close() {
 	if m.name != "" {
@@ -109,15 +112,18 @@ func (m *Map[K, V]) Put(k K, v V, ttl time.Duration) bool {
 // stored value. found is false when k had no live value. It returns false, storing nothing, when
 // k is new and its shard is full of live entries.
 func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) (V, bool) {
+	return m.UpdateAt(k, m.nowFunc(), ttl, f)
+}
+
+// UpdateAt is Update at a time the caller read already: clock reads are not free on every machine,
+// and a hot path should make one.
+func (m *Map[K, V]) UpdateAt(k K, now time.Time, ttl time.Duration, f func(old V, found bool) V) (V, bool) {
 	s := m.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := m.nowFunc()
-	e, found := s.m[k]
-	if found && !e.expires.After(now) {
-		found = false
-	}
-	if !found && len(s.m) >= m.perShard {
+	e, held := s.m[k]
+	found := held && e.expires.After(now)
+	if !found && !held && len(s.m) >= m.perShard {
 		for key, old := range s.m {
 			if !old.expires.After(now) {
 				delete(s.m, key)
@@ -137,7 +143,7 @@ func (m *Map[K, V]) Update(k K, ttl time.Duration, f func(old V, found bool) V) 
 		e.v = zero
 	}
 	v := f(e.v, found)
-	if _, held := s.m[k]; !held {
+	if !held {
 		m.live.Add(1)
 	}
 	s.m[k] = entry[V]{v: v, expires: now.Add(ttl)}

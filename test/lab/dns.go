@@ -88,8 +88,9 @@ type Process struct {
 
 // StartProcess runs the CoreDNS binary bin on the Corefile text corefile, inside namespace ns
 // (or the caller's when empty), keeping its files in dir under name. It returns once the server
-// answers a query at probe (host:port), or fails with its log.
-func StartProcess(ns, bin, dir, name, corefile, probe string) (*Process, error) {
+// answers a query at probe (host:port), or fails with its log. wrap, if any, is a command that
+// runs CoreDNS, as setpriv does to drop capabilities.
+func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*Process, error) {
 	conf := filepath.Join(dir, name+".Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, err
@@ -98,11 +99,12 @@ func StartProcess(ns, bin, dir, name, corefile, probe string) (*Process, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-conf", conf)
+	args := append(append(wrap, bin), "-conf", conf)
 	if ns != "" {
-		// ip execs CoreDNS in place, so the pid stays CoreDNS's.
-		cmd = exec.Command("ip", "netns", "exec", ns, bin, "-conf", conf)
+		// ip execs CoreDNS (or wrap, which execs it) in place, so the pid stays CoreDNS's.
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
 	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
 	if err := cmd.Start(); err != nil {
@@ -167,6 +169,34 @@ func (l *Lab) StartDNS(corefile string) error {
 		}
 	}
 	return nil
+}
+
+// NodeIP is the node's address on the bridge, where a node-local server listens.
+const NodeIP = "10.32.0.1"
+
+// StartNodeDNS runs CoreDNS in the node's own namespace, as a hostNetwork DaemonSet does, on
+// corefile (Port 53, Metrics 10.32.0.1:9153), and sends the ClusterIP to it alone. It reads the
+// node's conntrack counters. wrap is passed to StartProcess. The caller stops it.
+func (l *Lab) StartNodeDNS(corefile string, wrap ...string) (*Process, error) {
+	text, err := Render(corefile, CorefileData{Port: "53", Metrics: NodeIP + ":9153", Upstream: l.Up.Addr, Kubeconfig: l.kubeconfig}, l.dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := StartProcess(l.Node, l.coredns, l.dir, "node-dns", text, NodeIP+":53", wrap...)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.SetBackendIPs(NodeIP); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// ScrapeNode returns the metrics of the node-local server.
+func (l *Lab) ScrapeNode() (Metrics, error) {
+	text, err := ScrapeURL(l.Node, "http://"+NodeIP+":9153/metrics")
+	return ParseMetrics(text), err
 }
 
 // DNSLog returns what server i has logged so far.

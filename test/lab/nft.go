@@ -50,10 +50,16 @@ func (l *Lab) SetBackends(n int) error {
 	if n < 1 || n > len(DNSIPs) {
 		return fmt.Errorf("backends: want 1 to %d, got %d", len(DNSIPs), n)
 	}
+	return l.SetBackendIPs(DNSIPs[:n]...)
+}
+
+// SetBackendIPs makes the ClusterIP DNAT to ips, at random.
+func (l *Lab) SetBackendIPs(ips ...string) error {
 	var m []string
-	for i := range n {
-		m = append(m, fmt.Sprintf("%d : %s", i, DNSIPs[i]))
+	for i, ip := range ips {
+		m = append(m, fmt.Sprintf("%d : %s", i, ip))
 	}
+	n := len(ips)
 	script := "flush chain ip kube prerouting\n" +
 		"add rule ip kube prerouting ip daddr " + ClusterIP + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
 		fmt.Sprint(n) + " map { " + strings.Join(m, ", ") + " }\n"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target of the module for a bounded time each: hack/fuzz.sh [DURATION].
+# A crash is saved under the package's testdata/fuzz/ and fails the run; commit it with its fix,
+# and it becomes a regression test that every `go test` runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+time=${1:-60s}
+status=0
+for pkg in $(go list ./...); do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "== $pkg $target ($time)"
+		if ! go test -run XXX -fuzz "^${target}\$" -fuzztime "$time" "$pkg" > /tmp/raceguard-fuzz.log 2>&1; then
+			cat /tmp/raceguard-fuzz.log
+			status=1
+		else
+			tail -n 3 /tmp/raceguard-fuzz.log | grep -E 'execs|ok' | tail -n 2
+		fi
+	done
+done
+exit $status

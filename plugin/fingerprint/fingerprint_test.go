@@ -1,0 +1,129 @@
+package fingerprint
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type client struct {
+	test.ResponseWriter
+	addr net.Addr
+}
+
+func (c *client) RemoteAddr() net.Addr { return c.addr }
+
+func from(port int) *client {
+	return &client{addr: &net.UDPAddr{IP: net.IPv4(10, 32, 1, 2), Port: port}}
+}
+
+type sink struct {
+	losses  []time.Time
+	retrans int
+}
+
+func (s *sink) LateSibling(loss time.Time) { s.losses = append(s.losses, loss) }
+func (s *sink) Retransmit()                { s.retrans++ }
+
+func q(qtype uint16, id uint16) *dns.Msg {
+	m := new(dns.Msg).SetQuestion("example.org.", qtype)
+	m.Id = id
+	return m
+}
+
+func TestTracker(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := New(1000)
+	defer tr.Close()
+	tr.now = func() time.Time { return now }
+	tr.pairs.SetClock(tr.now)
+	sk := &sink{}
+	tr.Sink = sk
+	ctx := context.Background()
+	const name = "example.org."
+	at := func(d time.Duration) { now = time.Unix(1000, 0).Add(d) }
+
+	late := func(typ string) float64 { return testutil.ToFloat64(lateSiblings.WithLabelValues("", typ)) }
+	lateBefore := late("AAAA")
+
+	// A parallel pair: AAAA right behind the A, before it is answered. Not late.
+	ev, gap, tok := tr.Observe(ctx, from(1), q(dns.TypeA, 1), name)
+	at(time.Millisecond)
+	tr.Answered(tok)
+	at(200 * time.Microsecond)
+	if ev2, gap2, _ := tr.Observe(ctx, from(1), q(dns.TypeAAAA, 2), name); ev != None || ev2 != None || gap != 0 || gap2 != 200*time.Microsecond {
+		t.Errorf("Expected a plain pair, got %v %v, gap %s", ev, ev2, gap2)
+	}
+
+	// A pair whose AAAA was lost: glibc asks again 5 s later, long after the A was answered.
+	at(10 * time.Second)
+	_, _, tok = tr.Observe(ctx, from(2), q(dns.TypeA, 3), name)
+	at(10*time.Second + time.Millisecond)
+	tr.Answered(tok)
+	at(15 * time.Second)
+	ev, gap, _ = tr.Observe(ctx, from(2), q(dns.TypeAAAA, 4), name)
+	if ev != LateSibling || gap != 5*time.Second {
+		t.Errorf("Expected a late sibling 5s after its partner, got %v after %s", ev, gap)
+	}
+	if len(sk.losses) != 1 || !sk.losses[0].Equal(time.Unix(1010, 0)) {
+		t.Errorf("Expected the loss at the partner's arrival (t=1010), got %v", sk.losses)
+	}
+	if got := late("AAAA") - lateBefore; got != 1 {
+		t.Errorf("Expected one late AAAA counted, got %v", got)
+	}
+
+	// A sequential client behind a slow upstream: the AAAA comes 600 ms after the A, but right
+	// after the A's answer. Not late.
+	at(30 * time.Second)
+	_, _, tok = tr.Observe(ctx, from(3), q(dns.TypeA, 5), name)
+	at(30*time.Second + 600*time.Millisecond)
+	tr.Answered(tok)
+	at(30*time.Second + 601*time.Millisecond)
+	if ev, _, _ := tr.Observe(ctx, from(3), q(dns.TypeAAAA, 6), name); ev != None {
+		t.Errorf("Expected a sequential sibling not counted late, got %v", ev)
+	}
+
+	// A retransmission: the same type and ID again.
+	at(40 * time.Second)
+	tr.Observe(ctx, from(4), q(dns.TypeA, 7), name)
+	at(42500 * time.Millisecond)
+	if ev, gap, _ := tr.Observe(ctx, from(4), q(dns.TypeA, 7), name); ev != Retransmit || gap != 2500*time.Millisecond || sk.retrans != 1 {
+		t.Errorf("Expected a retransmission after 2.5s, got %v after %s (sink %d)", ev, gap, sk.retrans)
+	}
+	// The same type with another ID: a new lookup, not a retransmission.
+	if ev, _, _ := tr.Observe(ctx, from(4), q(dns.TypeA, 8), name); ev != None {
+		t.Errorf("Expected a new lookup, got %v", ev)
+	}
+
+	// Another client's AAAA is not this client's sibling.
+	at(50 * time.Second)
+	_, _, tok = tr.Observe(ctx, from(5), q(dns.TypeA, 9), name)
+	tr.Answered(tok)
+	at(55 * time.Second)
+	if ev, _, _ := tr.Observe(ctx, from(6), q(dns.TypeAAAA, 10), name); ev != None {
+		t.Errorf("Expected no sibling across clients, got %v", ev)
+	}
+
+	// Past the window an entry is gone: a very late AAAA starts a new pair.
+	at(80 * time.Second)
+	if ev, _, _ := tr.Observe(ctx, from(5), q(dns.TypeAAAA, 11), name); ev != None {
+		t.Errorf("Expected an entry past the window forgotten, got %v", ev)
+	}
+}
+
+func TestTrackerCapped(t *testing.T) {
+	tr := New(64)
+	defer tr.Close()
+	for i := range 5000 {
+		tr.Observe(context.Background(), from(i), q(dns.TypeA, uint16(i)), "example.org.")
+	}
+	if n := tr.pairs.Len(); n > tr.pairs.Cap() {
+		t.Errorf("Expected at most %d pairs, got %d", tr.pairs.Cap(), n)
+	}
+}
