@@ -26,8 +26,10 @@ detached from the leader's context and bounded by timeout, so the leader's clien
 no one else. Every query, leader included, waits for the resolution or its own deadline, whichever
 comes first. The leader gets the reply exactly as the chain wrote it; each waiter gets a deep copy
 made into its own reply (its ID, its question bytes, its OPT record; see package reply) and the
-server truncates it to its own size. A resolution that wrote nothing (an error) or wrote a
-truncated reply is not shared: waiters resolve on their own. A retransmission (same client
+server truncates it to its own size. A truncated reply is not shared: waiters resolve on their
+own. A resolution that wrote nothing (an error: a dead upstream, a timeout) failed for all of its
+queries alike: the waiters try once more together, as a new flight, and if that fails too each
+gets SERVFAIL, as without collapse, but after two upstream tries instead of one per client. A retransmission (same client
 address, port, ID and question) joins the flight like any waiter and is counted as one.
 
 Waiters per flight and flights in total are capped; a query over either cap passes through, and is
@@ -39,6 +41,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -103,6 +106,9 @@ type flight struct {
 	waiters int              // joined queries; guarded by the shard lock
 	clients []netip.AddrPort // who joined, by address and ID, to spot retransmissions; ditto
 	ids     []uint16
+
+	retryOnce sync.Once
+	retry     *flight // the waiters' one retry after a failure without a reply; set by retryOnce
 }
 
 // role is how a query takes part in a flight.
@@ -128,14 +134,7 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		overflows.WithLabelValues(server).Inc()
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	case roleLeader:
-		inflight.WithLabelValues(server).Inc()
-		// The resolution gets its own copy: forward rewrites a query's ID while it is upstream,
-		// and the leader's request is read meanwhile (sibling prefetch, the leader's reply).
-		rq := r.Copy()
-		go func() {
-			c.resolve(ctx, k, w, rq, f)
-			inflight.WithLabelValues(server).Dec()
-		}()
+		c.start(ctx, k, w, r, f, server)
 		if c.trigger != nil && !sibling.NoPrefetch(ctx) {
 			c.trigger.PrefetchSibling(ctx, w, r)
 		}
@@ -145,10 +144,7 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			retransmits.WithLabelValues(server).Inc()
 		}
 	}
-
-	select {
-	case <-f.done:
-	case <-ctx.Done():
+	if !f.wait(ctx) {
 		if role != roleLeader {
 			waiterTimeouts.WithLabelValues(server).Inc()
 		}
@@ -164,14 +160,58 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		}
 		return f.rcode, f.err
 	}
-	if f.shared == nil {
-		// The leader failed without a reply, or got a truncated one: resolve on our own.
+	if f.shared == nil && f.leader != nil {
+		// Truncated: a waiter of the same size class may still fit a reply of its own.
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
+	}
+	if f.shared == nil {
+		// The resolution failed without a reply, for all of its queries alike (the leader's own
+		// client going away does not stop it). Its waiters try once more together: one retry
+		// flight per failed flight, not one resolution each, which would multiply the load on an
+		// upstream that is failing.
+		f.retryOnce.Do(func() {
+			f.retry = &flight{done: make(chan struct{})}
+			c.start(ctx, k, w, r, f.retry, server)
+		})
+		f = f.retry
+		if !f.wait(ctx) {
+			waiterTimeouts.WithLabelValues(server).Inc()
+			return dns.RcodeServerFailure, ctx.Err()
+		}
+		if f.leader == nil {
+			// Failed twice: the server answers SERVFAIL, with this client's ID and question.
+			return f.rcode, f.err
+		}
+		if f.shared == nil {
+			return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
+		}
 	}
 	if err := w.WriteMsg(reply.For(f.shared, r)); err != nil {
 		return dns.RcodeServerFailure, err
 	}
 	return dns.RcodeSuccess, nil
+}
+
+// start runs f's resolution for r in a goroutine of its own. The resolution gets its own copy of
+// r: forward rewrites a query's ID while it is upstream, and r is read meanwhile (sibling
+// prefetch, the leader's reply).
+func (c *Collapse) start(ctx context.Context, k key, w dns.ResponseWriter, r *dns.Msg, f *flight, server string) {
+	inflight.WithLabelValues(server).Inc()
+	rq := r.Copy()
+	go func() {
+		c.resolve(ctx, k, w, rq, f)
+		inflight.WithLabelValues(server).Dec()
+	}()
+}
+
+// wait waits for f's resolution or ctx, and reports whether the resolution came first.
+func (f *flight) wait(ctx context.Context) bool {
+	select {
+	case <-f.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // join finds or starts the flight for k and says how r takes part in it.
@@ -214,16 +254,18 @@ func (c *Collapse) resolve(ctx context.Context, k key, w dns.ResponseWriter, r *
 	nw := nonwriter.New(w)
 	rcode, err := plugin.NextOrFailure(c.Name(), c.Next, rctx, nw, r)
 
-	waiters := 0
+	// A flight in the table is shared only if someone joined it; a retry flight, which is not in
+	// the table, only has waiters.
+	waiters, inTable := 0, false
 	c.flights.DeleteIf(k, func(g *flight) bool {
 		if g != f {
 			return false
 		}
-		waiters = f.waiters
+		waiters, inTable = f.waiters, true
 		return true
 	})
 	f.leader, f.rcode, f.err = nw.Msg, rcode, err
-	if waiters > 0 && nw.Msg != nil && !nw.Msg.Truncated {
+	if (waiters > 0 || !inTable) && nw.Msg != nil && !nw.Msg.Truncated {
 		f.shared = nw.Msg.Copy()
 	}
 	close(f.done)

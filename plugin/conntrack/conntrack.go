@@ -45,6 +45,7 @@ package conntrack
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 )
 
@@ -113,7 +114,7 @@ func Open(source, procPath string, logf func(format string, args ...any)) (Reade
 		// A socket is not a permission: the kernel checks CAP_NET_ADMIN per message, so only a
 		// query tells.
 		if _, err = nl.Read(); err == nil {
-			return nl, nil
+			return &recovering{nl: nl, procPath: procPath, logf: logf}, nil
 		}
 		nl.Close()
 	}
@@ -129,6 +130,76 @@ func Open(source, procPath string, logf func(format string, args ...any)) (Reade
 	}
 	return fallback{Reader: p}, nil
 }
+
+// recovering is the Reader Open returns when netlink works at first. A read that fails (the
+// socket broke, or the process lost CAP_NET_ADMIN) is retried once on a new socket; if that fails
+// too, it reads procfs from then on, and says so once. While procfs cannot be read either, each
+// read tries netlink again.
+type recovering struct {
+	mu       sync.Mutex
+	nl       Reader // nil once fallen back; protected by mu
+	proc     Reader // set on the fallback; protected by mu
+	procPath string
+	logf     func(format string, args ...any)
+}
+
+// Read implements the Reader interface.
+func (r *recovering) Read() (Stats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.nl == nil && r.proc != nil {
+		if s, err := r.proc.Read(); err == nil {
+			return s, nil
+		}
+	}
+	var err error
+	if r.nl != nil {
+		var s Stats
+		if s, err = r.nl.Read(); err == nil {
+			return s, nil
+		}
+		r.nl.Close()
+		r.nl = nil
+	}
+	nl, derr := newNetlink()
+	if derr == nil {
+		s, rerr := nl.Read()
+		if rerr == nil {
+			r.nl = nl // a new socket: the old one broke, the permission is still there
+			return s, nil
+		}
+		nl.Close()
+		derr = rerr
+	}
+	err = errors.Join(err, derr)
+	if r.proc != nil {
+		_, perr := r.proc.Read()
+		return Stats{}, errors.Join(err, perr)
+	}
+	r.proc = NewProcfs(r.procPath)
+	s, perr := r.proc.Read()
+	if perr != nil {
+		r.logf("conntrack statistics: netlink failed (%v); %s unreadable too (%v): no conntrack statistics until one works", err, r.procPath, perr)
+	} else {
+		r.logf("conntrack statistics: netlink failed (%v); reading %s instead", err, r.procPath)
+	}
+	return s, perr
+}
+
+// Close implements the Reader interface.
+func (r *recovering) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.nl == nil {
+		return nil
+	}
+	err := r.nl.Close()
+	r.nl = nil
+	return err
+}
+
+// Source returns "netlink", the configured source.
+func (r *recovering) Source() string { return SourceNetlink }
 
 // fallback is the procfs Reader Open returns when netlink was asked for but refused. Its Source is
 // the configured one, for the up metric of a failed read.

@@ -130,3 +130,64 @@ func TestOpenClosesRefusedNetlink(t *testing.T) {
 		t.Errorf("Expected the fallback to report its configured source netlink, got %q", got)
 	}
 }
+
+// flaky fails from its n-th read on.
+type flaky struct {
+	fakeReader
+	reads, failFrom int
+}
+
+func (f *flaky) Read() (Stats, error) {
+	f.reads++
+	if f.reads >= f.failFrom {
+		return Stats{}, f.err
+	}
+	return f.s, nil
+}
+
+func TestOpenRecovers(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "nf_conntrack")
+	if err := os.WriteFile(good, []byte(lab6), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func() (Reader, error)) { newNetlink = f }(newNetlink)
+	var logs []string
+	logf := func(format string, args ...any) { logs = append(logs, fmt.Sprintf(format, args...)) }
+
+	// The socket breaks after two reads; a new one works: no log, still netlink.
+	first := &flaky{fakeReader: fakeReader{s: Stats{Source: "netlink", Drop: 1}, err: errors.New("netlink receive: broken pipe")}, failFrom: 3}
+	dials := 0
+	newNetlink = func() (Reader, error) {
+		dials++
+		if dials == 1 {
+			return first, nil
+		}
+		return &fakeReader{s: Stats{Source: "netlink", Drop: 2}}, nil
+	}
+	r, err := Open("netlink", good, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Read() // the second read of the first socket
+	if s, err := r.Read(); err != nil || s.Drop != 2 || !first.closed || len(logs) != 0 {
+		t.Errorf("Expected a new socket after the first broke, silently: %+v, %v, closed %v, logs %v", s, err, first.closed, logs)
+	}
+
+	// The permission goes: the new socket is refused too. procfs from then on, said once.
+	newNetlink = func() (Reader, error) { dials++; return &fakeReader{err: refused}, nil }
+	r.(*recovering).nl = &fakeReader{err: refused}
+	before := dials
+	for range 3 {
+		if s, err := r.Read(); err != nil || s.Source != "procfs" {
+			t.Errorf("Expected procfs after losing netlink, got %+v, %v", s, err)
+		}
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], "reading "+good+" instead") {
+		t.Errorf("Expected one log line about the fallback, got %q", logs)
+	}
+	if dials-before != 1 {
+		t.Errorf("Expected one new socket tried, then procfs alone, got %d dials", dials-before)
+	}
+	r.Close()
+}

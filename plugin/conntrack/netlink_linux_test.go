@@ -239,3 +239,25 @@ func TestOpenWithoutCapNetAdmin(t *testing.T) {
 		t.Errorf("Expected EPERM without CAP_NET_ADMIN, got %v", err)
 	}
 }
+
+// TestOpenRecoversSocket: the reader Open returns survives losing its netlink socket, with the
+// real kernel: it makes a new one, silently.
+func TestOpenRecoversSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("Skipping: ctnetlink needs CAP_NET_ADMIN")
+	}
+	var logs []string
+	r, err := Open("netlink", "", func(f string, a ...any) { logs = append(logs, f) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rec, ok := r.(*recovering)
+	if !ok {
+		t.Fatalf("Expected the recovering netlink reader, got %T", r)
+	}
+	rec.nl.Close() // the socket is gone
+	if s, err := r.Read(); err != nil || s.Source != "netlink" || len(logs) != 0 {
+		t.Errorf("Expected a new socket and netlink statistics, silently; got %+v, %v, logs %v", s, err, logs)
+	}
+}
