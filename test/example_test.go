@@ -24,20 +24,28 @@ func TestCorefileExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	blackhole := Blackhole(t)
-	health, ready := FreePort(t), FreePort(t)
-	corefile := strings.NewReplacer(
-		".:1053 {", ".:0 {",
-		"127.0.0.1:9153", "127.0.0.1:0",
-		"127.0.0.1:8080", health,
-		"127.0.0.1:8181", ready,
-		"/etc/resolv.conf", blackhole,
-	).Replace(string(body))
-
-	i, udp, tcp, err := CoreDNSServerAndPorts(corefile)
-	if err != nil {
-		t.Fatalf("Could not start Corefile.example: %v", err)
+	// health and ready do not say which port :0 gave them, so they get ports that were free a
+	// moment ago; another process may take one in between, so try a few times.
+	var health, ready, udp, tcp string
+	for try := 0; ; try++ {
+		health, ready = FreePort(t), FreePort(t)
+		corefile := strings.NewReplacer(
+			".:1053 {", ".:0 {",
+			"127.0.0.1:9153", "127.0.0.1:0",
+			"127.0.0.1:8080", health,
+			"127.0.0.1:8181", ready,
+			"/etc/resolv.conf", blackhole,
+		).Replace(string(body))
+		i, u, tc, err := CoreDNSServerAndPorts(corefile)
+		if err == nil {
+			udp, tcp = u, tc
+			defer i.Stop()
+			break
+		}
+		if try == 2 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("Could not start Corefile.example: %v", err)
+		}
 	}
-	defer i.Stop()
 
 	for _, tc := range []struct{ net, addr string }{{"udp", udp}, {"tcp", tcp}} {
 		c := &dns.Client{Net: tc.net}

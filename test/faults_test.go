@@ -353,3 +353,97 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestResolvConfChanges: the node's resolv.conf (node_search) changes and then vanishes while the
+// server runs; search completion follows it within its 2 s re-read, and keeps serving.
+func TestResolvConfChanges(t *testing.T) {
+	up, err := lab.StartUpstream("", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	zone, err := lab.RepoPath("zones/cluster.local.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	write := func(body string) {
+		tmp := resolv + ".new"
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, resolv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("nameserver 10.0.0.1\nsearch lab.internal\n")
+	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+    raceguard {
+        node_search ` + resolv + `
+        conntrack off
+    }
+    file ` + zone + ` cluster.local
+    forward . ` + up.Addr + `
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Stop()
+
+	// srv.corp is found under the node's search domain: the walk completes to it.
+	expect := func(want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			r := exchange(t, "udp", udp, "srv.corp.default.svc.cluster.local.", dns.TypeA, 0, false)
+			got = dns.RcodeToString[r.Rcode]
+			if len(r.Answer) == 2 {
+				got = r.Answer[0].(*dns.CNAME).Target + " " + r.Answer[1].(*dns.A).A.String()
+			}
+			if got == want {
+				return
+			}
+		}
+		t.Errorf("Expected %q, got %q", want, got)
+	}
+	expect("srv.corp.lab.internal. 10.32.0.70")
+	write("nameserver 10.0.0.1\nsearch other.internal\n")
+	expect("srv.corp.other.internal. 10.32.0.71")
+	if err := os.Remove(resolv); err != nil {
+		t.Fatal(err)
+	}
+	// No node domains: the walk ends at srv.corp., which does not exist.
+	expect("NXDOMAIN")
+	if r := exchange(t, "udp", udp, "web.default.svc.cluster.local.", dns.TypeA, 0, false); len(r.Answer) != 1 {
+		t.Errorf("Expected service as usual without a resolv.conf, got %v", r)
+	}
+}
+
+// TestKubernetesAPIGone: with search @kubernetes, the Kubernetes API going away leaves the
+// kubernetes plugin's informers with what they had: completion keeps working from them, and
+// nothing hangs.
+func TestKubernetesAPIGone(t *testing.T) {
+	if !isolated(t) {
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, api := kubernetesServerWith(t, ln, "raceguard {\n        search @kubernetes\n        conntrack off\n    }")
+	check := func(when string) {
+		t.Helper()
+		start := time.Now()
+		r := exchangeFrom(t, "127.0.0.1", udp, "api.shop.default.svc.cluster.local.", dns.TypeA)
+		if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "api.shop.svc.cluster.local." || time.Since(start) > time.Second {
+			t.Errorf("%s: Expected api.shop completed at once, got %v after %s", when, r, time.Since(start))
+		}
+	}
+	check("API up")
+	api.Close()
+	time.Sleep(2 * time.Second) // the informers notice and retry in the background
+	check("API gone")
+	if r := exchangeFrom(t, "127.0.0.1", udp, "web.default.svc.cluster.local.", dns.TypeA); len(r.Answer) != 1 {
+		t.Errorf("API gone: Expected services still served, got %v", r)
+	}
+}

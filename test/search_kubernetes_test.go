@@ -43,6 +43,13 @@ func kubernetesServer(t *testing.T, searchDirective string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	udp, _ := kubernetesServerWith(t, ln, searchDirective)
+	return udp
+}
+
+// kubernetesServerWith is kubernetesServer with the fake API on ln, returned for the test to stop.
+func kubernetesServerWith(t *testing.T, ln net.Listener, searchDirective string) (string, *kubeapi.API) {
+	t.Helper()
 	api := kubeapi.Serve(ln, kubeapi.Sample(kubeapi.Pod{Namespace: "default", Name: "client", IP: "127.0.0.1"}))
 	t.Cleanup(api.Close)
 	kubeconfig, err := api.WriteKubeconfig(t.TempDir())
@@ -78,7 +85,7 @@ func kubernetesServer(t *testing.T, searchDirective string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return udp
+	return udp, api
 }
 
 // exchangeFrom sends a query from a given loopback source address.

@@ -20,9 +20,10 @@ type pairKey struct {
 // shared is a walk in flight or just done. res is written once, before done is closed, and only
 // read after.
 type shared struct {
-	done chan struct{}
-	res  *result
-	once sync.Once
+	started time.Time // when the walk began; it is not joined pairTTL later
+	done    chan struct{}
+	res     *result
+	once    sync.Once
 }
 
 func (s *shared) finish(res *result) {
@@ -32,12 +33,15 @@ func (s *shared) finish(res *result) {
 	})
 }
 
-// join returns the walk for key and whether the caller leads it. When the table is full the
+// join returns the walk for key and whether the caller leads it. A walk is joined only within
+// pairTTL of its start, however often it is joined: its answers are that old at most (and aged
+// accordingly), never kept alive by a client asking again and again. When the table is full the
 // caller leads a walk of its own, unshared.
 func (wk *Walker) join(key pairKey) (*shared, bool) {
-	mine := &shared{done: make(chan struct{})}
-	got, ok := wk.pairs.Update(key, pairTTL, func(old *shared, found bool) *shared {
-		if found {
+	now := time.Now()
+	mine := &shared{started: now, done: make(chan struct{})}
+	got, ok := wk.pairs.UpdateAt(key, now, pairTTL, func(old *shared, found bool) *shared {
+		if found && now.Sub(old.started) < pairTTL {
 			return old
 		}
 		return mine
@@ -63,8 +67,19 @@ type remembered struct {
 }
 
 // remember keeps, for the walk's client, the tail of a walk the client will continue itself.
+//
+// A walk answered for the client leaves a tail too when a type got a plain NODATA: that client
+// may walk on (glibc does for a single family, and for a pair where neither type has records),
+// and its later tries must get what they would have got, never be completed as walks of their own
+// (found by the differential test, test/differential_test.go WalkTail).
 func (wk *Walker) remember(key pairKey, res *result) {
-	if res.outcome != outcomeExhausted && res.outcome != outcomePassed {
+	switch res.outcome {
+	case outcomeExhausted, outcomePassed:
+	case outcomeAnswered:
+		if res.answer[0].class() != classNoData && res.answer[1].class() != classNoData {
+			return // records for both types: the client stops here
+		}
+	default:
 		return
 	}
 	now := time.Now()
@@ -72,7 +87,7 @@ func (wk *Walker) remember(key pairKey, res *result) {
 		e := &remembered{at: now}
 		ttl := passTTL
 		// NXDOMAINs found before the walk stopped are answered from memory; from the stopping
-		// name on, the client resolves down the chain.
+		// name on, the client resolves down the chain, uncompleted.
 		if i < len(res.tried) && (res.outcome == outcomeExhausted || i < res.k) {
 			e.msg = [2]*dns.Msg{res.tried[i][0].msg, res.tried[i][1].msg}
 			ttl = min(negativeTTL(e.msg[0]), negativeTTL(e.msg[1]))

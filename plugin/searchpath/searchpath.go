@@ -144,11 +144,12 @@ func (wk *Walker) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 			return dns.RcodeServerFailure, ctx.Err()
 		}
 	}
-	return wk.write(ctx, w, r, sh.res)
+	return wk.write(ctx, w, r, sh.res, time.Since(sh.started))
 }
 
-// write sends r's reply from a finished walk.
-func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, res *result) (int, error) {
+// write sends r's reply from a finished walk, its TTLs lowered by age, the time since the walk
+// began.
+func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, res *result, age time.Duration) (int, error) {
 	t := typeIndex(r.Question[0].Qtype)
 	a := res.answer[t]
 	if a.msg == nil {
@@ -156,6 +157,7 @@ func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, r
 		return a.rcode, a.err
 	}
 	m := reply.For(a.msg, r)
+	ageTTLs(m, age)
 	if res.outcome == outcomeAnswered && len(m.Answer) > 0 {
 		ttl := m.Answer[0].Header().Ttl
 		for _, rr := range m.Answer {

@@ -215,6 +215,31 @@ func TestWalkNoData(t *testing.T) {
 	}
 }
 
+func TestWalkNoDataTail(t *testing.T) {
+	// store.example.shop has an A only: an AAAA lookup gets a plain NODATA at the first try and
+	// walks on. Its next try looks like a first try of its own in namespace shop (base
+	// store.example), whose walk would find store.example.'s AAAA: it must get what it would
+	// have got without raceguard, NXDOMAIN.
+	z := newZone("store.example.shop. 30 IN A 192.0.2.90", "store.example. 30 IN A 192.0.2.91", "store.example. 30 IN AAAA 2001:db8::91")
+	z.records["shop.svc.cluster.local."] = nil
+	wk := newWalker(t, z)
+	m, _, _ := query(t, wk, "store.example.shop.default.svc.cluster.local.", dns.TypeAAAA, 1)
+	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
+		t.Fatalf("Expected a plain NODATA, got %v", m)
+	}
+	// The tail: query() would Expand it with podList (namespace default); Remembered must pass
+	// it through before any expansion.
+	r := new(dns.Msg).SetQuestion("store.example.shop.svc.cluster.local.", dns.TypeAAAA)
+	_, _, handled, pass := wk.Remembered(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), r, "store.example.shop.svc.cluster.local.")
+	if !handled && !pass {
+		t.Error("Expected the walk's tail remembered after a NODATA completion")
+	}
+	m, _, _ = query(t, wk, "store.example.shop.svc.cluster.local.", dns.TypeAAAA, 2)
+	if m.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected the tail's own NXDOMAIN, got %v", m)
+	}
+}
+
 func TestWalkPassedThrough(t *testing.T) {
 	z := newZone("x.y.lab.internal. 30 IN A 10.1.1.1")
 	z.rcodes["x.y.cluster.local./A"] = dns.RcodeServerFailure
@@ -406,5 +431,20 @@ func TestWalkWrittenServfail(t *testing.T) {
 	m, rcode, _ := query(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
 	if m == nil || m.Rcode != dns.RcodeServerFailure || rcode != dns.RcodeSuccess {
 		t.Errorf("Expected the written SERVFAIL and a success rcode, got %v, %d", m, rcode)
+	}
+}
+
+func TestWalkNotKeptAlive(t *testing.T) {
+	// A client asking the same name more often than pairTTL must not be served one walk forever.
+	z := newZone("example.org. 300 IN A 192.0.2.10")
+	wk := newWalker(t, z)
+	const q = "example.org.default.svc.cluster.local."
+	deadline := time.Now().Add(pairTTL + 500*time.Millisecond)
+	for time.Now().Before(deadline) {
+		query(t, wk, q, dns.TypeA, 1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c := z.count("example.org.", dns.TypeA); c < 2 {
+		t.Errorf("Expected a new walk once the shared one was %s old, got %d walks", pairTTL, c)
 	}
 }
