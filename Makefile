@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 GO ?= go
 
-.PHONY: all coredns run test unit e2e check bench clean
+.PHONY: all coredns run test check bench fuzz fuzz-short clean image monitoring-test
 
 all: coredns
 
@@ -17,7 +17,7 @@ run: coredns
 
 ## test: everything: static checks, unit tests, in-process end-to-end tests and, as root, the lab
 # As root the network-namespace lab must run: RACEGUARD_LAB=require turns its skips into failures.
-test: check coredns
+test: check coredns fuzz-short monitoring-test
 	RACEGUARD_COREDNS=$(CURDIR)/coredns RACEGUARD_LAB=$$([ "$$(id -u)" = 0 ] && echo require) \
 		$(GO) test -race -count=1 -timeout 30m ./...
 
@@ -27,6 +27,39 @@ check:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	@if grep -q '^replace' go.mod; then echo "go.mod must not contain replace directives"; exit 1; fi
+
+## fuzz: every fuzz target for a minute (FUZZTIME=5m for longer)
+FUZZTIME ?= 60s
+fuzz:
+	./hack/fuzz.sh $(FUZZTIME)
+
+## fuzz-short: every fuzz target for a few seconds, as part of make test
+fuzz-short:
+	./hack/fuzz.sh 5s
+
+## image: the container image of Dockerfile, built with buildah from ./coredns; tagged
+## $(IMAGE):dev and $(IMAGE):$(VERSION), the commit the binary reports (`coredns -version`).
+## IMAGE_BUILD="docker build" or "podman build" builds the same context with those. Needs root:
+## setcap gives the staged copy of the binary cap_net_bind_service.
+IMAGE = localhost/raceguard
+IMAGE_BUILD = buildah bud --format oci
+VERSION = $(shell ./coredns -version | sed -n 's/.*, raceguard-//p')
+REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+COREDNS_VERSION = $(shell ./coredns -version | sed -n 's/^CoreDNS-//p')
+image: coredns
+	rm -rf .build/image && mkdir -p .build/image
+	cp coredns .build/image/coredns
+	setcap cap_net_bind_service=+ep .build/image/coredns
+	cp /etc/ssl/certs/ca-certificates.crt .build/image/ca-certificates.crt
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > .build/image/passwd
+	printf 'root:x:0:\nnonroot:x:65532:\n' > .build/image/group
+	$(IMAGE_BUILD) -f Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		--build-arg COREDNS_VERSION=$(COREDNS_VERSION) -t $(IMAGE):dev -t $(IMAGE):$(VERSION) .
+
+## monitoring-test: promtool checks and unit tests of the alert rules in monitoring/
+monitoring-test:
+	promtool check rules monitoring/prometheus-rules.yaml
+	promtool test rules monitoring/prometheus-rules.test.yaml
 
 ## bench: stock CoreDNS against the raceguard build, side by side; prints a markdown table
 bench: coredns
