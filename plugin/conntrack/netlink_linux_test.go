@@ -261,3 +261,25 @@ func TestOpenRecoversSocket(t *testing.T) {
 		t.Errorf("Expected a new socket and netlink statistics, silently; got %+v, %v, logs %v", s, err, logs)
 	}
 }
+
+// FuzzStatsFromMessages decodes arbitrary payloads as the kernel's per-CPU statistics messages:
+// an error or statistics, never a panic (a malformed or unexpected reply must fail a scrape, not
+// crash the server).
+func FuzzStatsFromMessages(f *testing.F) {
+	for i, attrs := range [][]netfilter.Attribute{cpu618(1, 2, 3), cpu618(10, 20, 30), {{Type: ctaStatsDrop, Data: []byte{1}}}, nil} {
+		m, err := netfilter.MarshalNetlink(netfilter.Header{
+			SubsystemID: netfilter.NFSubsysCTNetlink, MessageType: ipctnlMsgCtGetStatsCPU, ResourceID: uint16(i),
+		}, attrs)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(m.Data, m.Data)
+	}
+	f.Add([]byte{}, []byte{1, 2, 3, 4, 0xff})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		s, err := statsFromMessages([]netlink.Message{{Data: a}, {Data: b}})
+		if err == nil && s.Source != SourceNetlink {
+			t.Errorf("Expected netlink statistics or an error, got %+v", s)
+		}
+	})
+}
