@@ -39,7 +39,6 @@ package collapse
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -50,6 +49,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/bounded"
+	"github.com/raceguard/raceguard/plugin/query"
 	"github.com/raceguard/raceguard/plugin/reply"
 	"github.com/raceguard/raceguard/plugin/sibling"
 )
@@ -217,7 +217,7 @@ func (f *flight) wait(ctx context.Context) bool {
 // join finds or starts the flight for k and says how r takes part in it.
 func (c *Collapse) join(k key, w dns.ResponseWriter, r *dns.Msg) (*flight, role) {
 	mine := &flight{done: make(chan struct{})}
-	from := clientAddrPort(w)
+	from := query.ClientAddrPort(w)
 	rl := roleOverflow
 	f, ok := c.flights.Update(k, c.timeout+time.Second, func(old *flight, found bool) *flight {
 		if !found {
@@ -273,14 +273,3 @@ func (c *Collapse) resolve(ctx context.Context, k key, w dns.ResponseWriter, r *
 
 // Name implements the Handler interface.
 func (c *Collapse) Name() string { return pluginName }
-
-// clientAddrPort returns the client's address and port without formatting and parsing them.
-func clientAddrPort(w dns.ResponseWriter) netip.AddrPort {
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		return a.AddrPort()
-	case *net.TCPAddr:
-		return a.AddrPort()
-	}
-	return netip.AddrPort{}
-}

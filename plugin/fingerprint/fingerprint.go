@@ -26,7 +26,6 @@ package fingerprint
 import (
 	"context"
 	"hash/maphash"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/bounded"
 	"github.com/raceguard/raceguard/plugin/coarse"
+	"github.com/raceguard/raceguard/plugin/query"
 )
 
 // Defaults for New.
@@ -139,7 +139,7 @@ func (t *Tracker) Observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 	}
 	clock := t.now()
 	now := clock.UnixNano()
-	client := clientAddrPort(w)
+	client := query.ClientAddrPort(w)
 	ev, gap := None, time.Duration(0)
 	e, ok := t.pairs.UpdateAt(keyOf(client, name), clock, t.Window, func(e *entry, found bool) *entry {
 		switch {
@@ -198,16 +198,4 @@ func (t *Tracker) Answered(tok Token) {
 	if tok.e != nil && tok.e.idOf(tok.t) == tok.id {
 		tok.e.answered[tok.t].CompareAndSwap(0, t.now().UnixNano())
 	}
-}
-
-// clientAddrPort returns the client's address and port without formatting and parsing them.
-func clientAddrPort(w dns.ResponseWriter) netip.AddrPort {
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		return a.AddrPort()
-	case *net.TCPAddr:
-		return a.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(w.RemoteAddr().String())
-	return ap
 }

@@ -1,7 +1,6 @@
 package searchpath
 
 import (
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -107,26 +106,4 @@ func negativeTTL(m *dns.Msg) time.Duration {
 		}
 	}
 	return max(minRememberTTL, min(ttl, maxRememberTTL))
-}
-
-// clientAddr returns the client's address without the allocations of formatting and parsing it.
-func clientAddr(w dns.ResponseWriter) netip.Addr {
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap()
-	case nil:
-		return netip.Addr{}
-	}
-	ap, _ := netip.ParseAddrPort(w.RemoteAddr().String())
-	return ap.Addr().Unmap()
-}
-
-// flags returns the query's DO and CD bits.
-func flags(r *dns.Msg) (do, cd bool) {
-	if o := r.IsEdns0(); o != nil {
-		do = o.Do()
-	}
-	return do, r.CheckingDisabled
 }

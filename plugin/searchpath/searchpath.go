@@ -52,6 +52,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/bounded"
+	"github.com/raceguard/raceguard/plugin/query"
 	"github.com/raceguard/raceguard/plugin/reply"
 )
 
@@ -102,12 +103,12 @@ func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if wk.memory.Empty() {
 		return 0, nil, false, false
 	}
-	do, cd := flags(r)
-	e, ok := wk.memory.Get(memKey{client: clientAddr(w), name: name, do: do, cd: cd})
+	do, cd := query.DNSSECBits(r)
+	e, ok := wk.memory.Get(memKey{client: query.ClientAddr(w), name: name, do: do, cd: cd})
 	if !ok {
 		return 0, nil, false, false
 	}
-	t := typeIndex(r.Question[0].Qtype)
+	t := query.PairIndex(r.Question[0].Qtype)
 	if e.msg[t] == nil {
 		return 0, nil, false, true
 	}
@@ -123,9 +124,9 @@ func (wk *Walker) Remembered(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // ServeDNS completes walk, the walk of an A or AAAA query r.
 func (wk *Walker) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) (int, error) {
 	server := metrics.WithServer(ctx)
-	do, cd := flags(r)
+	do, cd := query.DNSSECBits(r)
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	key := pairKey{client: clientAddr(w), name: walk.Names[0], do: do, cd: cd, tcp: tcp}
+	key := pairKey{client: query.ClientAddr(w), name: walk.Names[0], do: do, cd: cd, tcp: tcp}
 
 	sh, leader := wk.join(key)
 	if leader {
@@ -150,7 +151,7 @@ func (wk *Walker) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // write sends r's reply from a finished walk, its TTLs lowered by age, the time since the walk
 // began.
 func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, res *result, age time.Duration) (int, error) {
-	t := typeIndex(r.Question[0].Qtype)
+	t := query.PairIndex(r.Question[0].Qtype)
 	a := res.answer[t]
 	if a.msg == nil {
 		// Not written down the chain (an error, or acl dropping it): the server writes the error.
@@ -177,14 +178,6 @@ func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, r
 	}
 	// Written: whatever the reply's rcode, the server must not write another (plugin.ClientWrite).
 	return dns.RcodeSuccess, nil
-}
-
-// typeIndex maps A to 0 and AAAA to 1.
-func typeIndex(qtype uint16) int {
-	if qtype == dns.TypeAAAA {
-		return 1
-	}
-	return 0
 }
 
 // ageTTLs lowers every TTL of m by age, as a cache does, never below zero.

@@ -99,7 +99,7 @@ func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (in
 func (z *zone) Name() string { return "zone" }
 
 // query sends a query for name and qtype through wk and returns the recorded reply.
-func query(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.Msg, int, error) {
+func ask(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.Msg, int, error) {
 	t.Helper()
 	r := new(dns.Msg).SetQuestion(name, qtype)
 	r.Id = id
@@ -150,7 +150,7 @@ func TestWalkAnswersExternalName(t *testing.T) {
 		id    uint16
 		ttl   uint32
 	}{{dns.TypeA, 101, 300}, {dns.TypeAAAA, 102, 120}} {
-		m, rcode, err := query(t, wk, q, tc.qtype, tc.id)
+		m, rcode, err := ask(t, wk, q, tc.qtype, tc.id)
 		if err != nil || rcode != dns.RcodeSuccess {
 			t.Fatalf("Expected success, got %d, %v", rcode, err)
 		}
@@ -179,12 +179,12 @@ func TestWalkAnswersExternalName(t *testing.T) {
 func TestWalkAsAsked(t *testing.T) {
 	z := newZone("db-0.db.default.svc.cluster.local. 30 IN A 10.244.1.10")
 	wk := newWalker(t, z)
-	m, _, _ := query(t, wk, "db-0.db.default.svc.cluster.local.", dns.TypeA, 7)
+	m, _, _ := ask(t, wk, "db-0.db.default.svc.cluster.local.", dns.TypeA, 7)
 	checkEcho(t, m, "db-0.db.default.svc.cluster.local.", 7)
 	if len(m.Answer) != 1 || m.Answer[0].Header().Rrtype != dns.TypeA {
 		t.Errorf("Expected the name answered as asked, without a CNAME, got %v", m.Answer)
 	}
-	m, _, _ = query(t, wk, "db-0.db.default.svc.cluster.local.", dns.TypeAAAA, 8)
+	m, _, _ = ask(t, wk, "db-0.db.default.svc.cluster.local.", dns.TypeAAAA, 8)
 	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
 		t.Errorf("Expected NODATA as asked for the AAAA, got %v", m)
 	}
@@ -199,11 +199,11 @@ func TestWalkNoData(t *testing.T) {
 	z := newZone("api.shop.svc.cluster.local. 30 IN A 10.96.40.2")
 	wk := newWalker(t, z)
 	const q = "api.shop.default.svc.cluster.local."
-	m, _, _ := query(t, wk, q, dns.TypeA, 1)
+	m, _, _ := ask(t, wk, q, dns.TypeA, 1)
 	if len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "api.shop.svc.cluster.local." {
 		t.Errorf("Expected a CNAME to api.shop.svc.cluster.local. and its A, got %v", m.Answer)
 	}
-	m, _, _ = query(t, wk, q, dns.TypeAAAA, 2)
+	m, _, _ = ask(t, wk, q, dns.TypeAAAA, 2)
 	checkEcho(t, m, q, 2)
 	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 || len(m.Ns) != 1 {
 		t.Errorf("Expected a plain NODATA with its SOA, got %v", m)
@@ -223,18 +223,18 @@ func TestWalkNoDataTail(t *testing.T) {
 	z := newZone("store.example.shop. 30 IN A 192.0.2.90", "store.example. 30 IN A 192.0.2.91", "store.example. 30 IN AAAA 2001:db8::91")
 	z.records["shop.svc.cluster.local."] = nil
 	wk := newWalker(t, z)
-	m, _, _ := query(t, wk, "store.example.shop.default.svc.cluster.local.", dns.TypeAAAA, 1)
+	m, _, _ := ask(t, wk, "store.example.shop.default.svc.cluster.local.", dns.TypeAAAA, 1)
 	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
 		t.Fatalf("Expected a plain NODATA, got %v", m)
 	}
-	// The tail: query() would Expand it with podList (namespace default); Remembered must pass
+	// The tail: ask() would Expand it with podList (namespace default); Remembered must pass
 	// it through before any expansion.
 	r := new(dns.Msg).SetQuestion("store.example.shop.svc.cluster.local.", dns.TypeAAAA)
 	_, _, handled, pass := wk.Remembered(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), r, "store.example.shop.svc.cluster.local.")
 	if !handled && !pass {
 		t.Error("Expected the walk's tail remembered after a NODATA completion")
 	}
-	m, _, _ = query(t, wk, "store.example.shop.svc.cluster.local.", dns.TypeAAAA, 2)
+	m, _, _ = ask(t, wk, "store.example.shop.svc.cluster.local.", dns.TypeAAAA, 2)
 	if m.Rcode != dns.RcodeNameError {
 		t.Errorf("Expected the tail's own NXDOMAIN, got %v", m)
 	}
@@ -245,19 +245,19 @@ func TestWalkPassedThrough(t *testing.T) {
 	z.rcodes["x.y.cluster.local./A"] = dns.RcodeServerFailure
 	wk := newWalker(t, z)
 	const q = "X.Y.default.svc.cluster.local."
-	m, rcode, _ := query(t, wk, q, dns.TypeA, 9)
+	m, rcode, _ := ask(t, wk, q, dns.TypeA, 9)
 	checkEcho(t, m, q, 9)
 	if rcode != dns.RcodeSuccess || m.Rcode != dns.RcodeNameError {
 		t.Errorf("Expected the first name's own NXDOMAIN written (rcode success returned), got %d, %v", rcode, m.Rcode)
 	}
 	// The client now walks: x.y.svc is remembered as NXDOMAIN; from the failing name on, its
 	// queries go down the chain as they are: never completed, never answered from memory.
-	m, _, _ = query(t, wk, "x.y.svc.cluster.local.", dns.TypeA, 10)
+	m, _, _ = ask(t, wk, "x.y.svc.cluster.local.", dns.TypeA, 10)
 	checkEcho(t, m, "x.y.svc.cluster.local.", 10)
 	if c := z.count("x.y.svc.cluster.local.", dns.TypeA); m.Rcode != dns.RcodeNameError || c != 1 {
 		t.Errorf("Expected a remembered NXDOMAIN without a trip down the chain, got %v (asked %d times)", m.Rcode, c)
 	}
-	_, rcode, _ = query(t, wk, "x.y.cluster.local.", dns.TypeA, 11)
+	_, rcode, _ = ask(t, wk, "x.y.cluster.local.", dns.TypeA, 11)
 	if rcode != dns.RcodeServerFailure || z.count("x.y.cluster.local.", dns.TypeA) != 2 {
 		t.Errorf("Expected the failing name passed down the chain again, got rcode %d", rcode)
 	}
@@ -267,12 +267,12 @@ func TestWalkExhausted(t *testing.T) {
 	z := newZone()
 	wk := newWalker(t, z)
 	const q = "NoSuCh.ExAmple.default.svc.cluster.local."
-	m, _, _ := query(t, wk, q, dns.TypeA, 1)
+	m, _, _ := ask(t, wk, q, dns.TypeA, 1)
 	checkEcho(t, m, q, 1)
 	if m.Rcode != dns.RcodeNameError {
 		t.Errorf("Expected NXDOMAIN, got %v", m)
 	}
-	query(t, wk, q, dns.TypeAAAA, 2)
+	ask(t, wk, q, dns.TypeAAAA, 2)
 	walked := z.total()
 	if walked != 10 {
 		t.Errorf("Expected one walk of 5 names x 2 types, got %d queries", walked)
@@ -280,7 +280,7 @@ func TestWalkExhausted(t *testing.T) {
 	// The client walks on: every later name is answered from memory, with its own ID and case.
 	for i, n := range []string{"NOSUCH.example.svc.cluster.local.", "nosuch.EXAMPLE.cluster.local.", "nosuch.example.lab.internal.", "nosuch.example."} {
 		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			m, _, _ := query(t, wk, n, qt, uint16(100+i))
+			m, _, _ := ask(t, wk, n, qt, uint16(100+i))
 			checkEcho(t, m, n, uint16(100+i))
 			if m.Rcode != dns.RcodeNameError {
 				t.Errorf("Expected NXDOMAIN for %s, got %v", n, m.Rcode)
@@ -297,7 +297,7 @@ func TestWalkNothingWritten(t *testing.T) {
 	z := newZone()
 	z.silent["a.b.default.svc.cluster.local."] = true
 	wk := newWalker(t, z)
-	m, rcode, err := query(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
+	m, rcode, err := ask(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
 	if m != nil || rcode != dns.RcodeSuccess || err != nil {
 		t.Errorf("Expected nothing written and the chain's rcode, got %v, %d, %v", m, rcode, err)
 	}
@@ -307,7 +307,7 @@ func TestWalkErrorKeepsQuestion(t *testing.T) {
 	z := newZone()
 	z.rcodes["a.b.default.svc.cluster.local./A"] = dns.RcodeServerFailure
 	wk := newWalker(t, z)
-	m, rcode, _ := query(t, wk, "A.b.DEFAULT.svc.cluster.local.", dns.TypeA, 1)
+	m, rcode, _ := ask(t, wk, "A.b.DEFAULT.svc.cluster.local.", dns.TypeA, 1)
 	if m != nil || rcode != dns.RcodeServerFailure {
 		t.Errorf("Expected SERVFAIL left for the server to write (with the client's question), got %v, %d", m, rcode)
 	}
@@ -324,7 +324,7 @@ func TestWalkPairShared(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, _, _ := query(t, wk, q, qt, uint16(i))
+			m, _, _ := ask(t, wk, q, qt, uint16(i))
 			if m != nil && len(m.Answer) > 0 {
 				targets[i].Store(m.Answer[0].(*dns.CNAME).Target)
 			}
@@ -348,7 +348,7 @@ func TestWalkWaiterContext(t *testing.T) {
 
 	done := make(chan *dns.Msg)
 	go func() {
-		m, _, _ := query(t, wk, q, dns.TypeA, 1)
+		m, _, _ := ask(t, wk, q, dns.TypeA, 1)
 		done <- m
 	}()
 	time.Sleep(20 * time.Millisecond) // the A leads
@@ -428,7 +428,7 @@ func TestWalkWrittenServfail(t *testing.T) {
 		return dns.RcodeServerFailure, nil
 	})
 	wk.Next = servfail
-	m, rcode, _ := query(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
+	m, rcode, _ := ask(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
 	if m == nil || m.Rcode != dns.RcodeServerFailure || rcode != dns.RcodeSuccess {
 		t.Errorf("Expected the written SERVFAIL and a success rcode, got %v, %d", m, rcode)
 	}
@@ -441,7 +441,7 @@ func TestWalkNotKeptAlive(t *testing.T) {
 	const q = "example.org.default.svc.cluster.local."
 	deadline := time.Now().Add(pairTTL + 500*time.Millisecond)
 	for time.Now().Before(deadline) {
-		query(t, wk, q, dns.TypeA, 1)
+		ask(t, wk, q, dns.TypeA, 1)
 		time.Sleep(100 * time.Millisecond)
 	}
 	if c := z.count("example.org.", dns.TypeA); c < 2 {

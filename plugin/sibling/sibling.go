@@ -30,6 +30,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/plugin/bounded"
+	"github.com/raceguard/raceguard/plugin/query"
 )
 
 // Trigger is what collapse needs of the plugin that prefetches: raceguard implements it.
@@ -97,13 +98,6 @@ func Sibling(qtype uint16) uint16 {
 	return 0
 }
 
-func flags(r *dns.Msg) (do, cd bool) {
-	if o := r.IsEdns0(); o != nil {
-		do = o.Do()
-	}
-	return do, r.CheckingDisabled
-}
-
 // PrefetchSibling resolves the sibling of the A or AAAA query r in the background, down Next,
 // unless it was prefetched within the window or too many prefetches are in flight.
 func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
@@ -114,7 +108,7 @@ func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, 
 	if sib == 0 {
 		return
 	}
-	do, cd := flags(r)
+	do, cd := query.DNSSECBits(r)
 	k := key{name: strings.ToLower(r.Question[0].Name), qtype: sib, do: do, cd: cd}
 	server := metrics.WithServer(ctx)
 	if _, ok := p.recent.Get(k); ok {
@@ -148,7 +142,7 @@ func (p *Prefetcher) Seen(ctx context.Context, name string, r *dns.Msg) {
 	if p.recent.Empty() || NoPrefetch(ctx) {
 		return
 	}
-	do, cd := flags(r)
+	do, cd := query.DNSSECBits(r)
 	k := key{name: name, qtype: r.Question[0].Qtype, do: do, cd: cd}
 	if _, ok := p.recent.Get(k); ok {
 		p.recent.Delete(k)
