@@ -59,6 +59,60 @@ func TestCapacity(t *testing.T) {
 	}
 }
 
+func TestSweepSpacing(t *testing.T) {
+	m := New[int, int](16) // one shard of 16
+	t0 := time.Unix(1000, 0)
+	const ttl = 32 * time.Second // sweeps at least 1s apart
+	for i := range 16 {
+		if _, ok := m.UpdateAt(i, t0.Add(time.Duration(i)*100*time.Millisecond), ttl, func(int, bool) int { return i }); !ok {
+			t.Fatalf("Expected entry %d stored", i)
+		}
+	}
+	put := func(k int, at time.Duration) bool {
+		_, ok := m.UpdateAt(k, t0.Add(at), ttl, func(int, bool) int { return k })
+		return ok
+	}
+	// Full of live entries: refused without a sweep, however long since the last.
+	if put(100, 31*time.Second) || !m.shards[0].swept.IsZero() {
+		t.Fatalf("Expected a refusal without a sweep while nothing has expired, swept at %v", m.shards[0].swept)
+	}
+	// Entry 0 expired at 32s: the first sweep is due and frees it.
+	if !put(101, 32*time.Second+50*time.Millisecond) {
+		t.Fatal("Expected the sweep to make room once the earliest entry expired")
+	}
+	// Entry 1 expired at 32.1s, but the last sweep was less than ttl/32 ago: refused, not swept.
+	if put(102, 32*time.Second+150*time.Millisecond) {
+		t.Fatal("Expected a refusal within ttl/32 of the last sweep")
+	}
+	if got := m.Len(); got != 16 {
+		t.Fatalf("Expected the expired entry 1 still held, Len %d", got)
+	}
+	m.SetClock(func() time.Time { return t0.Add(32*time.Second + 150*time.Millisecond) })
+	if got := m.Live(); got != 15 {
+		t.Errorf("Expected 15 live entries, the expired one held but not counted, Live %d", got)
+	}
+	// A second later, entries 1 to 10 have expired: one sweep drops all ten.
+	if !put(103, 33*time.Second+50*time.Millisecond) {
+		t.Fatal("Expected a sweep ttl/32 after the last")
+	}
+	if got := m.Len(); got != 7 {
+		t.Errorf("Expected 16 - 10 + 1 = 7 entries after the sweep, Len %d", got)
+	}
+	// An entry with a shorter TTL than the rest lowers the shard's earliest expiry: once it has
+	// expired, a full shard is swept for it while the others are still live.
+	m = New[int, int](16)
+	for i := range 16 {
+		d := ttl
+		if i == 15 {
+			d = time.Second
+		}
+		m.UpdateAt(i, t0, d, func(int, bool) int { return i })
+	}
+	if _, ok := m.UpdateAt(100, t0.Add(2*time.Second), ttl, func(int, bool) int { return 0 }); !ok {
+		t.Error("Expected the short-lived entry swept to make room once it expired")
+	}
+}
+
 func TestUpdate(t *testing.T) {
 	m := New[string, []int](64)
 	for i := range 3 {
@@ -140,4 +194,30 @@ func TestSmallMapsShareShards(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkUpdateFull inserts new keys into a map full of live entries that expire at a steady
+// rate, as the fingerprint table does on a node past its capacity: most inserts are refused, and a
+// refusal must not cost a walk over the shard.
+func BenchmarkUpdateFull(b *testing.B) {
+	const capacity, ttl = 50000, 15 * time.Second
+	m := New[uint64, int](capacity)
+	now := time.Unix(1000, 0)
+	m.nowFunc = func() time.Time { return now }
+	// Fill the map with entries whose expiries are spread over one ttl, as a steady load leaves it.
+	for i := range uint64(capacity) {
+		m.UpdateAt(i, now.Add(-ttl+time.Duration(i)*ttl/capacity), ttl, func(int, bool) int { return 0 })
+	}
+	// The clock moves on at 10,000 inserts per second: three times what the map can hold.
+	step := time.Second / 10000
+	b.ReportAllocs()
+	b.ResetTimer()
+	refused := 0
+	for i := range b.N {
+		now = now.Add(step)
+		if _, ok := m.UpdateAt(uint64(capacity+i), now, ttl, func(int, bool) int { return i }); !ok {
+			refused++
+		}
+	}
+	b.ReportMetric(float64(refused)/float64(b.N), "refused/op")
 }

@@ -20,7 +20,7 @@ var (
 
 	entriesDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(plugin.Namespace, "raceguard", "table_entries"),
-		"Entries held by raceguard tables, summed over server blocks.", []string{"table"}, nil)
+		"Entries in raceguard tables that have not expired, summed over server blocks.", []string{"table"}, nil)
 	capacityDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(plugin.Namespace, "raceguard", "table_capacity"),
 		"Most entries raceguard tables can hold, summed over server blocks.", []string{"table"}, nil)
@@ -31,7 +31,7 @@ func Overflows(table string) prometheus.Counter { return overflows.WithLabelValu
 
 // sized is what the collector needs of a Map.
 type sized interface {
-	Len() int
+	Live() int
 	Cap() int
 }
 
@@ -73,7 +73,7 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 	for name, maps := range tables {
 		n, c := 0, 0
 		for m := range maps {
-			n += m.Len()
+			n += m.Live()
 			c += m.Cap()
 		}
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(n), name)
