@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -83,7 +82,7 @@ func main() {
 }
 
 func printTable(rows []row, notes []string) {
-	fmt.Printf("`make bench`, %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), machine())
+	fmt.Printf("`make bench`, %s, %s\n\n", time.Now().UTC().Format("2006-01-02"), lab.Machine())
 	fmt.Println("| Measure | Stock CoreDNS | raceguard | raceguard vs stock |")
 	fmt.Println("|---|---|---|---|")
 	for _, r := range rows {
@@ -92,24 +91,6 @@ func printTable(rows []row, notes []string) {
 	for _, n := range notes {
 		fmt.Printf("\n%s\n", n)
 	}
-}
-
-// machine describes where the numbers come from.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	kernel := "?"
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
-	return fmt.Sprintf("%d × %s, Linux %s, %s", runtime.NumCPU(), model, kernel, runtime.Version())
 }
 
 func fail(err error) {

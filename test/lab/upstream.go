@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ type Upstream struct {
 	delay   atomic.Int64 // time.Duration before each answer
 	servers []*dns.Server
 	drop    atomic.Pointer[func(name string) bool] // queries never answered
+	ttls    atomic.Pointer[[2]uint32]              // min and max TTL of SpreadTTLs; nil for the zone's
 
 	mu     sync.Mutex
 	counts map[string]int // "name/TYPE" (lower-case name) -> queries; protected by mu
@@ -75,6 +77,9 @@ func StartUpstream(ns, addr string) (*Upstream, error) {
 		}
 		// As CoreDNS's server does: compress and truncate each reply to the client's size.
 		w = request.NewScrubWriter(r, w)
+		if t := u.ttls.Load(); t != nil && len(r.Question) == 1 {
+			w = &ttlWriter{ResponseWriter: w, ttl: spreadTTL(r.Question[0].Name, t[0], t[1])}
+		}
 		rcode, _ := f.ServeDNS(context.Background(), w, r)
 		if rcode != dns.RcodeSuccess && rcode != dns.RcodeNameError && !wrote(rcode) {
 			m := new(dns.Msg)
@@ -121,6 +126,41 @@ func (u *Upstream) Drop(f func(name string) bool) {
 		return
 	}
 	u.drop.Store(&f)
+}
+
+// SpreadTTLs gives each name its own TTL, from min to max seconds by a hash of the name, on its
+// records and on the SOA of its negative answers. With the zone's one TTL every name a cache
+// filled in the same second expires in the same second, and comes back as a wave of misses; real
+// names have spread TTLs, which make the misses a steady share of a long load.
+func (u *Upstream) SpreadTTLs(min, max uint32) { u.ttls.Store(&[2]uint32{min, max}) }
+
+// spreadTTL is name's TTL between min and max.
+func spreadTTL(name string, min, max uint32) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(name)))
+	return min + h.Sum32()%(max-min+1)
+}
+
+// ttlWriter gives every record of a reply, and the negative-caching TTL of its SOA, one TTL.
+type ttlWriter struct {
+	dns.ResponseWriter
+	ttl uint32
+}
+
+func (w *ttlWriter) WriteMsg(m *dns.Msg) error {
+	m = m.Copy() // its records may be the zone's own
+	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range section {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				continue
+			}
+			rr.Header().Ttl = w.ttl
+			if soa, ok := rr.(*dns.SOA); ok {
+				soa.Minttl = w.ttl
+			}
+		}
+	}
+	return w.ResponseWriter.WriteMsg(m)
 }
 
 // Queries returns how many queries for name (any case) and type the upstream has received.
