@@ -1,6 +1,10 @@
 package raceguard
 
-import "time"
+import (
+	"time"
+
+	"github.com/raceguard/raceguard/plugin/fingerprint"
+)
 
 // searchMode says where the search list for server-side completion comes from.
 type searchMode int
@@ -42,6 +46,8 @@ type conntrackConfig struct {
 const (
 	defaultResolvConf = "/etc/resolv.conf"
 	defaultProcStat   = "/proc/net/stat/nf_conntrack"
+	// maxFingerprints bounds the fingerprints option: at about 200 bytes a pair, 800 MiB.
+	maxFingerprints = 1 << 22
 )
 
 // New returns a RaceGuard with every option at its default.
@@ -54,6 +60,7 @@ func New() *RaceGuard {
 			parallel:       true,
 		},
 		siblingPrefetch: true,
+		fingerprints:    fingerprint.DefaultCapacity,
 		conntrack: conntrackConfig{
 			source:   "netlink",
 			procPath: defaultProcStat,

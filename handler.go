@@ -41,6 +41,7 @@ type RaceGuard struct {
 	search          searchConfig
 	siblingPrefetch bool
 	conntrack       conntrackConfig
+	fingerprints    int // the most lookups the fingerprint table tracks at once
 
 	source searchpath.Source      // nil: no search completion
 	walker *searchpath.Walker     // set with source

@@ -78,7 +78,7 @@ func setup(c *caddy.Controller) error {
 
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
-	rg.prints = fingerprint.New(fingerprint.DefaultCapacity)
+	rg.prints = fingerprint.New(rg.fingerprints)
 	if rg.siblingPrefetch {
 		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
 	}
@@ -192,6 +192,8 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 		rg.conntrack.interval, err = option.Duration(name, args, 100*time.Millisecond, time.Minute)
 	case "window":
 		rg.conntrack.window, err = option.Duration(name, args, 10*time.Second, 24*time.Hour)
+	case "fingerprints":
+		rg.fingerprints, err = option.Int(name, args, 1, maxFingerprints)
 	case "node":
 		if len(args) != 1 {
 			return option.Count(name, args, 1)

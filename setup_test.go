@@ -87,6 +87,11 @@ func TestSetup(t *testing.T) {
 				t.Errorf("Expected prefetch off and %+v, got %v and %+v", want, rg.siblingPrefetch, rg.conntrack)
 			}
 		}},
+		{"fingerprints", "raceguard {\n fingerprints 200000\n}", func(t *testing.T, rg *RaceGuard) {
+			if rg.fingerprints != 200000 {
+				t.Errorf("Expected 200000 fingerprints, got %d", rg.fingerprints)
+			}
+		}},
 		{"conntrack off", "raceguard {\n conntrack off\n}", func(t *testing.T, rg *RaceGuard) {
 			if rg.conntrack.source != "off" {
 				t.Errorf("Expected conntrack off, got %+v", rg.conntrack)
@@ -144,6 +149,9 @@ func TestSetupErrors(t *testing.T) {
 		{"raceguard {\n conntrack ebpf\n}", prefix + `Testfile:2 - Error during parsing: conntrack: invalid value "ebpf": want 'netlink', 'procfs [PATH]' or 'off'`},
 		{"raceguard {\n conntrack netlink /proc\n}", prefix + `Testfile:2 - Error during parsing: conntrack netlink: unexpected value "/proc"`},
 		{"raceguard {\n conntrack procfs /a /b\n}", prefix + `Testfile:2 - Error during parsing: conntrack: invalid value "procfs /a /b": want 'procfs [PATH]'`},
+		{"raceguard {\n fingerprints\n}", prefix + "Testfile:2 - Error during parsing: fingerprints: missing value"},
+		{"raceguard {\n fingerprints 0\n}", prefix + `Testfile:2 - Error during parsing: fingerprints: invalid value "0": want an integer from 1 to 4194304`},
+		{"raceguard {\n fingerprints 1e6\n}", prefix + `Testfile:2 - Error during parsing: fingerprints: invalid value "1e6": want an integer from 1 to 4194304`},
 		{"raceguard {\n interval\n}", prefix + "Testfile:2 - Error during parsing: interval: missing value"},
 		{"raceguard {\n interval 1\n}", prefix + `Testfile:2 - Error during parsing: interval: invalid value "1": want a duration from 100ms to 1m0s`},
 		{"raceguard {\n interval 10ms\n}", prefix + `Testfile:2 - Error during parsing: interval: invalid value "10ms": want a duration from 100ms to 1m0s`},

@@ -133,10 +133,7 @@ type Token struct {
 // showed, and returns it with the gap to its partner's or first try's arrival, and a token for
 // Answered.
 func (t *Tracker) Observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (Event, time.Duration, Token) {
-	typ := 0
-	if r.Question[0].Qtype == dns.TypeAAAA {
-		typ = 1
-	}
+	typ := query.PairIndex(r.Question[0].Qtype)
 	clock := t.now()
 	now := clock.UnixNano()
 	client := query.ClientAddrPort(w)
