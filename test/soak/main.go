@@ -184,11 +184,11 @@ func run() int {
 	if err != nil {
 		return fail(err)
 	}
-	node0, err := readUDPStats(l.Node)
+	node0, err := lab.ReadUDPStats(l.Node)
 	if err != nil {
 		return fail(err)
 	}
-	client0, err := readUDPStats(l.Client)
+	client0, err := lab.ReadUDPStats(l.Client)
 	if err != nil {
 		return fail(err)
 	}
@@ -266,15 +266,15 @@ wait:
 		return fail(err)
 	}
 	r.counters = c1.Sub(c0)
-	node1, err := readUDPStats(l.Node)
+	node1, err := lab.ReadUDPStats(l.Node)
 	if err != nil {
 		return fail(err)
 	}
-	client1, err := readUDPStats(l.Client)
+	client1, err := lab.ReadUDPStats(l.Client)
 	if err != nil {
 		return fail(err)
 	}
-	r.nodeUDP, r.clientUDP = node1.sub(node0), client1.sub(client0)
+	r.nodeUDP, r.clientUDP = node1.Sub(node0), client1.Sub(client0)
 	r.upstream = up.Total() - up0
 	r.errorLogs = strings.Count(proc.Log(), "[ERROR]") - log0
 	if err := l.SetFault(lab.FaultOff, 0); err != nil {

@@ -26,7 +26,7 @@ type report struct {
 	perf                perf
 	probe               probeResult
 	counters            lab.Counters // node counters over the soak
-	nodeUDP, clientUDP  udpStats
+	nodeUDP, clientUDP  lab.UDPStats
 	upstream, errorLogs int
 
 	started, idle, settled sample
@@ -102,7 +102,7 @@ func (r *report) print(w io.Writer) bool {
 	p("| packets the fault dropped (node nft counter) | %d |\n", r.counters.FaultDrops)
 	p("| UDP queries the node saw from the client | %d |\n", r.counters.ClientUDP)
 	p("| UDP datagrams the kernel dropped for full buffers: node / client namespace | %d / %d |\n",
-		r.nodeUDP.rcvbufErrors+r.nodeUDP.sndbufErrors, r.clientUDP.rcvbufErrors+r.clientUDP.sndbufErrors)
+		r.nodeUDP.BufferDrops(), r.clientUDP.BufferDrops())
 	p("| queries to the upstream / CoreDNS [ERROR] log lines | %d / %d |\n", r.upstream, r.errorLogs)
 	p("\n")
 
@@ -222,7 +222,7 @@ func (r *report) printChecks(p func(string, ...any)) bool {
 	// buffer because the machine fell behind; the second kind must stay as rare as the ramp allowed.
 	lost := r.perf.lost + r.probe.lost
 	sent := r.perf.sent + 2*r.probe.lookups
-	buffers := r.nodeUDP.rcvbufErrors + r.nodeUDP.sndbufErrors + r.clientUDP.rcvbufErrors + r.clientUDP.sndbufErrors
+	buffers := r.nodeUDP.BufferDrops() + r.clientUDP.BufferDrops()
 	tolerance := sent / 100000
 	check(lost <= r.counters.FaultDrops+buffers+tolerance,
 		"no lost query beyond the fault's drops: %d lost (dnsperf %d, probe %d) against %d packets the fault dropped "+

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,11 +54,11 @@ func takeSample(l *lab.Lab, pid int, at time.Duration, phase string) (sample, er
 	if s.machine, err = machineTicks(); err != nil {
 		return s, err
 	}
-	u, err := readUDPStats(l.Node)
+	u, err := lab.ReadUDPStats(l.Node)
 	if err != nil {
 		return s, err
 	}
-	s.bufDrops = u.rcvbufErrors + u.sndbufErrors
+	s.bufDrops = u.BufferDrops()
 	if s.m, err = l.ScrapeNode(); err != nil {
 		return s, err
 	}
@@ -109,50 +108,6 @@ func vmRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// udpStats are a namespace's UDP counters from /proc/net/snmp.
-type udpStats struct{ inErrors, rcvbufErrors, sndbufErrors int }
-
-func (a udpStats) sub(b udpStats) udpStats {
-	return udpStats{a.inErrors - b.inErrors, a.rcvbufErrors - b.rcvbufErrors, a.sndbufErrors - b.sndbufErrors}
-}
-
-// readUDPStats reads the UDP counters of namespace ns: datagrams the kernel dropped because a
-// socket's receive (or send) buffer was full, which is loss no DNS server can see.
-func readUDPStats(ns string) (udpStats, error) {
-	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").Output()
-	if err != nil {
-		return udpStats{}, fmt.Errorf("read /proc/net/snmp in %s: %v", ns, err)
-	}
-	var head []string
-	for _, line := range strings.Split(string(out), "\n") {
-		rest, ok := strings.CutPrefix(line, "Udp: ")
-		if !ok {
-			continue
-		}
-		if head == nil {
-			head = strings.Fields(rest)
-			continue
-		}
-		var s udpStats
-		for i, v := range strings.Fields(rest) {
-			n, _ := strconv.Atoi(v)
-			if i >= len(head) {
-				break
-			}
-			switch head[i] {
-			case "InErrors":
-				s.inErrors = n
-			case "RcvbufErrors":
-				s.rcvbufErrors = n
-			case "SndbufErrors":
-				s.sndbufErrors = n
-			}
-		}
-		return s, nil
-	}
-	return udpStats{}, fmt.Errorf("no Udp line in /proc/net/snmp of %s", ns)
 }
 
 // cpuTime returns the user and system time process pid has used.
