@@ -11,6 +11,7 @@ import (
 
 	"github.com/coredns/coredns/plugin/metrics"
 	ctest "github.com/coredns/coredns/plugin/test"
+	"github.com/raceguard/raceguard/test/lab"
 
 	"github.com/miekg/dns"
 )
@@ -106,13 +107,8 @@ func httpGet(t *testing.T, url string) string {
 // answers, closed when the test ends.
 func Blackhole(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := lab.ListenBoth("", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close(); ln.Close() })

@@ -33,11 +33,7 @@ func newFaultyUpstream(t *testing.T) *faultyUpstream {
 	t.Helper()
 	u := &faultyUpstream{count: map[string]int{}}
 	u.mode.Store("ok")
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := lab.ListenBoth("", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

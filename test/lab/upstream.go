@@ -45,18 +45,7 @@ func StartUpstream(ns, addr string) (*Upstream, error) {
 	f := file.File{Zones: file.Zones{Z: map[string]*file.Zone{".": z}, Names: []string{"."}}}
 	u := &Upstream{Addr: addr, counts: map[string]int{}}
 
-	var pc net.PacketConn
-	var ln net.Listener
-	err = Do(ns, func() error {
-		var err error
-		if pc, err = net.ListenPacket("udp", addr); err != nil {
-			return err
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
-			pc.Close()
-		}
-		return err
-	})
+	pc, ln, err := ListenBoth(ns, addr)
 	if err != nil {
 		return nil, fmt.Errorf("upstream listen: %w", err)
 	}
@@ -104,6 +93,28 @@ func StartUpstream(ns, addr string) (*Upstream, error) {
 		}
 	}
 	return u, nil
+}
+
+// ListenBoth opens UDP and TCP sockets on one address in namespace ns. With port 0 the UDP port
+// the kernel picks may be taken for TCP by another process: then it tries another, a few times.
+func ListenBoth(ns, addr string) (pc net.PacketConn, ln net.Listener, err error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for range 10 {
+		err = Do(ns, func() error {
+			var err error
+			if pc, err = net.ListenPacket("udp", addr); err != nil {
+				return err
+			}
+			if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+				pc.Close()
+			}
+			return err
+		})
+		if err == nil || port != "0" {
+			return pc, ln, err
+		}
+	}
+	return nil, nil, err
 }
 
 // wrote reports whether a plugin rcode means the reply was already written (plugin.ClientWrite).
