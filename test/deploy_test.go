@@ -836,42 +836,6 @@ func TestDeployCorefiles(t *testing.T) {
 	}
 }
 
-// startUpstream starts the lab's upstream on loopback, closed when t ends. Its UDP port may be
-// taken for TCP by another process: it tries a few ports.
-func startUpstream(t *testing.T) *lab.Upstream {
-	t.Helper()
-	var err error
-	for range 5 {
-		var up *lab.Upstream
-		if up, err = lab.StartUpstream("", "127.0.0.1:0"); err == nil {
-			t.Cleanup(up.Close)
-			return up
-		}
-	}
-	t.Fatal(err)
-	return nil
-}
-
-// freeUDPTCPPort returns a loopback port free for both UDP and TCP a moment ago.
-func freeUDPTCPPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("No port free for both UDP and TCP")
-	return 0
-}
-
 // TestDeployNodeLocalSurge holds the build to the DaemonSet's rollout: with maxSurge the new pod
 // starts on a node beside the old one and binds the same addresses, which only works because
 // every listener (DNS, health, ready, prometheus) sets SO_REUSEPORT. Two processes of the built
@@ -882,11 +846,11 @@ func TestDeployNodeLocalSurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := startUpstream(t)
+	up := loopbackUpstream(t)
 	t.Setenv("KUBE_DNS_SERVICE_HOST", up.Addr) // inherited by the processes
 
 	b := loadBundle(t, "node-local")
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPTCPPort(t))
+	dnsAddr := "127.0.0.1:" + freeUDPTCPPort(t)
 	health, ready, metrics := FreePort(t), FreePort(t), FreePort(t)
 	corefile := servable(corefileOf(t, b, oneOf[*appsv1.DaemonSet](t, b).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": metrics})

@@ -47,11 +47,7 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := loopbackUpstream(t)
 	dir := t.TempDir()
 	stock := dxStart(t, bin, dir, "stock", lab.StockCorefile, up.Addr)
 	rg := dxStart(t, bin, dir, "raceguard", lab.RaceguardCorefile, up.Addr)
@@ -116,7 +112,7 @@ func dxWalkTail(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	port := dxFreePort(t)
+	port := freeUDPTCPPort(t)
 	up, err := lab.StartProcess("", bin, dir, "upstream", ".:"+port+" {\n    bind 127.0.0.1\n    file "+zone+" .\n}\n", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +170,7 @@ type dxServer struct {
 // port, bound to 127.0.0.1 as bench's startLoopback does, forwarding to upstream.
 func dxStart(t *testing.T, bin, dir, name, corefile, upstream string) *dxServer {
 	t.Helper()
-	port, metrics := dxFreePort(t), dxFreePort(t)
+	port, metrics := freeUDPTCPPort(t), freeUDPTCPPort(t)
 	text, err := lab.Render(corefile, lab.CorefileData{Port: port, Metrics: "127.0.0.1:" + metrics, Upstream: upstream}, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -187,26 +183,6 @@ func dxStart(t *testing.T, bin, dir, name, corefile, upstream string) *dxServer 
 	}
 	t.Cleanup(p.Stop)
 	return &dxServer{name: name, addr: addr, metrics: "127.0.0.1:" + metrics, p: p}
-}
-
-// dxFreePort returns a port free for both UDP and TCP on 127.0.0.1.
-func dxFreePort(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+port)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return ""
 }
 
 // dxQuery is one query of the corpus: everything that goes into its wire message.

@@ -126,10 +126,7 @@ func concurrently(addr, network, name string, qtype uint16, n int, edns uint16) 
 // what the clients got.
 func TestUpstreamFaults(t *testing.T) {
 	u := newFaultyUpstream(t)
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	zone := clusterZone(t)
 	i, udp, tcp, err := CoreDNSServerAndPorts(`.:0 {
     raceguard {
         node_search lab.internal
@@ -232,15 +229,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := loopbackUpstream(t)
+	zone := clusterZone(t)
 	dir := t.TempDir()
 	port, metricsAddr := freePort(t), FreePort(t)
 	addr := "127.0.0.1:" + port
@@ -353,15 +343,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // TestResolvConfChanges: the node's resolv.conf (node_search) changes and then vanishes while the
 // server runs; search completion follows it within its 2 s re-read, and keeps serving.
 func TestResolvConfChanges(t *testing.T) {
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := loopbackUpstream(t)
+	zone := clusterZone(t)
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	write := func(body string) {
 		tmp := resolv + ".new"

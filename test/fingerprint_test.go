@@ -28,11 +28,7 @@ func TestTablesUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
+	up := loopbackUpstream(t)
 	port, metricsAddr := freePort(t), FreePort(t)
 	udp := "127.0.0.1:" + port
 	p, err := lab.StartProcess("", bin, t.TempDir(), "load", `.:`+port+` {

@@ -450,12 +450,9 @@ func scrapeBuild(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := startUpstream(t)
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPTCPPort(t))
+	up := loopbackUpstream(t)
+	zone := clusterZone(t)
+	dnsAddr := "127.0.0.1:" + freeUDPTCPPort(t)
 	metrics := FreePort(t)
 	_, port, _ := strings.Cut(dnsAddr, ":")
 	corefile := fmt.Sprintf(`.:%s {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/kubeapi"
-	"github.com/raceguard/raceguard/test/lab"
 )
 
 // isolated re-runs the calling test alone in a child process: the kubernetes plugin installs a
@@ -56,11 +55,7 @@ func kubernetesServerWith(t *testing.T, ln net.Listener, searchDirective string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := loopbackUpstream(t)
 	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
     ` + searchDirective + `
     kubernetes cluster.local {

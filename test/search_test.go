@@ -14,15 +14,8 @@ import (
 // sample cluster zone, and a forwarder to an in-process upstream serving the lab's external zone.
 func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream) {
 	t.Helper()
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	up = loopbackUpstream(t)
+	zone := clusterZone(t)
 	corefile := `.:0 {
     prometheus localhost:0
     raceguard {
@@ -164,10 +157,7 @@ func TestSearchCompletion(t *testing.T) {
 
 func TestSearchErrorPath(t *testing.T) {
 	blackhole := Blackhole(t)
-	zone, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
+	zone := clusterZone(t)
 	// Everything outside cluster.local goes to a server that never answers.
 	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
     raceguard {

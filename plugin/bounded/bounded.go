@@ -95,7 +95,14 @@ func (m *Map[K, V]) shard(k K) *shard[K, V] {
 }
 
 // Get returns the live value for k.
-func (m *Map[K, V]) Get(k K) (V, bool) {
+func (m *Map[K, V]) Get(k K) (V, bool) { return m.lookup(k, false) }
+
+// Take removes k and returns its live value, under one lock: of two callers taking the same key,
+// one gets it.
+func (m *Map[K, V]) Take(k K) (V, bool) { return m.lookup(k, true) }
+
+// lookup returns the live value for k, removing k if take is set or its value has expired.
+func (m *Map[K, V]) lookup(k K, take bool) (V, bool) {
 	s := m.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,9 +111,12 @@ func (m *Map[K, V]) Get(k K) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	if !e.expires.After(m.nowFunc()) {
+	live := e.expires.After(m.nowFunc())
+	if take || !live {
 		delete(s.m, k)
 		m.live.Add(-1)
+	}
+	if !live {
 		var zero V
 		return zero, false
 	}
@@ -229,18 +239,8 @@ func (m *Map[K, V]) Len() int {
 // Live returns the number of entries that have not expired: what the table is doing now, where Len
 // counts what it holds in memory. It walks every shard; it is for scrapes, not for a query's path.
 func (m *Map[K, V]) Live() int {
-	now := m.nowFunc()
 	n := 0
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.mu.Lock()
-		for _, e := range s.m {
-			if e.expires.After(now) {
-				n++
-			}
-		}
-		s.mu.Unlock()
-	}
+	m.Range(func(K, V) { n++ })
 	return n
 }
 

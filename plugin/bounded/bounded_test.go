@@ -2,6 +2,7 @@ package bounded
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -133,6 +134,44 @@ func TestUpdate(t *testing.T) {
 	m.DeleteIf("k", func(v []int) bool { return len(v) == 3 })
 	if _, ok := m.Get("k"); ok {
 		t.Error("Expected DeleteIf to remove a value that matches")
+	}
+}
+
+func TestTake(t *testing.T) {
+	m := New[string, int](64)
+	now := time.Unix(1000, 0)
+	m.nowFunc = func() time.Time { return now }
+	m.Put("a", 1, time.Second)
+	m.Put("b", 2, time.Second)
+	if v, ok := m.Take("a"); !ok || v != 1 {
+		t.Errorf("Expected to take 1, got %d, %v", v, ok)
+	}
+	if _, ok := m.Take("a"); ok {
+		t.Error("Expected a taken key gone")
+	}
+	now = now.Add(time.Second)
+	if _, ok := m.Take("b"); ok {
+		t.Error("Expected an expired value not taken")
+	}
+	if !m.Empty() || m.Len() != 0 {
+		t.Errorf("Expected the map empty after taking and expiring, Len %d", m.Len())
+	}
+	// Concurrent takers of one key: exactly one gets it.
+	for range 100 {
+		m.Put("k", 1, time.Minute)
+		var wg sync.WaitGroup
+		var got atomic.Int32
+		for range 4 {
+			wg.Go(func() {
+				if _, ok := m.Take("k"); ok {
+					got.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if got.Load() != 1 {
+			t.Fatalf("Expected one taker, got %d", got.Load())
+		}
 	}
 }
 

@@ -144,8 +144,7 @@ func (p *Prefetcher) Seen(ctx context.Context, name string, r *dns.Msg) {
 	}
 	do, cd := query.DNSSECBits(r)
 	k := key{name: name, qtype: r.Question[0].Qtype, do: do, cd: cd}
-	if _, ok := p.recent.Get(k); ok {
-		p.recent.Delete(k)
+	if _, ok := p.recent.Take(k); ok {
 		hits.WithLabelValues(metrics.WithServer(ctx), dns.TypeToString[k.qtype]).Inc()
 	}
 }
