@@ -3,7 +3,9 @@ package raceguard
 import (
 	"time"
 
-	"github.com/raceguard/raceguard/plugin/fingerprint"
+	"github.com/raceguard/raceguard/internal/conntrack"
+	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/fingerprint"
 )
 
 // searchMode says where the search list for server-side completion comes from.
@@ -16,17 +18,18 @@ const (
 	searchOff                      // no completion
 )
 
-// searchConfig is the parsed search, cluster_domain and node_search options.
+// searchConfig is the parsed search, cluster_domain, node_search and parallel_walk options, from
+// which build makes the searchpath.Source and Walker.
 type searchConfig struct {
 	mode searchMode
 
 	// plugin is the AutoPather's directive name (searchPlugin).
 	plugin string
-	// file is the resolv.conf the fixed list (searchFixed) or the node domains (searchInfer) come
-	// from; empty when they are listed in the Corefile.
+	// file is the resolv.conf the node domains (searchInfer) are read from, and re-read when it
+	// changes; empty when they are listed in the Corefile.
 	file string
-	// domains is the fixed list (searchFixed) or the node's own search domains (searchInfer),
-	// when listed in the Corefile.
+	// domains is the fixed list (searchFixed; read once from a resolv.conf or listed) or the node's
+	// own search domains listed in the Corefile (searchInfer).
 	domains []string
 	// clusterDomains are the Kubernetes cluster domains (searchInfer).
 	clusterDomains []string
@@ -34,18 +37,8 @@ type searchConfig struct {
 	parallel bool
 }
 
-// conntrackConfig is the parsed conntrack, interval, window and node options.
-type conntrackConfig struct {
-	source   string // "netlink" (falls back to procfs), "procfs" or "off"
-	procPath string // the procfs file, for source "procfs"
-	interval time.Duration
-	window   time.Duration
-	node     string // empty: NODE_NAME from the environment, else the host name
-}
-
 const (
 	defaultResolvConf = "/etc/resolv.conf"
-	defaultProcStat   = "/proc/net/stat/nf_conntrack"
 	// maxFingerprints bounds the fingerprints option: at about 200 bytes a pair, 800 MiB.
 	maxFingerprints = 1 << 22
 )
@@ -59,13 +52,13 @@ func New() *RaceGuard {
 			clusterDomains: []string{"cluster.local."},
 			parallel:       true,
 		},
-		siblingPrefetch: true,
-		fingerprints:    fingerprint.DefaultCapacity,
-		conntrack: conntrackConfig{
-			source:   "netlink",
-			procPath: defaultProcStat,
-			interval: time.Second,
-			window:   10 * time.Minute,
+		siblingPrefetch:     true,
+		fingerprintCapacity: fingerprint.DefaultCapacity,
+		conntrack: correlate.Config{
+			Source:   conntrack.SourceNetlink,
+			ProcPath: conntrack.DefaultProcPath,
+			Interval: time.Second,
+			Window:   10 * time.Minute,
 		},
 	}
 }

@@ -1,19 +1,3 @@
-/*
-Package raceguard implements the raceguard directive of the raceguard CoreDNS plugin module.
-
-raceguard sits in the plugin chain just before autopath, so it runs before acl and cache, and
-every query it makes on a client's behalf goes down the rest of the chain like any other query.
-It is meant to carry three mechanisms against the Kubernetes "5 second DNS lookup":
-server-side search-path completion, prefetching the sibling address type, and DNS-side
-fingerprints of lost packets correlated with the node's conntrack counters. The companion
-collapse directive (package plugin/collapse) sits just after cache and joins identical misses.
-
-ServeDNS looks at A and AAAA queries in its zones: a name left from an earlier walk of the same
-client is answered from memory or passed on untouched; a search expansion (searchpath.Plan over
-the configured Source) is completed by the searchpath.Walker; everything else passes on
-unchanged. The mechanisms live in their own packages under plugin/; this package parses the
-Corefile and wires them.
-*/
 package raceguard
 
 import (
@@ -24,32 +8,39 @@ import (
 	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/plugin/fingerprint"
-	"github.com/raceguard/raceguard/plugin/option"
-	"github.com/raceguard/raceguard/plugin/searchpath"
-	"github.com/raceguard/raceguard/plugin/sibling"
+	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/fingerprint"
+	"github.com/raceguard/raceguard/internal/module"
+	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/searchpath"
+	"github.com/raceguard/raceguard/internal/sibling"
+	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
 // pluginName is the directive's name, used for registration, errors, logs and metrics.
-const pluginName = "raceguard"
+const pluginName = module.Name
 
 // RaceGuard is the raceguard plugin.
 type RaceGuard struct {
 	Next  plugin.Handler
 	Zones []string
 
-	search          searchConfig
-	siblingPrefetch bool
-	conntrack       conntrackConfig
-	fingerprints    int // the most lookups the fingerprint table tracks at once
+	// The parsed options.
+	search              searchConfig
+	siblingPrefetch     bool
+	conntrack           correlate.Config
+	fingerprintCapacity int // the most lookups the fingerprint table tracks at once
 
-	source searchpath.Source      // nil: no search completion
-	walker *searchpath.Walker     // set with source
-	node   *searchpath.NodeSearch // the node's search domains, for search infer
-
-	prefetch *sibling.Prefetcher  // nil: sibling_prefetch off
-	prints   *fingerprint.Tracker // late siblings and retransmissions
+	// The mechanisms, made by build from the options.
+	source       searchpath.Source      // nil: no search completion
+	walker       *searchpath.Walker     // set with source
+	node         *searchpath.NodeSearch // the node's search domains, for search infer
+	prefetch     *sibling.Prefetcher    // nil: sibling_prefetch off
+	fingerprints *fingerprint.Tracker   // late siblings and retransmissions
 }
+
+// RaceGuard prefetches the sibling of every miss the block's collapse resolves.
+var _ collapse.SiblingPrefetcher = (*RaceGuard)(nil)
 
 // ServeDNS implements the plugin.Handler interface.
 //
@@ -61,15 +52,15 @@ func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
 	name := strings.ToLower(r.Question[0].Name)
-	if !option.InZones(name, rg.Zones) {
+	if !query.InZones(name, rg.Zones) {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
 	if rg.prefetch != nil {
 		rg.prefetch.Seen(ctx, name, r)
 	}
-	_, _, tok := rg.prints.Observe(ctx, w, r, name)
+	_, _, tok := rg.fingerprints.Observe(ctx, w, r, name)
 	rcode, err := rg.serveAddress(ctx, w, r, name)
-	rg.prints.Answered(tok)
+	rg.fingerprints.Answered(tok)
 	return rcode, err
 }
 
@@ -79,19 +70,23 @@ func (rg *RaceGuard) serveAddress(ctx context.Context, w dns.ResponseWriter, r *
 	if rg.source == nil {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
-	rcode, err, handled, pass := rg.walker.Remembered(ctx, w, r, name)
-	if handled {
-		return rcode, err
+	m, tail := rg.walker.Recall(ctx, w, r, name)
+	if m != nil {
+		if err := w.WriteMsg(m); err != nil {
+			return dns.RcodeServerFailure, err
+		}
+		return dns.RcodeSuccess, nil
 	}
-	if !pass {
-		if walk, ok := searchpath.Plan(rg.source, name, request.Request{W: w, Req: r}); ok {
-			return rg.walker.ServeDNS(ctx, w, r, walk)
+	if !tail {
+		if walk, ok := rg.source.Plan(name, request.Request{W: w, Req: r}); ok {
+			return rg.walker.Complete(ctx, w, r, walk)
 		}
 	}
 	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 }
 
-// PrefetchSibling implements sibling.Trigger: collapse calls it for every miss it resolves.
+// PrefetchSibling implements collapse.SiblingPrefetcher: collapse calls it for every miss it
+// resolves.
 func (rg *RaceGuard) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
 	if rg.prefetch != nil {
 		rg.prefetch.PrefetchSibling(ctx, w, r)

@@ -11,12 +11,13 @@ import (
 	"github.com/coredns/coredns/plugin/autopath"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
-	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/plugin/correlate"
-	"github.com/raceguard/raceguard/plugin/fingerprint"
-	"github.com/raceguard/raceguard/plugin/option"
-	"github.com/raceguard/raceguard/plugin/searchpath"
-	"github.com/raceguard/raceguard/plugin/sibling"
+	"github.com/raceguard/raceguard/internal/conntrack"
+	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/fingerprint"
+	"github.com/raceguard/raceguard/internal/option"
+	"github.com/raceguard/raceguard/internal/searchpath"
+	"github.com/raceguard/raceguard/internal/sibling"
+	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
 var log = clog.NewWithPlugin(pluginName)
@@ -45,22 +46,20 @@ func setup(c *caddy.Controller) error {
 			return nil
 		})
 	}
-	if rg.conntrack.source != "off" {
-		rg.prints.Sink = correlate.Events
-		cfg := correlate.Config{
-			Interval: rg.conntrack.interval, Window: rg.conntrack.window, Node: correlate.NodeName(rg.conntrack.node),
-			Source: rg.conntrack.source, ProcPath: rg.conntrack.procPath,
-		}
-		c.OnStartup(func() error { correlate.Acquire(cfg); return nil })
+	if rg.conntrack.Source != conntrack.SourceOff {
+		rg.fingerprints.Sink = correlate.Events
+		c.OnStartup(func() error { correlate.Acquire(rg.conntrack); return nil })
 		c.OnShutdown(func() error { correlate.Release(); return nil })
 	}
 	c.OnStartup(rg.OnStartup)
-	c.OnStartup(func() error {
-		if rg.prefetch != nil && dnsserver.GetConfig(c).Handler("collapse") == nil {
-			log.Infof("sibling_prefetch needs the collapse directive (after cache) in the same server block, to see cache misses: no sibling is prefetched")
-		}
-		return nil
-	})
+	if rg.prefetch != nil {
+		c.OnStartup(func() error {
+			if !hasCollapse(dnsserver.GetConfig(c).Handlers()) {
+				log.Infof("sibling_prefetch needs the collapse directive (after cache) in the same server block, to see cache misses: no sibling is prefetched")
+			}
+			return nil
+		})
+	}
 	c.OnShutdown(rg.OnShutdown)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
@@ -76,9 +75,20 @@ func setup(c *caddy.Controller) error {
 	return nil
 }
 
+// hasCollapse reports whether handlers, a server block's, include collapse, which calls
+// PrefetchSibling for the misses it resolves.
+func hasCollapse(handlers []plugin.Handler) bool {
+	for _, h := range handlers {
+		if _, ok := h.(*collapse.Collapse); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
-	rg.prints = fingerprint.New(rg.fingerprints)
+	rg.fingerprints = fingerprint.New(rg.fingerprintCapacity)
 	if rg.siblingPrefetch {
 		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
 	}
@@ -121,7 +131,7 @@ func (rg *RaceGuard) OnShutdown() error {
 	if rg.prefetch != nil {
 		rg.prefetch.Close()
 	}
-	rg.prints.Close()
+	rg.fingerprints.Close()
 	return nil
 }
 
@@ -136,38 +146,18 @@ func (rg *RaceGuard) OnShutdown() error {
 //	    conntrack netlink | procfs [PATH] | off
 //	    interval DURATION
 //	    window DURATION
+//	    fingerprints N
 //	    node NAME
 //	}
 func parse(c *caddy.Controller) (*RaceGuard, error) {
 	rg := New()
-
-	i := 0
-	for c.Next() {
-		if i > 0 {
-			return nil, plugin.ErrOnce
-		}
-		i++
-
-		zones, err := option.Zones(pluginName, c.RemainingArgs())
-		if err != nil {
-			return nil, c.Err(err.Error())
-		}
-		rg.Zones = plugin.OriginsFromArgsOrServerBlock(zones, c.ServerBlockKeys)
-
-		seen := map[string]bool{}
-		for c.NextBlock() {
-			name := c.Val()
-			args := c.RemainingArgs()
-			if err := option.Once(seen, name); err != nil {
-				return nil, c.Err(err.Error())
-			}
-			if err := rg.parseOption(name, args); err != nil {
-				return nil, c.Err(err.Error())
-			}
-		}
-		if err := rg.check(seen); err != nil {
-			return nil, c.Err(err.Error())
-		}
+	zones, seen, err := option.Parse(c, pluginName, rg.parseOption)
+	if err != nil {
+		return nil, err
+	}
+	rg.Zones = zones
+	if err := rg.check(seen); err != nil {
+		return nil, c.Err(err.Error())
 	}
 	return rg, nil
 }
@@ -187,13 +177,13 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 	case "sibling_prefetch":
 		rg.siblingPrefetch, err = option.Bool(name, args)
 	case "conntrack":
-		return rg.conntrack.parseSource(name, args)
+		return parseConntrack(&rg.conntrack, name, args)
 	case "interval":
-		rg.conntrack.interval, err = option.Duration(name, args, 100*time.Millisecond, time.Minute)
+		rg.conntrack.Interval, err = option.Duration(name, args, 100*time.Millisecond, time.Minute)
 	case "window":
-		rg.conntrack.window, err = option.Duration(name, args, 10*time.Second, 24*time.Hour)
+		rg.conntrack.Window, err = option.Duration(name, args, 10*time.Second, 24*time.Hour)
 	case "fingerprints":
-		rg.fingerprints, err = option.Int(name, args, 1, maxFingerprints)
+		rg.fingerprintCapacity, err = option.Int(name, args, 1, maxFingerprints)
 	case "node":
 		if len(args) != 1 {
 			return option.Count(name, args, 1)
@@ -201,9 +191,9 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 		if strings.ContainsAny(args[0], "\"\\{}") {
 			return fmt.Errorf("%s: invalid value %q", name, args[0])
 		}
-		rg.conntrack.node = args[0]
+		rg.conntrack.Node = args[0]
 	default:
-		return fmt.Errorf("unknown property '%s'", name)
+		return option.Unknown(name)
 	}
 	return err
 }
@@ -222,8 +212,8 @@ func (rg *RaceGuard) check(seen map[string]bool) error {
 	}
 	// The correlation needs enough points in its window to see the 5 s retry lag more than once,
 	// and no more than a day's worth of one-second points.
-	if n := rg.conntrack.window / rg.conntrack.interval; n < 20 || n > 86400 {
-		return fmt.Errorf("window: invalid value %q: want 20 to 86400 intervals of %s", rg.conntrack.window, rg.conntrack.interval)
+	if n := rg.conntrack.Window / rg.conntrack.Interval; n < 20 || n > 86400 {
+		return fmt.Errorf("window: invalid value %q: want 20 to 86400 intervals of %s", rg.conntrack.Window, rg.conntrack.Interval)
 	}
 	return nil
 }
@@ -252,9 +242,9 @@ func (s *searchConfig) parseSearch(name string, args []string) error {
 		if len(args) > 1 {
 			return fmt.Errorf("%s: invalid value %q: want a single resolv.conf path", name, strings.Join(args, " "))
 		}
-		domains, err := readSearch(name, first)
+		domains, err := searchpath.ReadSearch(first)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if len(domains) == 0 {
 			return fmt.Errorf("%s: %q has no search domains", name, first)
@@ -283,8 +273,8 @@ func (s *searchConfig) parseNodeSearch(name string, args []string) error {
 		}
 		// A resolv.conf named in the Corefile must be readable now; it is re-read when it
 		// changes, and may then lose its search line.
-		if _, err := readSearch(name, args[0]); err != nil {
-			return err
+		if _, err := searchpath.ReadSearch(args[0]); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		s.file, s.domains = args[0], nil
 	default:
@@ -297,41 +287,27 @@ func (s *searchConfig) parseNodeSearch(name string, args []string) error {
 	return nil
 }
 
-// readSearch returns the normalised search domains of a resolv.conf file.
-func readSearch(name, path string) ([]string, error) {
-	cc, err := dns.ClientConfigFromFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: cannot read %q: %v", name, path, err)
-	}
-	out := make([]string, 0, len(cc.Search))
-	for _, d := range cc.Search {
-		if n, err := option.Domain(name, d); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
-// parseSource reads: conntrack netlink | procfs [PATH] | off.
-func (t *conntrackConfig) parseSource(name string, args []string) error {
+// parseConntrack reads: conntrack netlink | procfs [PATH] | off, into cfg.
+func parseConntrack(cfg *correlate.Config, name string, args []string) error {
 	if len(args) == 0 {
 		return option.Count(name, args, 1)
 	}
-	switch args[0] {
-	case "netlink", "off":
+	switch src := conntrack.Source(args[0]); src {
+	case conntrack.SourceNetlink, conntrack.SourceOff:
 		if len(args) > 1 {
 			return option.Count(name+" "+args[0], args[1:], 0)
 		}
-	case "procfs":
+		cfg.Source = src
+	case conntrack.SourceProcfs:
 		if len(args) > 2 {
 			return fmt.Errorf("%s: invalid value %q: want 'procfs [PATH]'", name, strings.Join(args, " "))
 		}
 		if len(args) == 2 {
-			t.procPath = args[1]
+			cfg.ProcPath = args[1]
 		}
+		cfg.Source = src
 	default:
-		return fmt.Errorf("%s: invalid value %q: want 'netlink', 'procfs [PATH]' or 'off'", name, args[0])
+		return fmt.Errorf("%s: invalid value %q: want '%s', '%s [PATH]' or '%s'", name, args[0], conntrack.SourceNetlink, conntrack.SourceProcfs, conntrack.SourceOff)
 	}
-	t.source = args[0]
 	return nil
 }

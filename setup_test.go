@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+
+	"github.com/raceguard/raceguard/internal/conntrack"
+	"github.com/raceguard/raceguard/internal/correlate"
 )
 
 func TestSetup(t *testing.T) {
@@ -82,18 +85,18 @@ func TestSetup(t *testing.T) {
 			window 5m
 			node worker-1
 		}`, func(t *testing.T, rg *RaceGuard) {
-			want := conntrackConfig{source: "procfs", procPath: "/host/proc/net/stat/nf_conntrack", interval: 500 * time.Millisecond, window: 5 * time.Minute, node: "worker-1"}
+			want := correlate.Config{Source: conntrack.SourceProcfs, ProcPath: "/host/proc/net/stat/nf_conntrack", Interval: 500 * time.Millisecond, Window: 5 * time.Minute, Node: "worker-1"}
 			if rg.siblingPrefetch || !reflect.DeepEqual(rg.conntrack, want) {
 				t.Errorf("Expected prefetch off and %+v, got %v and %+v", want, rg.siblingPrefetch, rg.conntrack)
 			}
 		}},
 		{"fingerprints", "raceguard {\n fingerprints 200000\n}", func(t *testing.T, rg *RaceGuard) {
-			if rg.fingerprints != 200000 {
-				t.Errorf("Expected 200000 fingerprints, got %d", rg.fingerprints)
+			if rg.fingerprintCapacity != 200000 {
+				t.Errorf("Expected 200000 fingerprints, got %d", rg.fingerprintCapacity)
 			}
 		}},
 		{"conntrack off", "raceguard {\n conntrack off\n}", func(t *testing.T, rg *RaceGuard) {
-			if rg.conntrack.source != "off" {
+			if rg.conntrack.Source != conntrack.SourceOff {
 				t.Errorf("Expected conntrack off, got %+v", rg.conntrack)
 			}
 		}},

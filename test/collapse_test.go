@@ -98,7 +98,7 @@ func TestCollapseBurst(t *testing.T) {
 				t.Errorf("Expected one upstream query with collapse, got %d", got)
 			}
 			if tc.collapse == "" && got < 10 {
-				t.Errorf("Expected stock CoreDNS to send many upstream queries (no coalescing), got %d", got)
+				t.Errorf("Expected stock CoreDNS to send many upstream queries (nothing collapsed), got %d", got)
 			}
 		})
 	}

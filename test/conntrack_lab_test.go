@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/raceguard/raceguard/plugin/conntrack"
+	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/test/lab"
 )
 

@@ -71,16 +71,16 @@ func TestDifferential(t *testing.T) {
 		walks = append(walks, fmt.Sprintf("%s %v", o, ms.Sum("coredns_raceguard_search_walks_total", map[string]string{"outcome": o})))
 	}
 	coverage := map[string]float64{}
-	for _, m := range []string{"search_remembered_total", "coalesced_total", "retransmits_joined_total", "sibling_prefetches_total", "sibling_prefetch_hits_total", "coalesce_overflows_total"} {
+	for _, m := range []string{"search_remembered_total", "collapsed_total", "collapsed_retransmits_total", "sibling_prefetches_total", "sibling_prefetch_hits_total", "collapse_overflows_total"} {
 		coverage[m] = ms.Sum("coredns_raceguard_"+m, nil)
 	}
-	t.Logf("raceguard: walks %s; remembered answers %v; coalesced %v; sibling prefetches %v (hits %v)",
-		strings.Join(walks, ", "), coverage["search_remembered_total"], coverage["coalesced_total"],
+	t.Logf("raceguard: walks %s; remembered answers %v; collapsed %v; sibling prefetches %v (hits %v)",
+		strings.Join(walks, ", "), coverage["search_remembered_total"], coverage["collapsed_total"],
 		coverage["sibling_prefetches_total"], coverage["sibling_prefetch_hits_total"])
 	if d.completedRecords == 0 || d.completedNoData == 0 {
 		t.Errorf("Expected the corpus to exercise completions with records and NODATA, got %d and %d", d.completedRecords, d.completedNoData)
 	}
-	for _, m := range []string{"search_remembered_total", "coalesced_total", "sibling_prefetches_total"} {
+	for _, m := range []string{"search_remembered_total", "collapsed_total", "sibling_prefetches_total"} {
 		if coverage[m] == 0 {
 			t.Errorf("Expected the corpus to exercise coredns_raceguard_%s, got 0", m)
 		}

@@ -159,7 +159,7 @@ func TestUpstreamFaults(t *testing.T) {
 		// One resolution (2 tries upstream), then one retry of the waiters together (2 more):
 		// not 2 per client.
 		if n := u.queries("dead.example.org.", dns.TypeA, "udp"); n > 4 {
-			t.Errorf("Expected the 20 joined, at most 4 tries upstream, got %d", n)
+			t.Errorf("Expected the 20 collapsed, at most 4 tries upstream, got %d", n)
 		}
 		// A walk that crosses the dead upstream: the client gets its first try's NXDOMAIN at once
 		// and walks on itself, as without raceguard.

@@ -120,7 +120,7 @@ func TestMonitoringRules(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"RaceguardConntrackDropsWithLateSiblings", "RaceguardConntrackRaceCorrelated",
-		"RaceguardConntrackReaderDown", "RaceguardCoalesceOverflow", "RaceguardTableOverflow"} {
+		"RaceguardConntrackReaderDown", "RaceguardCollapseOverflow", "RaceguardTableOverflow"} {
 		if !alerts[want] {
 			t.Errorf("No alert %s", want)
 		}
@@ -355,7 +355,7 @@ var corednsMetrics = []string{
 // when something rare happens (a table overflows, conntrack drops a packet during a late
 // sibling), so a raceguard name missing from the scrape is accepted when its short name (the part
 // after coredns_raceguard_, without a histogram suffix) is a string literal in the module's
-// non-test Go sources (repository root and plugin/), where every raceguard metric is declared: a
+// non-test Go sources (repository root, plugin/ and internal/), where every raceguard metric is declared: a
 // typo or a removed metric exists in neither and fails. A CoreDNS name missing from the scrape
 // must be in corednsMetrics.
 func TestMonitoringMetricNames(t *testing.T) {
@@ -409,7 +409,8 @@ func TestMonitoringMetricNames(t *testing.T) {
 	}
 }
 
-// raceguardSources returns the module's non-test Go sources (root and plugin/) concatenated.
+// raceguardSources returns the module's non-test Go sources (root, plugin/ and internal/)
+// concatenated.
 func raceguardSources(t *testing.T) []byte {
 	t.Helper()
 	root, err := lab.RepoPath("")
@@ -430,14 +431,16 @@ func raceguardSources(t *testing.T) []byte {
 	for _, f := range top {
 		add(f)
 	}
-	err = filepath.WalkDir(filepath.Join(root, "plugin"), func(path string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			add(path)
+	for _, dir := range []string{"plugin", "internal"} {
+		err = filepath.WalkDir(filepath.Join(root, dir), func(path string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				add(path)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return all
 }
@@ -521,7 +524,7 @@ func scrapeBuild(t *testing.T) map[string]bool {
 	send(m)
 	recv()
 	recv()
-	// A burst of identical misses, held by the slow upstream so that they coalesce.
+	// A burst of identical misses, held by the slow upstream so that they are collapsed into one.
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)

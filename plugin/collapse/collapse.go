@@ -1,40 +1,3 @@
-/*
-Package collapse implements the collapse directive of the raceguard CoreDNS plugin module: identical
-queries in flight at the same time share one resolution.
-
-Stock CoreDNS sends every cache miss down the chain, so a burst of pods asking one name, or a
-client retransmitting while the first try is still out, becomes a burst of identical upstream
-queries (coredns#2879, kubernetes/dns#387): more conntrack entries, more load, and more chances
-for a spoofed reply to win (CVE-2023-30464). collapse sits just after cache, so it only sees
-misses and never a query acl refused, and joins identical ones the way Unbound, PowerDNS and BIND
-do.
-
-# The key
-
-Two queries share a resolution only if nothing that can change the answer, or whether a client may
-accept it, differs between them (see key.go): the name case-insensitively (RFC 4343), type and
-class; DO (RRSIGs or not, RFC 3225); CD (CVE-2024-0874); RD; the transport and the EDNS buffer size
-class, because forward asks upstream over the client's transport with the client's size, and a
-reply truncated for one must not reach a client that can take more. The server block and view are
-implicit: each has its own Collapse. Queries with a client subnet (ECS, RFC 7871 §11.2: sharing
-them defeats the point of ECS and revives birthday attacks) or a non-QUERY opcode are never joined.
-
-# The flight
-
-The first query for a key leads: its resolution runs down the chain in a goroutine of its own,
-detached from the leader's context and bounded by timeout, so the leader's client going away fails
-no one else. Every query, leader included, waits for the resolution or its own deadline, whichever
-comes first. The leader gets the reply exactly as the chain wrote it; each waiter gets a deep copy
-made into its own reply (its ID, its question bytes, its OPT record; see package reply) and the
-server truncates it to its own size. A truncated reply is not shared: waiters resolve on their
-own. A resolution that wrote nothing (an error: a dead upstream, a timeout) failed for all of its
-queries alike: the waiters try once more together, as a new flight, and if that fails too each
-gets SERVFAIL, as without collapse, but after two upstream tries instead of one per client. A retransmission (same client
-address, port, ID and question) joins the flight like any waiter and is counted as one.
-
-Waiters per flight and flights in total are capped; a query over either cap passes through, and is
-counted. A flight is forgotten the moment its resolution ends: nothing is cached here.
-*/
 package collapse
 
 import (
@@ -48,14 +11,13 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/nonwriter"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/plugin/bounded"
-	"github.com/raceguard/raceguard/plugin/query"
-	"github.com/raceguard/raceguard/plugin/reply"
-	"github.com/raceguard/raceguard/plugin/sibling"
+	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/reply"
 )
 
-// pluginName is the directive's name, used for registration, errors and logs. Metrics use the
-// module's subsystem, "raceguard".
+// pluginName is the directive's name, used for registration and errors. Metrics use the
+// module's subsystem (module.Name).
 const pluginName = "collapse"
 
 // Defaults for New.
@@ -74,8 +36,17 @@ type Collapse struct {
 	maxWaiters int           // queries waiting on one flight, retransmissions included
 	timeout    time.Duration // bound on one resolution
 
-	flights *bounded.Map[key, *flight] // set by Start
-	trigger sibling.Trigger            // raceguard's sibling prefetch, when configured
+	flights    *bounded.Map[key, *flight] // set by Start
+	prefetcher SiblingPrefetcher          // found in the server block at startup; may be nil
+}
+
+// SiblingPrefetcher is implemented by a plugin of the same server block, above cache, that
+// resolves the other address type of a query that missed the cache: raceguard with
+// sibling_prefetch on. collapse is the plugin that knows a query missed, so it calls
+// PrefetchSibling for every resolution it leads, except for queries raceguard makes on its own
+// behalf (query.Own), which never set off a prefetch.
+type SiblingPrefetcher interface {
+	PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg)
 }
 
 // New returns a Collapse with every option at its default.
@@ -103,8 +74,8 @@ type flight struct {
 	rcode  int
 	err    error
 
-	waiters int              // joined queries; guarded by the shard lock
-	clients []netip.AddrPort // who joined, by address and ID, to spot retransmissions; ditto
+	waiters int              // queries collapsed into it; guarded by the shard lock
+	clients []netip.AddrPort // who, by address and ID, to spot retransmissions; ditto
 	ids     []uint16
 
 	retryOnce sync.Once
@@ -128,20 +99,20 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	server := metrics.WithServer(ctx)
-	f, role := c.join(k, w, r)
+	f, role := c.enter(k, w, r)
 	switch role {
 	case roleOverflow:
 		overflows.WithLabelValues(server).Inc()
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	case roleLeader:
 		c.start(ctx, k, w, r, f, server)
-		if c.trigger != nil && !sibling.NoPrefetch(ctx) {
-			c.trigger.PrefetchSibling(ctx, w, r)
+		if c.prefetcher != nil && !query.Own(ctx) {
+			c.prefetcher.PrefetchSibling(ctx, w, r)
 		}
 	case roleWaiter, roleRetransmit:
-		coalesced.WithLabelValues(server, dns.TypeToString[k.qtype]).Inc()
+		collapsed.WithLabelValues(server, dns.TypeToString[k.qtype]).Inc()
 		if role == roleRetransmit {
-			retransmits.WithLabelValues(server).Inc()
+			collapsedRetransmits.WithLabelValues(server).Inc()
 		}
 	}
 	if !f.wait(ctx) {
@@ -214,8 +185,8 @@ func (f *flight) wait(ctx context.Context) bool {
 	}
 }
 
-// join finds or starts the flight for k and says how r takes part in it.
-func (c *Collapse) join(k key, w dns.ResponseWriter, r *dns.Msg) (*flight, role) {
+// enter finds or starts the flight for k and says how r takes part in it.
+func (c *Collapse) enter(k key, w dns.ResponseWriter, r *dns.Msg) (*flight, role) {
 	mine := &flight{done: make(chan struct{})}
 	from := query.ClientAddrPort(w)
 	rl := roleOverflow
@@ -254,7 +225,7 @@ func (c *Collapse) resolve(ctx context.Context, k key, w dns.ResponseWriter, r *
 	nw := nonwriter.New(w)
 	rcode, err := plugin.NextOrFailure(c.Name(), c.Next, rctx, nw, r)
 
-	// A flight in the table is shared only if someone joined it; a retry flight, which is not in
+	// A flight in the table is shared only if a query was collapsed into it; a retry flight, which is not in
 	// the table, only has waiters.
 	waiters, inTable := 0, false
 	c.flights.DeleteIf(k, func(g *flight) bool {

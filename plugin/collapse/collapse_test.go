@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raceguard/raceguard/internal/query"
 	"go.uber.org/goleak"
 )
 
@@ -112,16 +114,16 @@ func TestDupSuppress(t *testing.T) {
 		reqs[i].Id = uint16(1000 + i)
 		recs[i] = dnstest.NewRecorder(udpClient(i))
 	}
-	// The leader first, held at the upstream; then everyone else joins it.
+	// The leader first, held at the upstream; then everyone else is collapsed into it.
 	wg.Add(1)
 	go func() { defer wg.Done(); c.ServeDNS(context.Background(), recs[0], reqs[0]) }()
 	<-u.entered
-	before := testutil.ToFloat64(coalesced.WithLabelValues("", "A"))
+	before := testutil.ToFloat64(collapsed.WithLabelValues("", "A"))
 	for i := 1; i < n; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.ServeDNS(context.Background(), recs[i], reqs[i]) }()
 	}
-	for testutil.ToFloat64(coalesced.WithLabelValues("", "A"))-before < n-1 {
+	for testutil.ToFloat64(collapsed.WithLabelValues("", "A"))-before < n-1 {
 		time.Sleep(time.Millisecond)
 	}
 	close(u.gate)
@@ -249,7 +251,7 @@ func waitFlightWaiters(t *testing.T, c *Collapse, n int) {
 	t.Fatalf("No flight reached %d waiters", n)
 }
 
-func TestNeverCoalesced(t *testing.T) {
+func TestNeverCollapsed(t *testing.T) {
 	ecs := func() *dns.Msg {
 		r := new(dns.Msg).SetQuestion("www.example.org.", dns.TypeA)
 		r.SetEdns0(1232, false)
@@ -276,7 +278,7 @@ func TestNeverCoalesced(t *testing.T) {
 			close(u.gate)
 			wg.Wait()
 			if got := u.calls.Load(); !entered || got != 2 {
-				t.Errorf("Expected %s queries never joined, got %d upstream calls", name, got)
+				t.Errorf("Expected %s queries never collapsed, got %d upstream calls", name, got)
 			}
 		})
 	}
@@ -447,7 +449,7 @@ func TestRetransmitAndCaps(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.ServeDNS(context.Background(), dnstest.NewRecorder(w), m.Copy()) }()
 	}
-	retrans := testutil.ToFloat64(retransmits.WithLabelValues(""))
+	retrans := testutil.ToFloat64(collapsedRetransmits.WithLabelValues(""))
 	over := testutil.ToFloat64(overflows.WithLabelValues(""))
 	serve(udpClient(0), r)
 	<-u.entered
@@ -459,8 +461,8 @@ func TestRetransmitAndCaps(t *testing.T) {
 	<-u.entered
 	close(u.gate)
 	wg.Wait()
-	if got := testutil.ToFloat64(retransmits.WithLabelValues("")) - retrans; got != 1 {
-		t.Errorf("Expected one retransmission joined, got %v", got)
+	if got := testutil.ToFloat64(collapsedRetransmits.WithLabelValues("")) - retrans; got != 1 {
+		t.Errorf("Expected one retransmission collapsed, got %v", got)
 	}
 	if got := testutil.ToFloat64(overflows.WithLabelValues("")) - over; got != 1 {
 		t.Errorf("Expected one overflow, got %v", got)
@@ -489,4 +491,47 @@ func TestRetransmitAndCaps(t *testing.T) {
 	}
 	close(u2.gate)
 	wg.Wait()
+}
+
+// prefetcher is a SiblingPrefetcher that records the queries it is asked to prefetch for.
+type prefetcher struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (p *prefetcher) PrefetchSibling(_ context.Context, _ dns.ResponseWriter, r *dns.Msg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.names = append(p.names, r.Question[0].Name)
+}
+
+func TestSiblingPrefetcher(t *testing.T) {
+	u := newUpstream()
+	u.entered = make(chan struct{}, 4)
+	c := newCollapse(t, u)
+	p := &prefetcher{}
+	c.prefetcher = p
+
+	var wg sync.WaitGroup
+	serve := func(ctx context.Context, i int, name string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.ServeDNS(ctx, dnstest.NewRecorder(udpClient(i)), new(dns.Msg).SetQuestion(name, dns.TypeA))
+		}()
+	}
+	serve(context.Background(), 0, "a.example.org.")
+	<-u.entered
+	serve(context.Background(), 1, "a.example.org.") // collapsed into the first: no prefetch of its own
+	waitFlightWaiters(t, c, 1)
+	serve(query.MarkOwn(context.Background()), 2, "b.example.org.") // raceguard's own query: none
+	<-u.entered
+	close(u.gate)
+	wg.Wait()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if want := []string{"a.example.org."}; !slices.Equal(p.names, want) {
+		t.Errorf("Expected a prefetch for the leader of a client's miss only, %v; got %v", want, p.names)
+	}
 }

@@ -5,46 +5,47 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/raceguard/raceguard/internal/module"
 )
 
 var (
-	// coalesced counts queries that joined a resolution already in flight.
-	coalesced = promauto.NewCounterVec(prometheus.CounterOpts{
+	// collapsed counts queries collapsed into a resolution already in flight.
+	collapsed = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
-		Subsystem: "raceguard",
-		Name:      "coalesced_total",
-		Help:      "Counter of queries that joined an identical query's resolution already in flight, by type.",
+		Subsystem: module.Name,
+		Name:      "collapsed_total",
+		Help:      "Counter of queries collapsed into an identical query's resolution already in flight, by type.",
 	}, []string{"server", "type"})
 
-	// retransmits counts client retransmissions that joined their own first try.
-	retransmits = promauto.NewCounterVec(prometheus.CounterOpts{
+	// collapsedRetransmits counts client retransmissions collapsed into their own first try.
+	collapsedRetransmits = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
-		Subsystem: "raceguard",
-		Name:      "retransmits_joined_total",
-		Help:      "Counter of client retransmissions (same address, port, ID and question) that joined the query in flight.",
+		Subsystem: module.Name,
+		Name:      "collapsed_retransmits_total",
+		Help:      "Counter of client retransmissions (same address, port, ID and question) collapsed into their first try in flight.",
 	}, []string{"server"})
 
 	// waiterTimeouts counts waiters whose own deadline came before the shared resolution.
 	waiterTimeouts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
-		Subsystem: "raceguard",
-		Name:      "coalesce_waiter_timeouts_total",
-		Help:      "Counter of queries that waited on a shared resolution and reached their own deadline first.",
+		Subsystem: module.Name,
+		Name:      "collapse_waiter_timeouts_total",
+		Help:      "Counter of queries collapsed into a resolution in flight that reached their own deadline first.",
 	}, []string{"server"})
 
-	// inflight is the number of resolutions in flight (keys being coalesced).
+	// inflight is the number of resolutions in flight that identical queries can be collapsed into.
 	inflight = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
-		Subsystem: "raceguard",
-		Name:      "coalesce_inflight",
-		Help:      "Resolutions in flight that identical queries can join.",
+		Subsystem: module.Name,
+		Name:      "collapse_inflight",
+		Help:      "Resolutions in flight that identical queries can be collapsed into.",
 	}, []string{"server"})
 
 	// overflows counts queries resolved alone because a cap was reached.
 	overflows = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
-		Subsystem: "raceguard",
-		Name:      "coalesce_overflows_total",
+		Subsystem: module.Name,
+		Name:      "collapse_overflows_total",
 		Help:      "Counter of queries resolved on their own because the flights in total or the waiters on one flight were at their cap.",
 	}, []string{"server"})
 )

@@ -1,14 +1,11 @@
 package collapse
 
 import (
-	"fmt"
-
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 
-	"github.com/raceguard/raceguard/plugin/option"
-	"github.com/raceguard/raceguard/plugin/sibling"
+	"github.com/raceguard/raceguard/internal/option"
 )
 
 func init() { plugin.Register(pluginName, setup) }
@@ -21,9 +18,12 @@ func setup(c *caddy.Controller) error {
 
 	c.OnStartup(func() error {
 		co.Start()
-		// raceguard, above cache, prefetches the sibling of every miss collapse resolves.
-		if t, ok := dnsserver.GetConfig(c).Handler("raceguard").(sibling.Trigger); ok {
-			co.trigger = t
+		// As cache finds its ZoneBypassers: the plugins of the block exist once the server starts.
+		for _, h := range dnsserver.GetConfig(c).Handlers() {
+			if p, ok := h.(SiblingPrefetcher); ok {
+				co.prefetcher = p
+				break
+			}
 		}
 		return nil
 	})
@@ -47,39 +47,20 @@ func setup(c *caddy.Controller) error {
 //	}
 func parse(c *caddy.Controller) (*Collapse, error) {
 	co := New()
-
-	i := 0
-	for c.Next() {
-		if i > 0 {
-			return nil, plugin.ErrOnce
+	zones, _, err := option.Parse(c, pluginName, func(name string, args []string) (err error) {
+		switch name {
+		case "max_keys":
+			co.maxKeys, err = option.Int(name, args, 1, 1<<20)
+		case "max_waiters":
+			co.maxWaiters, err = option.Int(name, args, 1, 1<<16)
+		default:
+			err = option.Unknown(name)
 		}
-		i++
-
-		zones, err := option.Zones(pluginName, c.RemainingArgs())
-		if err != nil {
-			return nil, c.Err(err.Error())
-		}
-		co.Zones = plugin.OriginsFromArgsOrServerBlock(zones, c.ServerBlockKeys)
-
-		seen := map[string]bool{}
-		for c.NextBlock() {
-			name := c.Val()
-			args := c.RemainingArgs()
-			if err := option.Once(seen, name); err != nil {
-				return nil, c.Err(err.Error())
-			}
-			switch name {
-			case "max_keys":
-				co.maxKeys, err = option.Int(name, args, 1, 1<<20)
-			case "max_waiters":
-				co.maxWaiters, err = option.Int(name, args, 1, 1<<16)
-			default:
-				err = fmt.Errorf("unknown property '%s'", name)
-			}
-			if err != nil {
-				return nil, c.Err(err.Error())
-			}
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	co.Zones = zones
 	return co, nil
 }

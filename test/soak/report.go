@@ -170,9 +170,9 @@ func (r *report) printMechanisms(p func(string, ...any)) {
 	p("| search walks | %s |\n", strings.Join(walks, ", "))
 	p("| search: queries saved / answered from memory | %.0f / %.0f |\n",
 		d("coredns_raceguard_search_queries_saved_total", nil), d("coredns_raceguard_search_remembered_total", nil))
-	p("| collapse: queries coalesced / retransmissions joined / waiter timeouts / overflows | %.0f / %.0f / %.0f / %.0f |\n",
-		d("coredns_raceguard_coalesced_total", nil), d("coredns_raceguard_retransmits_joined_total", nil),
-		d("coredns_raceguard_coalesce_waiter_timeouts_total", nil), d("coredns_raceguard_coalesce_overflows_total", nil))
+	p("| collapse: queries collapsed / retransmissions collapsed / waiter timeouts / overflows | %.0f / %.0f / %.0f / %.0f |\n",
+		d("coredns_raceguard_collapsed_total", nil), d("coredns_raceguard_collapsed_retransmits_total", nil),
+		d("coredns_raceguard_collapse_waiter_timeouts_total", nil), d("coredns_raceguard_collapse_overflows_total", nil))
 	p("| sibling prefetches / hits / skipped | %.0f / %.0f / %.0f |\n", d("coredns_raceguard_sibling_prefetches_total", nil),
 		d("coredns_raceguard_sibling_prefetch_hits_total", nil), d("coredns_raceguard_sibling_prefetches_skipped_total", nil))
 	p("| fingerprints: late siblings / retransmissions | %.0f / %.0f |\n",

@@ -1,0 +1,85 @@
+package bounded
+
+import (
+	"sync"
+
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/raceguard/raceguard/internal/module"
+)
+
+var (
+	// overflows counts entries a full table refused.
+	overflows = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "table_overflows_total",
+		Help:      "Counter of entries a full raceguard table refused; the query fell back to plain pass-through.",
+	}, []string{"table"})
+
+	entriesDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, module.Name, "table_entries"),
+		"Entries in raceguard tables that have not expired, summed over server blocks.", []string{"table"}, nil)
+	capacityDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, module.Name, "table_capacity"),
+		"Most entries raceguard tables can hold, summed over server blocks.", []string{"table"}, nil)
+)
+
+// Overflows returns the overflow counter of table, for tests.
+func Overflows(table string) prometheus.Counter { return overflows.WithLabelValues(table) }
+
+// sized is what the collector needs of a Map.
+type sized interface {
+	Live() int
+	Cap() int
+}
+
+var (
+	mu     sync.Mutex
+	tables = map[string]map[sized]bool{} // table name -> live maps; protected by mu
+)
+
+func register(name string, m sized) {
+	mu.Lock()
+	defer mu.Unlock()
+	if tables[name] == nil {
+		tables[name] = map[sized]bool{}
+	}
+	tables[name][m] = true
+}
+
+func unregister(name string, m sized) {
+	mu.Lock()
+	defer mu.Unlock()
+	delete(tables[name], m)
+	if len(tables[name]) == 0 {
+		delete(tables, name)
+	}
+}
+
+// collector exports the live tables' occupancy at scrape time. It is registered once per process;
+// reloads add and remove maps, never collectors.
+type collector struct{}
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- entriesDesc
+	ch <- capacityDesc
+}
+
+func (collector) Collect(ch chan<- prometheus.Metric) {
+	mu.Lock()
+	defer mu.Unlock()
+	for name, maps := range tables {
+		n, c := 0, 0
+		for m := range maps {
+			n += m.Live()
+			c += m.Cap()
+		}
+		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(n), name)
+		ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(c), name)
+	}
+}
+
+func init() { prometheus.MustRegister(collector{}) }

@@ -1,0 +1,49 @@
+package fingerprint
+
+import (
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/raceguard/raceguard/internal/module"
+)
+
+// GapBuckets bracket the retry intervals of glibc and musl, with and without timeout:1 (0.5 s,
+// 1 s, 2.5 s, 5 s, and their doubles after a second loss), so each falls in a bucket of its own.
+var GapBuckets = []float64{0.001, 0.01, 0.05, 0.25, 0.4, 0.6, 0.9, 1.2, 2, 2.4, 2.7, 4.5, 5.5, 8, 12}
+
+var (
+	// lateSiblings counts A or AAAA queries that came long after their partner was answered.
+	lateSiblings = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "late_siblings_total",
+		Help:      "Counter of A or AAAA queries that reached the server long after the other type of the same lookup (same client, port and name) was answered: the trace of a lost query. By the late type.",
+	}, []string{"server", "type"})
+
+	// retransmits counts queries seen again with the same client, port, ID and question.
+	retransmits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "retransmits_total",
+		Help:      "Counter of A or AAAA queries seen again with the same client address, port, ID and question: the client lost the reply, or the query was slow.",
+	}, []string{"server"})
+
+	// siblingGap is the time between the two types of a lookup reaching the server.
+	siblingGap = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "sibling_gap_seconds",
+		Buckets:   GapBuckets,
+		Help:      "Histogram of the time between the A and the AAAA of one lookup (same client, port and name) reaching the server. Lost packets show at the resolvers' retry intervals: 5 s glibc, 2.5 s musl, 1 s and 0.5 s with timeout:1.",
+	}, []string{"server"})
+
+	// retransmitGap is the time between a query and its retransmission.
+	retransmitGap = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "retransmit_gap_seconds",
+		Buckets:   GapBuckets,
+		Help:      "Histogram of the time between a query and its retransmission (same client, port, ID and question).",
+	}, []string{"server"})
+)

@@ -1,0 +1,91 @@
+package sibling
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/test"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raceguard/raceguard/internal/query"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// next records the queries it gets and holds them until released.
+type next struct {
+	gate  chan struct{}
+	mu    sync.Mutex
+	seen  []dns.Question
+	marks []bool // whether each query's context was marked as raceguard's own
+	n     atomic.Int32
+}
+
+func (n *next) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	n.mu.Lock()
+	n.seen = append(n.seen, r.Question[0])
+	n.marks = append(n.marks, query.Own(ctx))
+	n.mu.Unlock()
+	n.n.Add(1)
+	<-n.gate
+	m := new(dns.Msg)
+	m.SetReply(r)
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+func (*next) Name() string { return "next" }
+
+func TestPrefetch(t *testing.T) {
+	nx := &next{gate: make(chan struct{})}
+	p := New(nx, 2)
+	defer p.Close()
+	ctx := context.Background()
+	q := func(name string, qtype uint16) *dns.Msg { return new(dns.Msg).SetQuestion(name, qtype) }
+	w := &test.ResponseWriter{}
+
+	p.PrefetchSibling(ctx, w, q("Example.ORG.", dns.TypeA))
+	p.PrefetchSibling(ctx, w, q("example.org.", dns.TypeA)) // within the window: deduplicated
+	p.PrefetchSibling(ctx, w, q("c.example.", dns.TypeMX))  // no sibling
+	p.PrefetchSibling(ctx, w, q("d.example.", dns.TypeAAAA))
+	before := testutil.ToFloat64(skipped.WithLabelValues(""))
+	p.PrefetchSibling(ctx, w, q("e.example.", dns.TypeA)) // two in flight already: skipped
+	if got := testutil.ToFloat64(skipped.WithLabelValues("")) - before; got != 1 {
+		t.Errorf("Expected one prefetch skipped over the in-flight bound, got %v", got)
+	}
+	for nx.n.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(nx.gate)
+	for len(p.sem) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	nx.mu.Lock()
+	defer nx.mu.Unlock()
+	if len(nx.seen) != 2 {
+		t.Fatalf("Expected 2 prefetches, got %v", nx.seen)
+	}
+	want := map[string]uint16{"Example.ORG.": dns.TypeAAAA, "d.example.": dns.TypeA}
+	for i, s := range nx.seen {
+		if want[s.Name] != s.Qtype {
+			t.Errorf("Unexpected prefetch %v", s)
+		}
+		if !nx.marks[i] {
+			t.Errorf("Expected the prefetch of %s marked so it triggers no other", s.Name)
+		}
+	}
+
+	// The client asks the prefetched sibling: a hit, counted once.
+	hitsBefore := testutil.ToFloat64(hits.WithLabelValues("", "AAAA"))
+	p.Seen(ctx, "example.org.", q("example.org.", dns.TypeAAAA))
+	p.Seen(ctx, "example.org.", q("example.org.", dns.TypeAAAA))
+	if got := testutil.ToFloat64(hits.WithLabelValues("", "AAAA")) - hitsBefore; got != 1 {
+		t.Errorf("Expected one hit, got %v", got)
+	}
+}
