@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestCaptureClientQueries records the wire bytes of the queries real glibc and musl clients send
@@ -23,7 +24,7 @@ func TestCaptureClientQueries(t *testing.T) {
 	if os.Getenv("RACEGUARD_CAPTURE") == "" {
 		t.Skip("Set RACEGUARD_CAPTURE=1 to capture client queries into the fuzz corpus")
 	}
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	if err := l.SetBackends(1); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestSiblingPrefetchLab: a glibc client in single-request-reopen mode asks A, waits for it, then
@@ -16,7 +17,7 @@ import (
 // test sets up. (Behind a random DNAT to N replicas, the new socket is a new flow that reaches
 // another replica (N-1)/N of the time; the README says so.)
 func TestSiblingPrefetchLab(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	if err := l.SetBackends(1); err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestSiblingPrefetchLab(t *testing.T) {
 
 	median := func(corefile string, round int) time.Duration {
 		t.Helper()
-		startDNS(t, l, corefile)
+		testenv.StartDNS(t, l, corefile)
 		l.Up.SetDelay(delay)
 		defer l.Up.SetDelay(0)
 		// Absolute names, never asked before: no search walk and no cache hit.

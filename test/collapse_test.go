@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // burst sends n identical queries at once, each from its own socket with its own ID and 0x20
@@ -80,7 +81,7 @@ func TestCollapseBurst(t *testing.T) {
 	}{{"stock", ""}, {"collapse", "collapse"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			up, counter := upstreamCoreDNS(t, 200*time.Millisecond)
-			i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+			i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     cache 30
     ` + tc.collapse + `
     forward . ` + up + ` {
@@ -108,7 +109,7 @@ func TestCollapseBurst(t *testing.T) {
 // asks AAAA afterwards gets it from the cache.
 func TestSiblingPrefetch(t *testing.T) {
 	up, counter := upstreamCoreDNS(t, 100*time.Millisecond)
-	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     prometheus localhost:0
     raceguard {
         search off

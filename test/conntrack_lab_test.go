@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // racePairs is the pair count of each race: a few seconds at most, enough for robust bounds.
@@ -24,8 +25,8 @@ const racePairs = 400
 // resolves the clash: clash_resolve moves, both queries are answered. Two identical TCP SYNs race
 // the same way, but TCP has no clash resolution: the loser moves insert_failed and drop.
 func TestConntrackLabRace(t *testing.T) {
-	l := newLab(t)
-	startDNS(t, l, lab.StockCorefile)
+	l := testenv.NewLab(t)
+	testenv.StartDNS(t, l, lab.StockCorefile)
 
 	// The netlink reader's sockets are made on a thread inside the node namespace and read it from
 	// then on; the procfs reader must read its file from such a thread every time.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestCorrelationLab: on a node-local raceguard, real conntrack drops (a TCP SYN race in the
@@ -15,7 +16,7 @@ import (
 // sibling 2.5 s later) make the drop/late-sibling correlation at the 2.5 s lag rise; late siblings
 // without drops, and drops without late siblings, leave it near zero.
 func TestCorrelationLab(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	const options = "interval 500ms\n        window 60s"
 	corr := func() float64 {
 		return scrapeNode(t, l).Sum("coredns_raceguard_conntrack_correlation",

@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/coredns/coredns/plugin/loadbalance" // the cluster Corefile's plugins that server.go does not link
+	_ "github.com/coredns/coredns/plugin/loadbalance" // the cluster Corefile's plugins that testenv does not link
 	_ "github.com/coredns/coredns/plugin/loop"
 	_ "github.com/coredns/coredns/plugin/reload"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -722,11 +723,12 @@ func checkServiceMonitor(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) {
 }
 
 // servable rewrites a manifest's Corefile to run on this machine: the link-local address becomes
-// loopback, the server ports ephemeral (EphemeralPorts), health, ready and prometheus listen on
-// the given addresses, and lameduck is cut short so that stopping a server does not take 10 s.
+// loopback, the server ports ephemeral (testenv.EphemeralPorts), health, ready and prometheus
+// listen on the given addresses, and lameduck is cut short so that stopping a server does not take
+// 10 s.
 func servable(corefile string, listen map[string]string) string {
 	c := strings.ReplaceAll(corefile, "169.254.20.10", "127.0.0.1")
-	c = EphemeralPorts(c)
+	c = testenv.EphemeralPorts(c)
 	c = regexp.MustCompile(`(?m)^(\s*lameduck)\s+\S+`).ReplaceAllString(c, "${1} 200ms")
 	lines := strings.Split(c, "\n")
 	for i, l := range lines {
@@ -767,9 +769,10 @@ func answerA(r *dns.Msg) string {
 // TestDeployCorefiles starts the two ConfigMaps' Corefiles in-process, chained as in a cluster:
 // the cluster Corefile's kubernetes plugin reads a fake API server, and the node-local Corefile
 // forwards to it through KUBE_DNS_SERVICE_HOST, the variable the kubelet sets from the kube-dns
-// Service. It runs in a child process because of the kubernetes plugin's globals (isolated).
+// Service. It runs in a child process because of the kubernetes plugin's globals
+// (testenv.Isolated).
 func TestDeployCorefiles(t *testing.T) {
-	if !isolated(t) {
+	if !testenv.Isolated(t) {
 		return
 	}
 	cluster := loadBundle(t, "cluster")
@@ -787,11 +790,11 @@ func TestDeployCorefiles(t *testing.T) {
 	}
 
 	// kube-dns: the cluster Corefile, with the fake API's kubeconfig.
-	health, ready := FreePort(t), FreePort(t)
+	health, ready := testenv.FreePort(t), testenv.FreePort(t)
 	corefile := servable(corefileOf(t, cluster, oneOf[*appsv1.Deployment](t, cluster).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": "127.0.0.1:0"})
 	corefile = regexp.MustCompile(`(?m)^(\s*)(kubernetes .*\{)$`).ReplaceAllString(corefile, "${1}${2}\n${1}    kubeconfig "+kubeconfig)
-	i, udp, tcp, err := CoreDNSServerAndPorts(corefile)
+	i, udp, tcp, err := testenv.CoreDNSServerAndPorts(corefile)
 	if err != nil {
 		t.Fatalf("Cluster Corefile did not start: %v\n%s", err, corefile)
 	}
@@ -806,17 +809,17 @@ func TestDeployCorefiles(t *testing.T) {
 		t.Errorf("Cluster Corefile over TCP: api.shop.svc.cluster.local A %q, want 10.96.40.2", got)
 	}
 	for _, u := range []string{"http://" + health + "/health", "http://" + ready + "/ready"} {
-		if body := httpGet(t, u); body != "OK" {
+		if body := testenv.HTTPGet(t, u); body != "OK" {
 			t.Errorf("Cluster Corefile: %s answered %q, want OK", u, body)
 		}
 	}
 
 	// The node-local Corefile, forwarding to the kube-dns above.
 	t.Setenv("KUBE_DNS_SERVICE_HOST", udp)
-	health, ready = FreePort(t), FreePort(t)
+	health, ready = testenv.FreePort(t), testenv.FreePort(t)
 	corefile = servable(corefileOf(t, nodeLocal, oneOf[*appsv1.DaemonSet](t, nodeLocal).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": "127.0.0.1:0"})
-	j, nudp, _, err := CoreDNSServerAndPorts(corefile)
+	j, nudp, _, err := testenv.CoreDNSServerAndPorts(corefile)
 	if err != nil {
 		t.Fatalf("Node-local Corefile did not start: %v\n%s", err, corefile)
 	}
@@ -830,7 +833,7 @@ func TestDeployCorefiles(t *testing.T) {
 		t.Errorf("Node-local Corefile: expected api.shop.default.svc.cluster.local completed with a CNAME to api.shop.svc.cluster.local and 10.96.40.2, got %v", r)
 	}
 	for _, u := range []string{"http://" + health + "/health", "http://" + ready + "/ready"} {
-		if body := httpGet(t, u); body != "OK" {
+		if body := testenv.HTTPGet(t, u); body != "OK" {
 			t.Errorf("Node-local Corefile: %s answered %q, want OK", u, body)
 		}
 	}
@@ -842,16 +845,16 @@ func TestDeployCorefiles(t *testing.T) {
 // binary run the node-local Corefile on the same ports; the first stops (SIGTERM, lameduck);
 // DNS, health and ready keep answering from the second.
 func TestDeployNodeLocalSurge(t *testing.T) {
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
+	up := testenv.LoopbackUpstream(t)
 	t.Setenv("KUBE_DNS_SERVICE_HOST", up.Addr) // inherited by the processes
 
 	b := loadBundle(t, "node-local")
-	dnsAddr := "127.0.0.1:" + freeUDPTCPPort(t)
-	health, ready, metrics := FreePort(t), FreePort(t), FreePort(t)
+	dnsAddr := "127.0.0.1:" + testenv.FreeUDPTCPPort(t)
+	health, ready, metrics := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	corefile := servable(corefileOf(t, b, oneOf[*appsv1.DaemonSet](t, b).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": metrics})
 	_, port, _ := net.SplitHostPort(dnsAddr)
@@ -888,7 +891,7 @@ func TestDeployNodeLocalSurge(t *testing.T) {
 		}
 	}
 	for _, u := range []string{"http://" + health + "/health", "http://" + ready + "/ready"} {
-		if body := httpGet(t, u); body != "OK" {
+		if body := testenv.HTTPGet(t, u); body != "OK" {
 			t.Errorf("%s answered %q after the old process stopped, want OK", u, body)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestDifferential is a respdiff-style differential check: one deterministic corpus of queries
@@ -39,7 +40,7 @@ import (
 // collapse and the sibling prefetch change no answer. The WalkTail subtest checks the later tries
 // of clients that walk on after a completion answered NODATA.
 func TestDifferential(t *testing.T) {
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
+	up := testenv.LoopbackUpstream(t)
 	dir := t.TempDir()
 	stock := dxStart(t, bin, dir, "stock", lab.StockCorefile, up.Addr)
 	rg := dxStart(t, bin, dir, "raceguard", lab.RaceguardCorefile, up.Addr)
@@ -112,7 +113,7 @@ func dxWalkTail(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	port := freeUDPTCPPort(t)
+	port := testenv.FreeUDPTCPPort(t)
 	up, err := lab.StartProcess("", bin, dir, "upstream", ".:"+port+" {\n    bind 127.0.0.1\n    file "+zone+" .\n}\n", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ type dxServer struct {
 // port, bound to 127.0.0.1 as bench's startLoopback does, forwarding to upstream.
 func dxStart(t *testing.T, bin, dir, name, corefile, upstream string) *dxServer {
 	t.Helper()
-	port, metrics := freeUDPTCPPort(t), freeUDPTCPPort(t)
+	port, metrics := testenv.FreeUDPTCPPort(t), testenv.FreeUDPTCPPort(t)
 	text, err := lab.Render(corefile, lab.CorefileData{Port: port, Metrics: "127.0.0.1:" + metrics, Upstream: upstream}, dir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,6 @@
 package test
 
 import (
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	"github.com/raceguard/raceguard/test/lab"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestCorefileExample runs Corefile.example as `make run` does, with its listeners on free ports
@@ -29,7 +27,7 @@ func TestCorefileExample(t *testing.T) {
 	// moment ago; another process may take one in between, so try a few times.
 	var health, ready, udp, tcp string
 	for try := 0; ; try++ {
-		health, ready = FreePort(t), FreePort(t)
+		health, ready = testenv.FreePort(t), testenv.FreePort(t)
 		corefile := strings.NewReplacer(
 			".:1053 {", ".:0 {",
 			"127.0.0.1:9153", "127.0.0.1:0",
@@ -37,7 +35,7 @@ func TestCorefileExample(t *testing.T) {
 			"127.0.0.1:8181", ready,
 			"/etc/resolv.conf", blackhole,
 		).Replace(string(body))
-		i, u, tc, err := CoreDNSServerAndPorts(corefile)
+		i, u, tc, err := testenv.CoreDNSServerAndPorts(corefile)
 		if err == nil {
 			udp, tcp = u, tc
 			defer i.Stop()
@@ -76,31 +74,10 @@ func TestCorefileExample(t *testing.T) {
 		t.Errorf("Expected coredns_dns_requests_total at %s", metrics.ListenAddr)
 	}
 	for _, u := range []string{"http://" + health + "/health", "http://" + ready + "/ready"} {
-		if body := httpGet(t, u); body != "OK" {
+		if body := testenv.HTTPGet(t, u); body != "OK" {
 			t.Errorf("Expected OK from %s, got %q", u, body)
 		}
 	}
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	var last error
-	for range 50 { // ready reports OK once every plugin is ready; allow it a moment
-		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return string(b)
-			}
-			last = err
-		} else {
-			last = err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Errorf("GET %s: %v", url, last)
-	return ""
 }
 
 // Blackhole returns the address of a UDP and TCP server on loopback that reads queries and never
@@ -130,15 +107,4 @@ func Blackhole(t testing.TB) string {
 		}
 	}()
 	return pc.LocalAddr().String()
-}
-
-// FreePort returns a loopback address with a port that was free a moment ago.
-func FreePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

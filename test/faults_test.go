@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // faultyUpstream is an upstream whose behaviour the test switches: "ok" answers A 192.0.2.10 and
@@ -126,8 +127,8 @@ func concurrently(addr, network, name string, qtype uint16, n int, edns uint16) 
 // what the clients got.
 func TestUpstreamFaults(t *testing.T) {
 	u := newFaultyUpstream(t)
-	zone := clusterZone(t)
-	i, udp, tcp, err := CoreDNSServerAndPorts(`.:0 {
+	zone := testenv.ClusterZone(t)
+	i, udp, tcp, err := testenv.CoreDNSServerAndPorts(`.:0 {
     raceguard {
         node_search lab.internal
         conntrack off
@@ -225,14 +226,14 @@ func TestUpstreamFaults(t *testing.T) {
 // by SIGUSR1) while clients query without pause; no query goes unanswered, no metric is
 // registered twice, and no goroutine is left behind.
 func TestReloadUnderLoad(t *testing.T) {
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
-	zone := clusterZone(t)
+	up := testenv.LoopbackUpstream(t)
+	zone := testenv.ClusterZone(t)
 	dir := t.TempDir()
-	port, metricsAddr := freePort(t), FreePort(t)
+	port, metricsAddr := freePort(t), testenv.FreePort(t)
 	addr := "127.0.0.1:" + port
 	corefile := func(cache string) string {
 		return `.:` + port + ` {
@@ -343,8 +344,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // TestResolvConfChanges: the node's resolv.conf (node_search) changes and then vanishes while the
 // server runs; search completion follows it within its 2 s re-read, and keeps serving.
 func TestResolvConfChanges(t *testing.T) {
-	up := loopbackUpstream(t)
-	zone := clusterZone(t)
+	up := testenv.LoopbackUpstream(t)
+	zone := testenv.ClusterZone(t)
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	write := func(body string) {
 		tmp := resolv + ".new"
@@ -356,7 +357,7 @@ func TestResolvConfChanges(t *testing.T) {
 		}
 	}
 	write("nameserver 10.0.0.1\nsearch lab.internal\n")
-	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     raceguard {
         node_search ` + resolv + `
         conntrack off
@@ -402,7 +403,7 @@ func TestResolvConfChanges(t *testing.T) {
 // kubernetes plugin's informers with what they had: completion keeps working from them, and
 // nothing hangs.
 func TestKubernetesAPIGone(t *testing.T) {
-	if !isolated(t) {
+	if !testenv.Isolated(t) {
 		return
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // nodeCorefile is raceguard on a node-local server, in the node's own namespace, as the
@@ -54,7 +55,7 @@ func bucketDelta(before, after lab.Metrics, name string, lo, hi string) float64 
 // a resolver timeout later: in the 5 s bucket for glibc, the 2.5 s bucket for musl. Without the
 // drop there are none.
 func TestLateSiblingsLab(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	startNodeDNS(t, l, "")
 	rc := lab.DefaultResolvConf()
 	const late = "coredns_raceguard_late_siblings_total"
@@ -126,10 +127,10 @@ func TestLateSiblingsLab(t *testing.T) {
 // counters from procfs instead of netlink, and says so once; with no conntrack statistics at all
 // it still serves DNS and exports up 0.
 func TestConntrackWithoutCapabilityLab(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	p := startNodeDNS(t, l, "", "setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin")
 	rc := lab.DefaultResolvConf()
-	if r := lookupOne(t, l, lab.Glibc, lab.Unspec, rc, "example.org"); r.String() != joined("192.0.2.10", "2001:db8::10") {
+	if r := testenv.LookupOne(t, l, lab.Glibc, lab.Unspec, rc, "example.org"); r.String() != testenv.Joined("192.0.2.10", "2001:db8::10") {
 		t.Errorf("Expected DNS served without CAP_NET_ADMIN, got %s", r)
 	}
 	m := scrapeNode(t, l)
@@ -146,7 +147,7 @@ func TestConntrackWithoutCapabilityLab(t *testing.T) {
 	p.Stop()
 
 	startNodeDNS(t, l, "conntrack procfs /nonexistent/nf_conntrack")
-	if r := lookupOne(t, l, lab.Musl, lab.Unspec, rc, "web"); r.String() != joined("10.96.12.34", "fd00:96::12:34") {
+	if r := testenv.LookupOne(t, l, lab.Musl, lab.Unspec, rc, "web"); r.String() != testenv.Joined("10.96.12.34", "fd00:96::12:34") {
 		t.Errorf("Expected DNS served without conntrack statistics, got %s", r)
 	}
 	if up := scrapeNode(t, l).Sum("coredns_raceguard_conntrack_up", map[string]string{"source": "procfs"}); up != 0 {

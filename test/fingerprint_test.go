@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestTablesUnderLoad: dnsperf with many distinct clients (source ports) and names fills the
@@ -24,12 +25,12 @@ func TestTablesUnderLoad(t *testing.T) {
 	}
 	// The built binary, not the in-process server: under the race detector the latter is too
 	// slow to fill the tables in a few seconds.
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
-	port, metricsAddr := freePort(t), FreePort(t)
+	up := testenv.LoopbackUpstream(t)
+	port, metricsAddr := freePort(t), testenv.FreePort(t)
 	udp := "127.0.0.1:" + port
 	p, err := lab.StartProcess("", bin, t.TempDir(), "load", `.:`+port+` {
     bind 127.0.0.1
@@ -92,6 +93,6 @@ func TestTablesUnderLoad(t *testing.T) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(FreePort(t))
+	_, port, _ := net.SplitHostPort(testenv.FreePort(t))
 	return port
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // podmanGlobal and podmanRun are the podman flags that work on a machine like CI's (a VM with a
@@ -168,7 +169,7 @@ func procStatus(t *testing.T, pid int) map[string]string {
 // containers and the image it made.
 func TestImage(t *testing.T) {
 	imageTools(t)
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func TestImage(t *testing.T) {
 		t.Helper()
 		conf := t.TempDir()
 		port := privilegedPort(t)
-		health, ready, metrics := FreePort(t), FreePort(t), FreePort(t)
+		health, ready, metrics := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 		corefile := fmt.Sprintf(`.:%d {
     bind 127.0.0.1
     health %s
@@ -315,7 +316,7 @@ func TestImage(t *testing.T) {
 		if r := exchangeA(t, "tcp", dnsAddr, "web.default.svc.cluster.local."); answerA(r) != "10.96.12.34" {
 			t.Errorf("%s: over TCP, web.default.svc.cluster.local A: %v, want 10.96.12.34", name, r)
 		}
-		if body := httpGet(t, "http://"+ready+"/ready"); body != "OK" {
+		if body := testenv.HTTPGet(t, "http://"+ready+"/ready"); body != "OK" {
 			t.Errorf("%s: /ready answered %q", name, body)
 		}
 		out, err := podman(ctx, "inspect", "-f", "{{.State.Pid}}", container)

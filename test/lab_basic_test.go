@@ -5,25 +5,26 @@ import (
 	"time"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestLabLookup checks the lab itself: real glibc and musl lookups through the DNAT'ed ClusterIP
 // resolve cluster, cross-namespace and external names, and the emulated pair drop makes each
 // client wait exactly its resolver's timeout.
 func TestLabLookup(t *testing.T) {
-	l := newLab(t)
-	startDNS(t, l, lab.StockCorefile)
+	l := testenv.NewLab(t)
+	testenv.StartDNS(t, l, lab.StockCorefile)
 	rc := lab.DefaultResolvConf()
 
 	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
 		for _, tc := range []struct{ name, want string }{
 			{"kubernetes.default", "10.96.0.1"},
-			{"web", joined("10.96.12.34", "fd00:96::12:34")},
-			{"api.shop", joined("10.96.40.2", "fd00:96::40:2")},
-			{"example.org", joined("192.0.2.10", "2001:db8::10")},
+			{"web", testenv.Joined("10.96.12.34", "fd00:96::12:34")},
+			{"api.shop", testenv.Joined("10.96.40.2", "fd00:96::40:2")},
+			{"example.org", testenv.Joined("192.0.2.10", "2001:db8::10")},
 			{"nosuch.example.org", "EAI_NONAME"},
 		} {
-			r := lookupOne(t, l, libc, lab.Unspec, rc, tc.name)
+			r := testenv.LookupOne(t, l, libc, lab.Unspec, rc, tc.name)
 			if r.String() != tc.want {
 				t.Errorf("%s %s: Expected %s, got %s", libc, tc.name, tc.want, r)
 			}
@@ -46,8 +47,8 @@ func TestLabLookup(t *testing.T) {
 		{lab.Glibc, 4900 * time.Millisecond, 6 * time.Second},
 		{lab.Musl, 2400 * time.Millisecond, 3500 * time.Millisecond},
 	} {
-		r := lookupOne(t, l, tc.libc, lab.Unspec, rc, "web")
-		if r.String() != joined("10.96.12.34", "fd00:96::12:34") {
+		r := testenv.LookupOne(t, l, tc.libc, lab.Unspec, rc, "web")
+		if r.String() != testenv.Joined("10.96.12.34", "fd00:96::12:34") {
 			t.Errorf("%s web with the fault on: Expected both addresses after the retry, got %s", tc.libc, r)
 		}
 		if r.Elapsed < tc.min || r.Elapsed > tc.max {
@@ -62,7 +63,7 @@ func TestLabLookup(t *testing.T) {
 	if err := l.SetFault(lab.FaultOff, 0); err != nil {
 		t.Fatal(err)
 	}
-	if r := lookupOne(t, l, lab.Glibc, lab.Unspec, rc, "web"); r.Elapsed > 500*time.Millisecond {
+	if r := testenv.LookupOne(t, l, lab.Glibc, lab.Unspec, rc, "web"); r.Elapsed > 500*time.Millisecond {
 		t.Errorf("Expected no stall with the fault off, took %s", r.Elapsed)
 	}
 }

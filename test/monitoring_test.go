@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -449,14 +450,14 @@ func raceguardSources(t *testing.T) []byte {
 // its scrape: every family's name from its TYPE line, and a histogram's _bucket, _sum and _count.
 func scrapeBuild(t *testing.T) map[string]bool {
 	t.Helper()
-	bin, err := corednsBinary()
+	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
-	zone := clusterZone(t)
-	dnsAddr := "127.0.0.1:" + freeUDPTCPPort(t)
-	metrics := FreePort(t)
+	up := testenv.LoopbackUpstream(t)
+	zone := testenv.ClusterZone(t)
+	dnsAddr := "127.0.0.1:" + testenv.FreeUDPTCPPort(t)
+	metrics := testenv.FreePort(t)
 	_, port, _ := strings.Cut(dnsAddr, ":")
 	corefile := fmt.Sprintf(`.:%s {
     bind 127.0.0.1

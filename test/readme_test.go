@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestReadme starts every ~~~ corefile block of the READMEs, and Corefile.example, so the
@@ -46,24 +46,12 @@ func TestReadme(t *testing.T) {
 
 func startCorefile(t *testing.T, corefile string) {
 	t.Helper()
-	i, err := CoreDNSServer(EphemeralPorts(corefile))
+	i, err := testenv.CoreDNSServer(testenv.EphemeralPorts(corefile))
 	if err != nil {
 		t.Fatalf("Failed to start:\n%s\nerror: %v", corefile, err)
 	}
 	i.Stop()
 	i.ShutdownCallbacks()
-}
-
-var (
-	serverKeyPort = regexp.MustCompile(`(?m)^(\S[^{\n]*?):\d+(\s*\{)`)
-	listenerPort  = regexp.MustCompile(`(?m)^(\s*(?:prometheus|health|ready|pprof)\s+\S*?):\d+\b`)
-)
-
-// EphemeralPorts rewrites the server block ports and the prometheus, health, ready and pprof
-// listen ports of corefile to 0.
-func EphemeralPorts(corefile string) string {
-	corefile = serverKeyPort.ReplaceAllString(corefile, "$1:0$2")
-	return listenerPort.ReplaceAllString(corefile, "$1:0")
 }
 
 // corefilesFromReadme returns the ~~~ corefile (or ``` corefile) blocks of a README.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // kubeCorefile is a kube-dns CoreDNS on the real kubernetes plugin (pods verified, as stock
@@ -37,13 +38,13 @@ var kubeZoo = []string{
 // and raceguard (search @kubernetes, and search infer) against the same CoreDNS without search
 // completion, on the real kubernetes plugin.
 func TestSearchKubernetesLab(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 	pod := kubeapi.Pod{Namespace: "default", Name: "client", IP: lab.ClientIPv4}
 	if err := l.StartKubeAPI(kubeapi.Sample(pod)); err != nil {
 		t.Fatal(err)
 	}
 	run := func(search string) (map[lookupKey]string, int) {
-		startDNS(t, l, strings.Replace(kubeCorefile, "SEARCH", search, 1))
+		testenv.StartDNS(t, l, strings.Replace(kubeCorefile, "SEARCH", search, 1))
 		return lookupAll(t, l, kubeZoo)
 	}
 	base, baseQ := run("")

@@ -2,37 +2,13 @@ package test
 
 import (
 	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/kubeapi"
+	"github.com/raceguard/raceguard/test/testenv"
 )
-
-// isolated re-runs the calling test alone in a child process: the kubernetes plugin installs a
-// process-global klog logger and informers that outlive a server, so a second startup in one
-// process races with the first (CoreDNS's own test/kubernetes_autopath_cache_test.go does the
-// same). It returns true in the child, which runs the test.
-func isolated(t *testing.T) bool {
-	t.Helper()
-	const env = "RACEGUARD_ISOLATED_TEST"
-	if os.Getenv(env) == t.Name() {
-		return true
-	}
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+strings.ReplaceAll(t.Name(), "/", "$/^")+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), env+"="+t.Name())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("Isolated test failed: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("Isolated test did not pass:\n%s", out)
-	}
-	return false
-}
 
 // kubernetesServer starts CoreDNS in-process with the kubernetes plugin (pods verified) fed by a
 // fake API in which 127.0.0.1 is pod default/client, and search completion by searchDirective.
@@ -55,8 +31,8 @@ func kubernetesServerWith(t *testing.T, ln net.Listener, searchDirective string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := loopbackUpstream(t)
-	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+	up := testenv.LoopbackUpstream(t)
+	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     ` + searchDirective + `
     kubernetes cluster.local {
         kubeconfig ` + kubeconfig + `
@@ -105,7 +81,7 @@ func exchangeFrom(t *testing.T, src, addr, name string, qtype uint16) *dns.Msg {
 // they differ.
 func TestSearchKubernetes(t *testing.T) {
 	t.Run("raceguard", func(t *testing.T) {
-		if !isolated(t) {
+		if !testenv.Isolated(t) {
 			return
 		}
 		udp := kubernetesServer(t, "raceguard {\n        search @kubernetes\n    }")
@@ -135,7 +111,7 @@ func TestSearchKubernetes(t *testing.T) {
 	})
 
 	t.Run("stock autopath", func(t *testing.T) {
-		if !isolated(t) {
+		if !testenv.Isolated(t) {
 			return
 		}
 		udp := kubernetesServer(t, "autopath @kubernetes")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // zoo is what pods look up: every kind of name a search list treats differently.
@@ -85,11 +86,11 @@ func diff(want, got map[lookupKey]string) []string {
 // servers sit behind the DNAT, so a client's later tries can reach a server that did not see its
 // first one.
 func TestSearchDifferential(t *testing.T) {
-	l := newLab(t)
+	l := testenv.NewLab(t)
 
-	startDNS(t, l, lab.StockCorefile)
+	testenv.StartDNS(t, l, lab.StockCorefile)
 	stock, stockQueries := lookupAll(t, l, zoo)
-	startDNS(t, l, lab.RaceguardCorefile)
+	testenv.StartDNS(t, l, lab.RaceguardCorefile)
 	rg, rgQueries := lookupAll(t, l, zoo)
 
 	if len(stock) != 6*len(zoo) {

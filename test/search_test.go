@@ -8,14 +8,15 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // searchServer starts CoreDNS in-process with raceguard completing the lab's search list, the
 // sample cluster zone, and a forwarder to an in-process upstream serving the lab's external zone.
 func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream) {
 	t.Helper()
-	up = loopbackUpstream(t)
-	zone := clusterZone(t)
+	up = testenv.LoopbackUpstream(t)
+	zone := testenv.ClusterZone(t)
 	corefile := `.:0 {
     prometheus localhost:0
     raceguard {
@@ -27,7 +28,7 @@ func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream
     file ` + zone + ` cluster.local
     forward . ` + up.Addr + `
 }`
-	i, udp, tcp, err := CoreDNSServerAndPorts(corefile)
+	i, udp, tcp, err := testenv.CoreDNSServerAndPorts(corefile)
 	if err != nil {
 		t.Fatalf("Could not start CoreDNS: %v", err)
 	}
@@ -157,9 +158,9 @@ func TestSearchCompletion(t *testing.T) {
 
 func TestSearchErrorPath(t *testing.T) {
 	blackhole := Blackhole(t)
-	zone := clusterZone(t)
+	zone := testenv.ClusterZone(t)
 	// Everything outside cluster.local goes to a server that never answers.
-	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     raceguard {
         node_search none
     }

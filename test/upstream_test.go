@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // labdelay is a test-only plugin for upstream CoreDNS servers: it counts every query by name and
@@ -109,7 +110,7 @@ func upstreamCoreDNS(t *testing.T, delay time.Duration) (string, *queryCounter) 
 		t.Fatal(err)
 	}
 	name := t.Name()
-	i, udp, _, err := CoreDNSServerAndPorts(`.:0 {
+	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
     labdelay ` + strings.ReplaceAll(name, "/", "_") + ` ` + delay.String() + `
     file ` + zone + ` .
 }`)

@@ -1,13 +1,8 @@
-// Package test holds raceguard's end-to-end tests: real CoreDNS servers started in-process from a
-// Corefile (the pattern of CoreDNS's own test/server.go), and, for root, a network-namespace lab
-// with real glibc and musl clients behind a kube-proxy-style DNAT (package test/lab).
-//
-// Only the in-tree plugins our Corefiles use are linked in, and the two raceguard directives are
-// spliced into the directive list at the positions the build puts them in plugin.cfg.
-package test
+package testenv
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sync"
 
@@ -51,7 +46,7 @@ func Splice(directives []string) []string {
 		}
 		i := slices.Index(out, d.anchor)
 		if i < 0 {
-			panic(fmt.Sprintf("test: directive %q not found", d.anchor))
+			panic(fmt.Sprintf("testenv: directive %q not found", d.anchor))
 		}
 		out = slices.Insert(out, i+d.after, d.name)
 	}
@@ -60,7 +55,7 @@ func Splice(directives []string) []string {
 
 var mu sync.Mutex // serialises caddy.Start, as coredns/test/server.go does
 
-// CoreDNSServer starts a CoreDNS server from corefile.
+// CoreDNSServer starts a CoreDNS server from corefile in this process.
 func CoreDNSServer(corefile string) (*caddy.Instance, error) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -79,7 +74,7 @@ func CoreDNSServerAndPorts(corefile string) (i *caddy.Instance, udp, tcp string,
 	srvs := i.Servers()
 	if len(srvs) == 0 {
 		i.Stop()
-		return nil, "", "", fmt.Errorf("test: corefile started no server")
+		return nil, "", "", fmt.Errorf("testenv: corefile started no server")
 	}
 	if a := srvs[0].LocalAddr(); a != nil {
 		udp = a.String()
@@ -106,3 +101,15 @@ func (i *Input) Path() string { return "Corefile" }
 
 // ServerType implements the caddy.Input interface.
 func (i *Input) ServerType() string { return "dns" }
+
+var (
+	serverKeyPort = regexp.MustCompile(`(?m)^(\S[^{\n]*?):\d+(\s*\{)`)
+	listenerPort  = regexp.MustCompile(`(?m)^(\s*(?:prometheus|health|ready|pprof)\s+\S*?):\d+\b`)
+)
+
+// EphemeralPorts rewrites the server block ports and the prometheus, health, ready and pprof
+// listen ports of corefile to 0.
+func EphemeralPorts(corefile string) string {
+	corefile = serverKeyPort.ReplaceAllString(corefile, "$1:0$2")
+	return listenerPort.ReplaceAllString(corefile, "$1:0")
+}
