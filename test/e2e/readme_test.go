@@ -1,4 +1,4 @@
-package test
+package e2e
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+
+	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
 )
 
@@ -17,7 +19,11 @@ import (
 // documentation cannot drift from what the plugins accept. Listen addresses are moved to
 // ephemeral ports so the test runs beside `make run`.
 func TestReadme(t *testing.T) {
-	t.Chdir("..") // the examples use paths relative to the repository root, as `make run` does
+	root, err := lab.RepoPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root) // the examples use paths relative to the repository root, as `make run` does
 	readmes, _ := filepath.Glob("plugin/*/README.md")
 	readmes = append([]string{"README.md"}, readmes...)
 

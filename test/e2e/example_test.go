@@ -1,4 +1,4 @@
-package test
+package e2e
 
 import (
 	"os"
@@ -8,21 +8,25 @@ import (
 
 	"github.com/coredns/coredns/plugin/metrics"
 	ctest "github.com/coredns/coredns/plugin/test"
-	"github.com/raceguard/raceguard/test/lab"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestCorefileExample runs Corefile.example as `make run` does, with its listeners on free ports
 // and its forwarder pointed at a server that never answers (no internet here, or on a plane).
 func TestCorefileExample(t *testing.T) {
-	t.Chdir("..")
+	root, err := lab.RepoPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root) // Corefile.example's paths are relative to the repository root
 	body, err := os.ReadFile("Corefile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	blackhole := Blackhole(t)
+	blackhole := blackhole(t)
 	// health and ready do not say which port :0 gave them, so they get ports that were free a
 	// moment ago; another process may take one in between, so try a few times.
 	var health, ready, udp, tcp string
@@ -80,9 +84,9 @@ func TestCorefileExample(t *testing.T) {
 	}
 }
 
-// Blackhole returns the address of a UDP and TCP server on loopback that reads queries and never
+// blackhole returns the address of a UDP and TCP server on loopback that reads queries and never
 // answers, closed when the test ends.
-func Blackhole(t testing.TB) string {
+func blackhole(t testing.TB) string {
 	t.Helper()
 	pc, ln, err := lab.ListenBoth("", "127.0.0.1:0")
 	if err != nil {

@@ -1,4 +1,4 @@
-package test
+package e2e
 
 import (
 	"testing"
@@ -157,7 +157,7 @@ func TestSearchCompletion(t *testing.T) {
 }
 
 func TestSearchErrorPath(t *testing.T) {
-	blackhole := Blackhole(t)
+	blackhole := blackhole(t)
 	zone := testenv.ClusterZone(t)
 	// Everything outside cluster.local goes to a server that never answers.
 	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
