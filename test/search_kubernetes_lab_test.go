@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raceguard/raceguard/test/differential"
 	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
@@ -43,9 +44,9 @@ func TestSearchKubernetesLab(t *testing.T) {
 	if err := l.StartKubeAPI(kubeapi.Sample(pod)); err != nil {
 		t.Fatal(err)
 	}
-	run := func(search string) (map[lookupKey]string, int) {
+	run := func(search string) (map[differential.LookupKey]string, int) {
 		testenv.StartDNS(t, l, strings.Replace(kubeCorefile, "SEARCH", search, 1))
-		return lookupAll(t, l, kubeZoo)
+		return differential.LookupAll(t, l, kubeZoo)
 	}
 	base, baseQ := run("")
 	autopath, autopathQ := run("autopath @kubernetes")
@@ -54,10 +55,10 @@ func TestSearchKubernetesLab(t *testing.T) {
 	t.Logf("Queries for the zoo: %d without completion, %d stock autopath, %d raceguard @kubernetes, %d raceguard infer",
 		baseQ, autopathQ, rgKubeQ, rgInferQ)
 
-	for _, d := range diff(base, rgKube) {
+	for _, d := range differential.DiffLookups(base, rgKube) {
 		t.Errorf("raceguard @kubernetes: %s", d)
 	}
-	for _, d := range diff(base, rgInfer) {
+	for _, d := range differential.DiffLookups(base, rgInfer) {
 		t.Errorf("raceguard infer: %s", d)
 	}
 	if rgKubeQ >= baseQ*3/4 || rgInferQ >= baseQ*3/4 {
@@ -68,10 +69,10 @@ func TestSearchKubernetesLab(t *testing.T) {
 	// first try of "registry" from a pod in default, completes it to the node domain's
 	// registry.lab.internal, and hands every client an address where its own resolver, and
 	// raceguard, end with EAI_NONAME.
-	d := diff(base, autopath)
+	d := differential.DiffLookups(base, autopath)
 	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
 		for _, fam := range []lab.Family{lab.Unspec, lab.Inet, lab.Inet6} {
-			k := lookupKey{libc, fam, "registry.default"}
+			k := differential.LookupKey{Libc: libc, Family: fam, Name: "registry.default"}
 			if base[k] != "EAI_NONAME" || !strings.HasPrefix(autopath[k], "10.32.0.60") && !strings.HasPrefix(autopath[k], "fd00:32::60") {
 				t.Errorf("Expected stock autopath to answer %v with registry.lab.internal where the client gets EAI_NONAME; got %q, stock %q", k, autopath[k], base[k])
 			}
@@ -96,7 +97,7 @@ func TestSearchKubernetesLab(t *testing.T) {
 	if inferNoPodQ >= nopodQ*3/4 {
 		t.Errorf("Expected raceguard infer to save queries for a client that is no pod, got %d against %d", inferNoPodQ, nopodQ)
 	}
-	for _, d := range diff(nopod, inferNoPod) {
+	for _, d := range differential.DiffLookups(nopod, inferNoPod) {
 		t.Errorf("raceguard infer, client no pod: %s", d)
 	}
 	t.Logf("Client no pod: %d queries without completion, %d stock autopath, %d raceguard infer", nopodQ, autopathNoPodQ, inferNoPodQ)
