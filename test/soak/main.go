@@ -44,8 +44,8 @@ var (
 )
 
 // nodeCorefile is raceguard on a node-local server in the node's namespace, as the hostNetwork
-// DaemonSet of deploy/ runs it (test/fingerprint_lab_test.go's nodeCorefile), forwarding to the
-// soak's own upstream.
+// DaemonSet of deploy/ runs it (test/labtest/fingerprint_test.go's nodeCorefile), forwarding to
+// the soak's own upstream.
 const nodeCorefile = `.:{{.Port}} {
     errors
     prometheus {{.Metrics}}

@@ -1,4 +1,4 @@
-package test
+package labtest
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package test
+package labtest
 
 import (
 	"crypto/sha256"
@@ -19,7 +19,7 @@ import (
 // TestCaptureClientQueries records the wire bytes of the queries real glibc and musl clients send
 // (every address family, with and without EDNS) and writes them as seeds of the root package's
 // FuzzServeDNS corpus (testdata/fuzz/FuzzServeDNS), which every `go test` then replays. It runs
-// only when asked: RACEGUARD_CAPTURE=1 go test -run TestCaptureClientQueries ./test/
+// only when asked: RACEGUARD_CAPTURE=1 go test -run TestCaptureClientQueries ./test/labtest/
 func TestCaptureClientQueries(t *testing.T) {
 	if os.Getenv("RACEGUARD_CAPTURE") == "" {
 		t.Skip("Set RACEGUARD_CAPTURE=1 to capture client queries into the fuzz corpus")
