@@ -3,16 +3,15 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/dnsperf"
 	"github.com/raceguard/raceguard/test/lab"
 )
 
@@ -59,23 +58,13 @@ const AutopathCorefile = `.:{{.Port}} {
 
 // perf is one dnsperf run.
 type perf struct {
-	qps, latency float64 // queries per second; mean latency in seconds
-	sent, lost   int
-	noerror      int
-	bufDrops     int // datagrams the kernel dropped at full socket buffers during the run, if counted
+	dnsperf.Stats
+	bufDrops int // datagrams the kernel dropped at full socket buffers during the run, if counted
 }
 
-var (
-	qpsRe     = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-	latRe     = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+)`)
-	sentRe    = regexp.MustCompile(`Queries sent:\s+(\d+)`)
-	lostRe    = regexp.MustCompile(`Queries lost:\s+(\d+)`)
-	noerrorRe = regexp.MustCompile(`NOERROR (\d+)`)
-)
-
-// dnsperf runs dnsperf against addr with the query file queries and the given extra arguments
+// runDNSPerf runs dnsperf against addr with the query file queries and the given extra arguments
 // (by default a timed run of -seconds).
-func dnsperf(addr, queries string, args ...string) (perf, error) {
+func runDNSPerf(addr, queries string, args ...string) (perf, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	if len(args) == 0 {
 		args = []string{"-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200"}
@@ -84,19 +73,9 @@ func dnsperf(addr, queries string, args ...string) (perf, error) {
 	if err != nil {
 		return perf{}, fmt.Errorf("dnsperf: %v: %s", err, out)
 	}
-	return parsePerf(string(out)), nil
-}
-
-func parsePerf(s string) perf {
-	num := func(re *regexp.Regexp) float64 {
-		m := re.FindStringSubmatch(s)
-		if m == nil {
-			return 0
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		return v
-	}
-	return perf{qps: num(qpsRe), latency: num(latRe), sent: int(num(sentRe)), lost: int(num(lostRe)), noerror: int(num(noerrorRe))}
+	// dnsperf succeeded: its statistics are there, and a figure missing from them reads 0.
+	st, _ := dnsperf.ParseStats(string(out))
+	return perf{Stats: st}, nil
 }
 
 // server is one CoreDNS on loopback.
@@ -157,7 +136,7 @@ type comparison struct {
 // seconds, so each round's ratio compares runs made side by side, and the median ratio is kept.
 func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []string, upstream string) (comparison, error) {
 	qfile := filepath.Join(dir, label+".queries")
-	if err := os.WriteFile(qfile, []byte(strings.Join(queries, "\n")+"\n"), 0o644); err != nil {
+	if err := dnsperf.WriteQueries(qfile, queries); err != nil {
 		return comparison{}, err
 	}
 	stock, err := startLoopback(bin, dir, label+"-stock", stockCorefile, upstream)
@@ -182,7 +161,7 @@ func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []st
 			if (i+j)%2 == 1 {
 				srv = rg
 			}
-			p, err := dnsperf(srv.addr, qfile)
+			p, err := runDNSPerf(srv.addr, qfile)
 			if err != nil {
 				return comparison{}, err
 			}
@@ -193,7 +172,7 @@ func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []st
 			}
 		}
 		s, r = append(s, ps), append(r, pr)
-		ratios = append(ratios, pr.qps/ps.qps)
+		ratios = append(ratios, pr.QPS/ps.QPS)
 	}
 	slices.Sort(ratios)
 	return comparison{stock: median(s), rg: median(r), ratio: ratios[len(ratios)/2]}, nil
@@ -203,9 +182,9 @@ func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []st
 func median(ps []perf) perf {
 	slices.SortFunc(ps, func(a, b perf) int {
 		switch {
-		case a.qps < b.qps:
+		case a.QPS < b.QPS:
 			return -1
-		case a.qps > b.qps:
+		case a.QPS > b.QPS:
 			return 1
 		}
 		return 0
@@ -225,7 +204,7 @@ func duplicateMisses(bin, dir, label, corefile string, up *lab.Upstream, round i
 		}
 	}
 	qfile := filepath.Join(dir, fmt.Sprintf("dup-%s-%d.queries", label, round))
-	if err := os.WriteFile(qfile, []byte(strings.Join(qs, "\n")+"\n"), 0o644); err != nil {
+	if err := dnsperf.WriteQueries(qfile, qs); err != nil {
 		return 0, perf{}, err
 	}
 	srv, err := startLoopback(bin, dir, fmt.Sprintf("dup-%s-%d", label, round), corefile, up.Addr)
@@ -241,7 +220,7 @@ func duplicateMisses(bin, dir, label, corefile string, up *lab.Upstream, round i
 	if err != nil {
 		return 0, perf{}, err
 	}
-	p, err := dnsperf(srv.addr, qfile, "-n", "1", "-c", "10", "-q", "500")
+	p, err := runDNSPerf(srv.addr, qfile, "-n", "1", "-c", "10", "-q", "500")
 	if err != nil {
 		return 0, perf{}, err
 	}
@@ -286,20 +265,20 @@ func throughputRows(bin, dir string) ([]row, error) {
 	runs := fmt.Sprintf("%d interleaved rounds of %d s", *rounds, *seconds)
 	return []row{
 		{"Cache hits, both directives on: dnsperf queries/s (" + runs + "; ratio is the median of per-round ratios)", qps(hits.stock), qps(hits.rg), pct(hits.ratio)},
-		{"Cache hits: mean latency", ms(hits.stock.latency), ms(hits.rg.latency), pct(hits.rg.latency / hits.stock.latency)},
+		{"Cache hits: mean latency", ms(hits.stock.Latency), ms(hits.rg.Latency), pct(hits.rg.Latency / hits.stock.Latency)},
 		{"Noise of this machine: the same row, stock against stock", qps(noise.stock), qps(noise.rg), pct(noise.ratio)},
 		{"Search-expanded names: queries/s (stock column: `autopath` on resolv.conf)", qps(ap.stock), qps(ap.rg), pct(ap.ratio)},
-		{"Search-expanded names: mean latency", ms(ap.stock.latency), ms(ap.rg.latency), pct(ap.rg.latency / ap.stock.latency)},
-		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.stock.noerror, ap.stock.sent)), pct(frac(ap.rg.noerror, ap.rg.sent)), ""},
+		{"Search-expanded names: mean latency", ms(ap.stock.Latency), ms(ap.rg.Latency), pct(ap.rg.Latency / ap.stock.Latency)},
+		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.stock.RCode("NOERROR"), ap.stock.Sent)), pct(frac(ap.rg.RCode("NOERROR"), ap.rg.Sent)), ""},
 		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
 			fmt.Sprintf("%.2f", dupS), fmt.Sprintf("%.2f", dupR), pct(dupR / dupS)},
 		{"Duplicate-heavy misses: mean client latency (queries lost / of them dropped by the kernel at a full socket buffer)",
-			fmt.Sprintf("%s (%d / %d)", ms(dupSP.latency), dupSP.lost, dupSP.bufDrops),
-			fmt.Sprintf("%s (%d / %d)", ms(dupRP.latency), dupRP.lost, dupRP.bufDrops), pct(dupRP.latency / dupSP.latency)},
+			fmt.Sprintf("%s (%d / %d)", ms(dupSP.Latency), dupSP.Lost, dupSP.bufDrops),
+			fmt.Sprintf("%s (%d / %d)", ms(dupRP.Latency), dupRP.Lost, dupRP.bufDrops), pct(dupRP.Latency / dupSP.Latency)},
 	}, nil
 }
 
-func qps(p perf) string   { return fmt.Sprintf("%.0f", p.qps) }
+func qps(p perf) string   { return fmt.Sprintf("%.0f", p.QPS) }
 func ms(s float64) string { return fmt.Sprintf("%.2f ms", s*1000) }
 func pct(f float64) string {
 	return fmt.Sprintf("%.1f %%", f*100)

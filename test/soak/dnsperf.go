@@ -6,13 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/raceguard/raceguard/test/dnsperf"
 	"github.com/raceguard/raceguard/test/lab"
 )
 
@@ -21,29 +20,17 @@ var dnsperfPID atomic.Int64
 
 // perf is what one dnsperf run reported.
 type perf struct {
-	sent, completed, lost int
-	qps                   float64
-	rcodes                string // dnsperf's "Response codes" line
-	servfail              int
-	lat                   *hist // per-query latencies, from -v; nil without it
-	timeouts              int   // "> T" lines of -v: queries dnsperf gave up on
-	cpu                   time.Duration
+	dnsperf.Stats
+	lat      *hist // per-query latencies, from -v; nil without it
+	timeouts int   // "> T" lines of -v: queries dnsperf gave up on
+	cpu      time.Duration
 }
 
-var (
-	sentRe      = regexp.MustCompile(`Queries sent:\s+(\d+)`)
-	completedRe = regexp.MustCompile(`Queries completed:\s+(\d+)`)
-	lostRe      = regexp.MustCompile(`Queries lost:\s+(\d+)`)
-	qpsRe       = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-	rcodesRe    = regexp.MustCompile(`Response codes:\s+(.*)`)
-	servfailRe  = regexp.MustCompile(`SERVFAIL (\d+)`)
-)
-
-// dnsperf runs dnsperf in namespace ns against the ClusterIP, so that every query crosses the
+// runDNSPerf runs dnsperf in namespace ns against the ClusterIP, so that every query crosses the
 // node's DNAT and fault rule, with query file qfile and extra arguments. With verbose it adds -v
 // and reads the per-query lines as they come (about a million in a soak), keeping only a
 // histogram of their latencies.
-func dnsperf(ctx context.Context, ns, qfile string, verbose bool, args ...string) (perf, error) {
+func runDNSPerf(ctx context.Context, ns, qfile string, verbose bool, args ...string) (perf, error) {
 	argv := append([]string{"netns", "exec", ns, "dnsperf", "-s", lab.ClusterIP, "-d", qfile}, args...)
 	if verbose {
 		argv = append(argv, "-v")
@@ -72,21 +59,15 @@ func dnsperf(ctx context.Context, ns, qfile string, verbose bool, args ...string
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "> ") {
+		q, ok := dnsperf.ParseQuery(line)
+		switch {
+		case !ok:
 			rest.WriteString(line)
 			rest.WriteByte('\n')
-			continue
-		}
-		// "> NOERROR name A 0.000368", or "> T name A" for a query that timed out.
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[1] == "T" {
+		case q.Timeout:
 			p.timeouts++
-			continue
-		}
-		if len(f) == 5 && p.lat != nil {
-			if s, err := strconv.ParseFloat(f[4], 64); err == nil {
-				p.lat.add(time.Duration(s * float64(time.Second)))
-			}
+		case q.Answered() && p.lat != nil:
+			p.lat.add(q.Latency)
 		}
 	}
 	err = cmd.Wait()
@@ -97,21 +78,8 @@ func dnsperf(ctx context.Context, ns, qfile string, verbose bool, args ...string
 		return p, fmt.Errorf("dnsperf %s: %v: %s%s", strings.Join(args, " "), err, stderr.String(), tail(rest.String(), 2000))
 	}
 	s := rest.String()
-	num := func(re *regexp.Regexp) float64 {
-		m := re.FindStringSubmatch(s)
-		if m == nil {
-			return 0
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		return v
-	}
-	p.sent, p.completed, p.lost = int(num(sentRe)), int(num(completedRe)), int(num(lostRe))
-	p.qps, p.servfail = num(qpsRe), int(num(servfailRe))
-	if m := rcodesRe.FindStringSubmatch(s); m != nil {
-		p.rcodes = strings.TrimSpace(m[1])
-	}
-	if !sentRe.MatchString(s) {
-		return p, fmt.Errorf("dnsperf printed no statistics: %s%s", stderr.String(), tail(s, 2000))
+	if p.Stats, err = dnsperf.ParseStats(s); err != nil {
+		return p, fmt.Errorf("%w: %s%s", err, stderr.String(), tail(s, 2000))
 	}
 	return p, nil
 }

@@ -159,7 +159,7 @@ func run() int {
 	}
 	if *rateFlag > 0 {
 		r.rate = *rateFlag
-		if _, err := dnsperf(ctx, l.Client, qfile, true, paced(r.rate, rampStep)...); err != nil {
+		if _, err := runDNSPerf(ctx, l.Client, qfile, true, paced(r.rate, rampStep)...); err != nil {
 			return fail(err)
 		}
 	} else {
@@ -201,7 +201,7 @@ func run() int {
 	var perfErr error
 	go func() {
 		defer close(perfDone)
-		r.perf, perfErr = dnsperf(ctx, l.Client, qfile, true, paced(r.rate, int(duration.Seconds()))...)
+		r.perf, perfErr = runDNSPerf(ctx, l.Client, qfile, true, paced(r.rate, int(duration.Seconds()))...)
 	}()
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan struct{})
@@ -353,7 +353,7 @@ func findRate(ctx context.Context, ns, qfile string, sampleNow func() (sample, e
 		if err != nil {
 			return rampStepResult{}, err
 		}
-		p, err := dnsperf(ctx, ns, qfile, true, args...)
+		p, err := runDNSPerf(ctx, ns, qfile, true, args...)
 		if err != nil {
 			return rampStepResult{}, err
 		}
@@ -362,7 +362,7 @@ func findRate(ctx context.Context, ns, qfile string, sampleNow func() (sample, e
 		if target > 0 {
 			what = fmt.Sprintf("target %d q/s", target)
 		}
-		progress(fmt.Sprintf("ramp, %s: %.0f q/s, %d of %d lost", what, p.qps, p.lost, p.sent))
+		progress(fmt.Sprintf("ramp, %s: %.0f q/s, %d of %d lost", what, p.QPS, p.Lost, p.Sent))
 		return rampStepResult{target: target, p: p, before: before, after: after}, err
 	}
 	st, err := step(0, "-l", strconv.Itoa(rampStep), "-c", strconv.Itoa(*clients), "-q", "500", "-t", "2")
@@ -371,7 +371,7 @@ func findRate(ctx context.Context, ns, qfile string, sampleNow func() (sample, e
 	}
 	steps = append(steps, st)
 	p := st.p
-	ceiling := p.qps
+	ceiling := p.QPS
 	for f := 10; f >= 3; f-- {
 		if ctx.Err() != nil {
 			return 0, steps, nil
@@ -382,7 +382,7 @@ func findRate(ctx context.Context, ns, qfile string, sampleNow func() (sample, e
 			return 0, nil, err
 		}
 		p := st.p
-		st.sustained = p.sent > 0 && float64(p.lost) < rampMaxLoss*float64(p.sent) && p.qps >= rampMinRate*float64(target)
+		st.sustained = p.Sent > 0 && float64(p.Lost) < rampMaxLoss*float64(p.Sent) && p.QPS >= rampMinRate*float64(target)
 		steps = append(steps, st)
 		if st.sustained {
 			return target, steps, nil

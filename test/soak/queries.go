@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strings"
+
+	"github.com/raceguard/raceguard/test/dnsperf"
 )
 
 // The query mix. Every name is one of a bounded set, so the caches and raceguard's tables reach a
@@ -116,7 +116,7 @@ func buildMix(clients int) mix {
 }
 
 func (m mix) write(path string) error {
-	return os.WriteFile(path, []byte(strings.Join(m.lines, "\n")+"\n"), 0o644)
+	return dnsperf.WriteQueries(path, m.lines)
 }
 
 func gcd(a, b int) int {

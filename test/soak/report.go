@@ -84,7 +84,7 @@ func (r *report) print(w io.Writer) bool {
 			if s.target > 0 {
 				target, verdict = fmt.Sprint(s.target), map[bool]string{true: "yes", false: "no"}[s.sustained]
 			}
-			p("| %d | %s | %.0f | %d / %d | %s | %s |\n", i+1, target, s.p.qps, s.p.lost, s.p.sent, verdict, cpuCell(s.before, s.after, s.p.cpu))
+			p("| %d | %s | %.0f | %d / %d | %s | %s |\n", i+1, target, s.p.QPS, s.p.Lost, s.p.Sent, verdict, cpuCell(s.before, s.after, s.p.cpu))
 		}
 		p("\n")
 	}
@@ -92,8 +92,8 @@ func (r *report) print(w io.Writer) bool {
 	pr := r.probe
 	p("| Queries | Value |\n|---|---|\n")
 	p("| dnsperf: sent / completed / lost (timed out after %d s) | %d / %d / %d (%d) (%.0f q/s achieved) |\n",
-		dnsperfTimeout, r.perf.sent, r.perf.completed, r.perf.lost, r.perf.timeouts, r.perf.qps)
-	p("| dnsperf: response codes | %s |\n", r.perf.rcodes)
+		dnsperfTimeout, r.perf.Sent, r.perf.Completed, r.perf.Lost, r.perf.timeouts, r.perf.QPS)
+	p("| dnsperf: response codes | %s |\n", r.perf.RCodes)
 	p("| probe: lookups / failed after %d tries / queries lost and resent | %d / %d / %d |\n", probeAttempts, pr.lookups, pr.failed, pr.lost)
 	if pr.skipped+pr.sendErrors+pr.badReply+pr.servfail > 0 {
 		p("| probe: ticks skipped (%d in flight) / socket errors / mismatched replies / SERVFAIL | %d / %d / %d / %d |\n",
@@ -201,7 +201,7 @@ func (r *report) printChecks(p func(string, ...any)) bool {
 
 	// Memory: the end of load against the warm sample, both under the same load.
 	allowed := max(int64(float64(warm.rss)*growthFraction), growthBytes)
-	queriesAfter := float64(r.perf.sent) * (r.duration - warm.at).Seconds() / r.duration.Seconds()
+	queriesAfter := float64(r.perf.Sent) * (r.duration - warm.at).Seconds() / r.duration.Seconds()
 	check(end.rss <= warm.rss+allowed,
 		"memory flat: RSS %s at %.0f s (warm), %s at the end of load (%+.1f MiB; max %s), allowed +%s (+%.0f %% or +%s, "+
 			"whichever is larger; over the %.0f queries after the warm sample that is %.0f bytes per query)",
@@ -220,20 +220,20 @@ func (r *report) printChecks(p func(string, ...any)) bool {
 
 	// Loss: every query lost is one the fault dropped, or one the kernel dropped at a full socket
 	// buffer because the machine fell behind; the second kind must stay as rare as the ramp allowed.
-	lost := r.perf.lost + r.probe.lost
-	sent := r.perf.sent + 2*r.probe.lookups
+	lost := r.perf.Lost + r.probe.lost
+	sent := r.perf.Sent + 2*r.probe.lookups
 	buffers := r.nodeUDP.BufferDrops() + r.clientUDP.BufferDrops()
 	tolerance := sent / 100000
 	check(lost <= r.counters.FaultDrops+buffers+tolerance,
 		"no lost query beyond the fault's drops: %d lost (dnsperf %d, probe %d) against %d packets the fault dropped "+
 			"and %d datagrams the kernel dropped at full socket buffers; tolerance %d (1 in 100,000 sent, for answers later than the timeout)",
-		lost, r.perf.lost, r.probe.lost, r.counters.FaultDrops, buffers, tolerance)
-	check(float64(buffers) < rampMaxLoss*float64(sent) && r.perf.qps >= soakMinRate*float64(r.rate),
+		lost, r.perf.Lost, r.probe.lost, r.counters.FaultDrops, buffers, tolerance)
+	check(float64(buffers) < rampMaxLoss*float64(sent) && r.perf.QPS >= soakMinRate*float64(r.rate),
 		"rate sustained: %.0f q/s of %d reached (allowed ≥ %.0f %%: the ramp's step), %d of %d queries (%.3f %%) dropped at full socket buffers (allowed < %.1f %%, as in the ramp)%s",
-		r.perf.qps, r.rate, soakMinRate*100, buffers, sent, 100*float64(buffers)/float64(max(1, sent)), rampMaxLoss*100, r.otherLoad())
-	check(r.perf.servfail+r.probe.servfail == 0 && r.probe.failed == 0 && r.probe.badReply == 0,
+		r.perf.QPS, r.rate, soakMinRate*100, buffers, sent, 100*float64(buffers)/float64(max(1, sent)), rampMaxLoss*100, r.otherLoad())
+	check(r.perf.RCode("SERVFAIL")+r.probe.servfail == 0 && r.probe.failed == 0 && r.probe.badReply == 0,
 		"every query answered: %d SERVFAIL (dnsperf %d, probe %d), %d probe lookups failed after %d tries, %d mismatched replies",
-		r.perf.servfail+r.probe.servfail, r.perf.servfail, r.probe.servfail, r.probe.failed, probeAttempts, r.probe.badReply)
+		r.perf.RCode("SERVFAIL")+r.probe.servfail, r.perf.RCode("SERVFAIL"), r.probe.servfail, r.probe.failed, probeAttempts, r.probe.badReply)
 
 	// Tables: never above their capacity at any sample.
 	within := true
