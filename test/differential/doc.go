@@ -7,8 +7,8 @@
 //   - startServer runs the binary on a lab Corefile template (lab.CorefileData), forwarding to an
 //     upstream, and loadBounds reads the zone files both answer from and the Corefiles' cache cap;
 //   - newHarness compares two such servers within those bounds: run sends a corpus of queries
-//     (makeCorpus, or clientLookup for one client walking its search list), truncation and bursts
-//     the checks of truncated answers and of bursts of identical queries;
+//     (makeCorpus, or clientLookup for one client walking its search list); truncation checks
+//     truncated answers, and bursts sends identical queries at once;
 //   - judge demands identical replies, except where README.md's search completion documents a
 //     difference: the documented walk of the first try (walk.go) is then verified against stock's
 //     answers for its names.

@@ -30,7 +30,8 @@ func NewLab(t *testing.T) *lab.Lab {
 	return l
 }
 
-// StartDNS starts both lab DNS servers on corefile, failing t with their logs if they do not come up.
+// StartDNS starts both lab DNS servers on corefile, failing t with their logs if they do not
+// come up.
 func StartDNS(t *testing.T, l *lab.Lab, corefile string) {
 	t.Helper()
 	if err := l.StartDNS(corefile); err != nil {
