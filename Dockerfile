@@ -12,7 +12,7 @@
 #   coredns                 a copy of ./coredns with the file capability cap_net_bind_service=+ep
 #                           (set with setcap on the host: a FROM scratch image has no setcap, and
 #                           base images with one cannot be pulled everywhere this is built; buildah
-#                           COPY keeps the security.capability xattr, test/image_test.go checks it
+#                           COPY keeps the security.capability xattr, test/artifacts/image_test.go checks it
 #                           by binding a port below 1024 as uid 65532)
 #   ca-certificates.crt     the build host's /etc/ssl/certs/ca-certificates.crt, for forward over
 #                           TLS and the kubernetes plugin's API server connection

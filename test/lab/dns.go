@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/template"
@@ -107,7 +108,7 @@ func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawner(cmd); err != nil {
 		logf.Close()
 		return nil, err
 	}
@@ -131,6 +132,29 @@ func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// spawn runs the functions sent to it on one OS thread that lives as long as the test process.
+// Pdeathsig fires when the *thread* that forked a child ends, not the process: a child forked on
+// an ordinary thread is killed the moment Go retires that thread, which it does when a goroutine
+// that locked it ends locked (the race generators' pinned threads, a namespace switch that could
+// not be undone). Every CoreDNS of the lab is forked here, so it dies with the test and no sooner.
+var spawn = make(chan func())
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread is the parent of every lab process
+		for f := range spawn {
+			f()
+		}
+	}()
+}
+
+// startOnSpawner starts cmd from the spawner thread.
+func startOnSpawner(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	spawn <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // Log returns what the process has logged so far.

@@ -11,7 +11,8 @@ The client's resolv.conf is a ClusterFirst pod's (nameserver 10.96.0.10, the sea
 namespace "default" plus the node domain lab.internal, ndots:5), and it has an IPv6 address so
 glibc's AI_ADDRCONFIG asks AAAA too. The node DNATs the ClusterIP to the two DNS servers at random,
 as kube-proxy does, and can drop the second packet of a parallel A+AAAA pair to emulate the
-conntrack race's effect (this kernel resolves the real race; see shared/RACE-LAB.md). The DNS
+conntrack race's effect (kernels since 5.0 resolve the real UDP race in the kernel: clash
+resolution; race.go makes the real thing to move the counters). The DNS
 servers run the custom CoreDNS binary on a Corefile the test chooses; the upstream is an
 in-process authoritative server for a root zone (external.db) with a configurable delay.
 

@@ -14,7 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The conntrack race generators: Go equivalents of RACE-LAB's racer and synrace. Both need the two
+// The conntrack race generators: a UDP pair race (clash_resolve) and a SYN race (insert_failed,
+// drop), as the lab study of this project measured them on this kernel. Both need the two
 // packets of a pair inside the node's conntrack at the same time, on two CPUs: on veth the first
 // packet of a pair is otherwise confirmed, in the sender's own softirq, before the second is
 // sent. So each pair is sent by two threads pinned to CPU 0 and CPU 1, released together by a
