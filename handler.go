@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
 	"github.com/raceguard/raceguard/internal/module"
 	"github.com/raceguard/raceguard/internal/query"
@@ -37,6 +38,7 @@ type RaceGuard struct {
 	node         *searchpath.NodeSearch // the node's search domains, for search infer
 	prefetch     *sibling.Prefetcher    // nil: sibling_prefetch off
 	fingerprints *fingerprint.Tracker   // late siblings and retransmissions
+	families     *family.Tracker        // which address types each client asks
 }
 
 // RaceGuard prefetches the sibling of every miss the block's collapse resolves.
@@ -48,13 +50,16 @@ var _ collapse.SiblingPrefetcher = (*RaceGuard)(nil)
 // completed allocates nothing: the name is lower-cased only if it has upper case, the zones are
 // matched by suffix, and the walk memory is skipped while it is empty.
 func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if !addressQuery(r) {
+	if !addressQuery(r) || query.Own(ctx) {
+		// raceguard's own queries (a walk's tries, a prefetch) reach it again when they go where
+		// the client's own query would: they are the client's tries, not new lookups.
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
 	name := strings.ToLower(r.Question[0].Name)
 	if !query.InZones(name, rg.Zones) {
 		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 	}
+	rg.families.Observe(query.ClientAddr(w), r.Question[0].Qtype)
 	if rg.prefetch != nil {
 		rg.prefetch.Seen(ctx, name, r)
 	}
@@ -79,7 +84,12 @@ func (rg *RaceGuard) serveAddress(ctx context.Context, w dns.ResponseWriter, r *
 	}
 	if !tail {
 		if walk, ok := rg.source.Plan(name, request.Request{W: w, Req: r}); ok {
-			return rg.walker.Complete(ctx, w, r, walk)
+			if rcode, err, ok := rg.walker.Decided(ctx, w, r, walk); ok {
+				return rcode, err
+			}
+			if walk, ok = rg.walker.Admit(ctx, w, r, walk); ok {
+				return rg.walker.Complete(ctx, w, r, walk)
+			}
 		}
 	}
 	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)

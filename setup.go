@@ -2,6 +2,7 @@ package raceguard
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/coredns/coredns/plugin/autopath"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
+	"github.com/raceguard/raceguard/internal/coarse"
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
 	"github.com/raceguard/raceguard/internal/option"
 	"github.com/raceguard/raceguard/internal/searchpath"
@@ -89,8 +92,10 @@ func hasCollapse(handlers []plugin.Handler) bool {
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
 	rg.fingerprints = fingerprint.New(rg.fingerprintCapacity)
+	rg.families = family.New(family.DefaultCapacity, coarse.Now)
 	if rg.siblingPrefetch {
 		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
+		rg.prefetch.Families = rg.families
 	}
 	switch rg.search.mode {
 	case searchOff:
@@ -102,20 +107,27 @@ func (rg *RaceGuard) build() {
 		default:
 			rg.node = searchpath.NewNodeSearch(rg.search.domains)
 		}
-		rg.source = searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
+		rg.source = &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
 	case searchFixed:
 		rg.source = searchpath.Fixed(rg.search.domains)
 	case searchPlugin:
 		// set in OnStartup
 	}
-	rg.walker = searchpath.New(nil, searchpath.DefaultPairs, searchpath.DefaultMemory)
+	rg.walker = searchpath.New(nil, rg.search.maxWalks, searchpath.DefaultPairs, searchpath.DefaultClients)
 	rg.walker.Parallel = rg.search.parallel
+	rg.walker.Deadline = rg.search.deadline
+	rg.walker.Learn = rg.search.nodeLocal
+	rg.walker.Budget = rg.search.budget
+	rg.walker.Families = rg.families
 }
 
 // OnStartup starts the plugin's background work.
 func (rg *RaceGuard) OnStartup() error {
 	if rg.node != nil {
 		rg.node.Start()
+	}
+	if rg.prefetch != nil {
+		rg.prefetch.Start()
 	}
 	return nil
 }
@@ -125,6 +137,10 @@ func (rg *RaceGuard) OnShutdown() error {
 	if rg.node != nil {
 		rg.node.Stop()
 	}
+	if rg.prefetch != nil {
+		rg.prefetch.Stop()
+	}
+	rg.families.Close()
 	if rg.walker != nil {
 		rg.walker.Close()
 	}
@@ -142,6 +158,10 @@ func (rg *RaceGuard) OnShutdown() error {
 //	    cluster_domain DOMAIN...
 //	    node_search RESOLV-CONF | DOMAIN... | none
 //	    parallel_walk on | off
+//	    walk_deadline DURATION
+//	    walk_budget RATE [BURST]
+//	    max_walks N
+//	    node_local on | off
 //	    sibling_prefetch on | off
 //	    conntrack netlink | procfs [PATH] | off
 //	    interval DURATION
@@ -174,6 +194,14 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 		return rg.search.parseNodeSearch(name, args)
 	case "parallel_walk":
 		rg.search.parallel, err = option.Bool(name, args)
+	case "walk_deadline":
+		rg.search.deadline, err = option.Duration(name, args, 10*time.Millisecond, 5*time.Second)
+	case "node_local":
+		rg.search.nodeLocal, err = option.Bool(name, args)
+	case "walk_budget":
+		return parseBudget(&rg.search.budget, name, args)
+	case "max_walks":
+		rg.search.maxWalks, err = option.Int(name, args, 1, 1<<16)
 	case "sibling_prefetch":
 		rg.siblingPrefetch, err = option.Bool(name, args)
 	case "conntrack":
@@ -200,8 +228,12 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 
 // check validates the options of one block against each other.
 func (rg *RaceGuard) check(seen map[string]bool) error {
-	if rg.search.mode == searchOff && seen["parallel_walk"] {
-		return fmt.Errorf("parallel_walk: does not apply to 'search off'")
+	if rg.search.mode == searchOff {
+		for _, o := range []string{"parallel_walk", "walk_deadline", "walk_budget", "max_walks", "node_local"} {
+			if seen[o] {
+				return fmt.Errorf("%s: does not apply to 'search off'", o)
+			}
+		}
 	}
 	if rg.search.mode != searchInfer {
 		for _, o := range []string{"cluster_domain", "node_search"} {
@@ -309,5 +341,27 @@ func parseConntrack(cfg *correlate.Config, name string, args []string) error {
 	default:
 		return fmt.Errorf("%s: invalid value %q: want '%s', '%s [PATH]' or '%s'", name, args[0], conntrack.SourceNetlink, conntrack.SourceProcfs, conntrack.SourceOff)
 	}
+	return nil
+}
+
+// parseBudget reads: walk_budget RATE [BURST], walks a second per client and the most at once
+// (RATE 0 turns the budget off; BURST is 5 seconds' worth by default).
+func parseBudget(b *searchpath.Budget, name string, args []string) error {
+	if len(args) == 0 || len(args) > 2 {
+		return fmt.Errorf("%s: want 'RATE [BURST]', got %q", name, strings.Join(args, " "))
+	}
+	rate, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || rate < 0 || rate > 1e6 {
+		return fmt.Errorf("%s: invalid rate %q: want walks a second from 0 to 1000000", name, args[0])
+	}
+	burst := 5 * rate
+	if len(args) == 2 {
+		n, err := option.Int(name, args[1:], 1, 1<<20)
+		if err != nil {
+			return err
+		}
+		burst = float64(n)
+	}
+	*b = searchpath.Budget{Rate: rate, Burst: max(1, burst)}
 	return nil
 }

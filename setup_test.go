@@ -10,6 +10,7 @@ import (
 
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/searchpath"
 )
 
 func TestSetup(t *testing.T) {
@@ -36,7 +37,7 @@ func TestSetup(t *testing.T) {
 			cluster_domain Cluster.Local example.cluster
 			node_search corp.example.com lab.internal.
 		}`, func(t *testing.T, rg *RaceGuard) {
-			want := searchConfig{mode: searchInfer, clusterDomains: []string{"cluster.local.", "example.cluster."}, domains: []string{"corp.example.com.", "lab.internal."}, parallel: true}
+			want := searchConfig{mode: searchInfer, clusterDomains: []string{"cluster.local.", "example.cluster."}, domains: []string{"corp.example.com.", "lab.internal."}, parallel: true, deadline: searchpath.DefaultDeadline, budget: searchpath.Budget{Rate: defaultWalkRate, Burst: defaultWalkBurst}, maxWalks: searchpath.DefaultMaxWalks}
 			if !reflect.DeepEqual(rg.search, want) {
 				t.Errorf("Expected %+v, got %+v", want, rg.search)
 			}
@@ -71,6 +72,17 @@ func TestSetup(t *testing.T) {
 		{"sequential walks", "raceguard {\n parallel_walk off\n}", func(t *testing.T, rg *RaceGuard) {
 			if rg.search.parallel {
 				t.Error("Expected parallel_walk off")
+			}
+		}},
+		{"walk options", "raceguard {\n walk_deadline 50ms\n walk_budget 5 40\n max_walks 32\n node_local on\n}", func(t *testing.T, rg *RaceGuard) {
+			s := rg.search
+			if s.deadline != 50*time.Millisecond || s.budget != (searchpath.Budget{Rate: 5, Burst: 40}) || s.maxWalks != 32 || !s.nodeLocal {
+				t.Errorf("Expected deadline 50ms, budget 5/40, 32 walks, node_local on; got %+v", s)
+			}
+		}},
+		{"walk budget default burst and off", "raceguard {\n walk_budget 0.5\n}", func(t *testing.T, rg *RaceGuard) {
+			if rg.search.budget != (searchpath.Budget{Rate: 0.5, Burst: 2.5}) {
+				t.Errorf("Expected 0.5 walks a second, 5 seconds' worth at once, got %+v", rg.search.budget)
 			}
 		}},
 		{"search off", "raceguard {\n search off\n}", func(t *testing.T, rg *RaceGuard) {
@@ -145,6 +157,13 @@ func TestSetupErrors(t *testing.T) {
 		{"raceguard {\n node_search lab_internal!\n}", prefix + `Testfile:2 - Error during parsing: node_search: invalid value "lab_internal!": want a domain name`},
 		{"raceguard {\n parallel_walk maybe\n}", prefix + `Testfile:2 - Error during parsing: parallel_walk: invalid value "maybe": want 'on' or 'off'`},
 		{"raceguard {\n search off\n parallel_walk on\n}", prefix + "Testfile:4 - Error during parsing: parallel_walk: does not apply to 'search off'"},
+		{"raceguard {\n search off\n node_local on\n}", prefix + "Testfile:4 - Error during parsing: node_local: does not apply to 'search off'"},
+		{"raceguard {\n walk_deadline 1ms\n}", prefix + `Testfile:2 - Error during parsing: walk_deadline: invalid value "1ms": want a duration from 10ms to 5s`},
+		{"raceguard {\n walk_budget\n}", prefix + `Testfile:2 - Error during parsing: walk_budget: want 'RATE [BURST]', got ""`},
+		{"raceguard {\n walk_budget fast\n}", prefix + `Testfile:2 - Error during parsing: walk_budget: invalid rate "fast": want walks a second from 0 to 1000000`},
+		{"raceguard {\n walk_budget 5 0\n}", prefix + `Testfile:2 - Error during parsing: walk_budget: invalid value "0": want an integer from 1 to 1048576`},
+		{"raceguard {\n max_walks 0\n}", prefix + `Testfile:2 - Error during parsing: max_walks: invalid value "0": want an integer from 1 to 65536`},
+		{"raceguard {\n node_local maybe\n}", prefix + `Testfile:2 - Error during parsing: node_local: invalid value "maybe": want 'on' or 'off'`},
 		{"raceguard {\n sibling_prefetch\n}", prefix + "Testfile:2 - Error during parsing: sibling_prefetch: missing value"},
 		{"raceguard {\n sibling_prefetch yes\n}", prefix + `Testfile:2 - Error during parsing: sibling_prefetch: invalid value "yes": want 'on' or 'off'`},
 		{"raceguard {\n sibling_prefetch on off\n}", prefix + `Testfile:2 - Error during parsing: sibling_prefetch: want 1 value(s), got 2: "on off"`},

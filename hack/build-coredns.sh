@@ -6,8 +6,9 @@
 # gets a replace directive pointing at this checkout. Once the module cache is warm this runs
 # offline, and a rebuild only recompiles what changed.
 #
-#   raceguard  just before autopath: search completion runs before acl and cache, so every
-#              expanded name passes acl and is cached under its own name.
+#   raceguard  just before rewrite: it sees the client's own question, before rewrite, acl and
+#              cache; each name a walk tries goes where the client's own query for it would go,
+#              through the whole chain of the block that serves it.
 #   collapse   just after cache: it only sees misses, never a query acl refused.
 set -euo pipefail
 
@@ -33,12 +34,12 @@ if [ "$(cat "$build/.raceguard-stamp" 2>/dev/null)" != "$stamp" ]; then
 	cp -r "$src" "$build"
 	chmod -R u+w "$build"
 	awk -v rg="raceguard:$module" -v co="collapse:$module/plugin/collapse" '
-		$0 == "autopath:autopath" { print rg }
+		$0 == "rewrite:rewrite" { print rg }
 		{ print }
 		$0 == "cache:cache" { print co }
 	' "$src/plugin.cfg" > "$build/plugin.cfg"
 	grep -qx "raceguard:$module" "$build/plugin.cfg" && grep -qx "collapse:$module/plugin/collapse" "$build/plugin.cfg" \
-		|| { echo "build-coredns: autopath:autopath or cache:cache not found in plugin.cfg" >&2; exit 1; }
+		|| { echo "build-coredns: rewrite:rewrite or cache:cache not found in plugin.cfg" >&2; exit 1; }
 	(cd "$build" && go mod edit -require="$module@v0.0.0" -replace="$module=$root" && go generate coredns.go)
 	echo "$stamp" > "$build/.raceguard-stamp"
 fi

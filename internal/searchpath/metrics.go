@@ -17,6 +17,38 @@ var (
 		Help:      "Counter of server-side search walks by outcome: answered, as_asked, passed_through, exhausted.",
 	}, []string{"server", "outcome"})
 
+	// passed counts walks that passed through, by why.
+	passed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "search_passed_total",
+		Help:      "Counter of search walks that passed through (the client got its first try's own answer and walked), by reason: failed, deadline, untrusted, truncated.",
+	}, []string{"server", "reason"})
+
+	// declined counts first tries not walked at all, by why.
+	declined = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "search_declined_total",
+		Help:      "Counter of queries shaped like the first try of a search walk that were passed on untouched, by reason: dnssec, other_namespace, one_label.",
+	}, []string{"server", "reason"})
+
+	// decidedCount counts queries answered from a completion decided for the same client.
+	decidedCount = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "search_decided_total",
+		Help:      "Counter of first tries answered from a completion decided for the same client and query within the TTLs its walk met, without a walk.",
+	}, []string{"server"})
+
+	// asIsCount counts first tries that turned out to be names asked as is.
+	asIsCount = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "search_as_is_total",
+		Help:      "Counter of names shaped like a search walk's first try that the client had asked as is (it searched below the name after its NXDOMAIN): where such a name is completed, the client gets another name's answer.",
+	}, []string{"server"})
+
 	// queriesSaved counts the queries clients did not send because a walk answered for them.
 	queriesSaved = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,

@@ -2,6 +2,7 @@ package searchpath
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/coredns/coredns/request"
 
@@ -10,37 +11,67 @@ import (
 
 // A Source knows the search list a client used for a query, and so whether the query is the
 // first try of a search walk. Plan runs for every A and AAAA query in the zones, with name
-// lower-cased, so it must not allocate for the names it refuses.
+// lower-cased, so it must not allocate.
 type Source interface {
 	// Plan returns the walk the query for name is the first try of, if it is one.
 	Plan(name string, state request.Request) (Walk, bool)
 }
 
-// Walk is one query's search walk: the names the client tries, in order.
+// Walk is one query's search walk: the names the client tries, in order, Base+First, then Base
+// with each of Rest, then Base itself. It holds the parts, not the names, so that planning a
+// walk allocates nothing; Names builds them when the walk runs.
 type Walk struct {
-	Names []string // lower-cased and fully qualified; Names[0] is the query name
-	// Local is how many leading names climb the first search domain's own hierarchy
-	// (<ns>.svc.cluster.local, svc.cluster.local, cluster.local): the plugins of this server
-	// answer those quickly, so they are tried in order before the rest is tried at once.
+	// Name is the query name, lower-cased: Base+First.
+	Name string
+	// Base is the name the client looks up, lower-cased, with its trailing dot.
+	Base string
+	// First is the first search domain: the query name is Base+First.
+	First string
+	// Rest are the search domains after First, in the client's order. Shared: never modified.
+	Rest []string
+	// Local is how many leading names climb First's own hierarchy (<ns>.svc.cluster.local,
+	// svc.cluster.local, cluster.local): the plugins of this server usually answer those at
+	// once, so they are tried in order before the rest is tried at once.
 	Local int
-	// Verify, when set, is a name that must exist (not be NXDOMAIN) for the walk to be
-	// completed: the inferred namespace's own name.
-	Verify string
+	// Trusted is how many leading names the source vouches for: a completion may stop only at
+	// names[1:Trusted]; a walk that would stop beyond passes through, and the client walks. A
+	// list the operator configured is trusted whole; an inferred one only in First's own
+	// hierarchy, which every list that starts with a namespace domain shares.
+	Trusted int
+	// Verify makes the walk complete only if First itself exists (is not NXDOMAIN): an inferred
+	// namespace must be a real one.
+	Verify bool
+	// OneLabel is set when Base has one label, which only a server that sees every try of its
+	// clients can complete (see Expand).
+	OneLabel bool
+}
+
+// Len returns the number of names of the walk.
+func (w Walk) Len() int { return len(w.Rest) + 2 }
+
+// Names returns the names of the walk in the client's order.
+func (w Walk) Names() []string {
+	names := make([]string, 0, w.Len())
+	names = append(names, w.Base+w.First)
+	for _, d := range w.Rest {
+		names = append(names, w.Base+d)
+	}
+	return append(names, w.Base)
 }
 
 // Expand returns the walk of qname (lower-cased, fully qualified) through list (the search
 // domains, fully qualified and lower-cased, in the client's order, without the name itself, which
-// every walk tries last), if qname is a
-// search expansion of it: a name below list[0] whose base, the part before list[0], has at least
-// two labels.
+// every walk tries last), if qname is a search expansion of it: a name below list[0]. The whole
+// list is trusted.
 //
-// A one-label base is never completed. For "redis.cache.svc.cluster.local." the same bytes are the
-// first candidate of a pod in namespace "cache" looking up "redis", and the second candidate of
-// any pod looking up "redis.cache", or the as-is try of an absolute name: after a walk that found
-// nothing, such a client goes on to redis.cache.cluster.local and never to redis.<node domain>.
-// A server that did not see the client's first query (another replica behind the ClusterIP)
-// cannot tell these apart, and completing would answer the second kind with a wrong name. A
-// one-label base has no other use: the plugins answer it as asked, and the client walks.
+// A name with an escape in it (a label holding a dot, "c\.default", or a \DDD byte) is not a walk:
+// its labels cannot be told apart by their dots, and no resolver search list makes one.
+//
+// A walk whose base has one label is marked OneLabel. For "redis.cache.svc.cluster.local." the
+// same bytes are the first try of a pod in namespace "cache" looking up "redis", and the second
+// try of any pod looking up "redis.cache": after a walk that found nothing, such a client goes on
+// to redis.cache.cluster.local and never to redis.<node domain>. A server that did not see the
+// client's earlier try (another replica behind the ClusterIP) cannot tell them apart.
 func Expand(qname string, list []string) (Walk, bool) {
 	if len(list) == 0 {
 		return Walk{}, false
@@ -49,34 +80,42 @@ func Expand(qname string, list []string) (Walk, bool) {
 	if len(qname) <= len(first)+1 || !strings.HasSuffix(qname, first) || qname[len(qname)-len(first)-1] != '.' {
 		return Walk{}, false
 	}
-	base := qname[:len(qname)-len(first)] // keeps its trailing dot
-	if strings.IndexByte(base[:len(base)-1], '.') < 0 {
+	if strings.IndexByte(qname, '\\') >= 0 {
 		return Walk{}, false
 	}
-	names := make([]string, 0, len(list)+1)
-	for _, d := range list {
-		names = append(names, base+d)
-	}
-	names = append(names, base)
-	local := 1
-	for local < len(list) && dns.IsSubDomain(list[local], list[local-1]) {
-		local++
-	}
-	return Walk{Names: names, Local: local}, true
+	base := qname[:len(qname)-len(first)] // keeps its trailing dot
+	return Walk{
+		Name: qname, Base: base, First: first, Rest: list[1:], Local: local(first, list[1:]), Trusted: len(list) + 1,
+		OneLabel: strings.IndexByte(base[:len(base)-1], '.') < 0,
+	}, true
 }
 
-// Fixed is one search list for every client, as stock autopath reads from a resolv.conf.
+// local returns how many leading names of a walk through first and rest climb first's own
+// hierarchy: first, then each domain that is a parent of the one before.
+func local(first string, rest []string) int {
+	n, prev := 1, first
+	for n <= len(rest) && dns.IsSubDomain(rest[n-1], prev) {
+		prev = rest[n-1]
+		n++
+	}
+	return n
+}
+
+// Fixed is one search list for every client, as stock autopath reads from a resolv.conf. The
+// operator vouches for it: it is trusted whole.
 type Fixed []string
 
 // Plan implements Source.
 func (f Fixed) Plan(name string, _ request.Request) (Walk, bool) { return Expand(name, f) }
 
 // Func adapts another plugin's per-client search list (autopath's AutoPath, e.g. the kubernetes
-// plugin's) to a Source. Such a list ends with "" for the name itself, which is dropped here.
+// plugin's) to a Source. Such a list ends with "" for the name itself, which is dropped here. The
+// kubernetes plugin knows the pod's namespace, not the rest of its list (it appends its own
+// resolv.conf's domains), so only the namespace's own hierarchy is trusted.
 type Func func(request.Request) []string
 
-// Plan implements Source. A name of fewer than three labels cannot be a two-label base below a
-// search domain, so the other plugin is not asked.
+// Plan implements Source. A name of fewer than three labels cannot be below a search domain of
+// a namespace, so the other plugin is not asked.
 func (f Func) Plan(name string, state request.Request) (Walk, bool) {
 	if strings.Count(name, ".") < 3 {
 		return Walk{}, false
@@ -85,62 +124,92 @@ func (f Func) Plan(name string, state request.Request) (Walk, bool) {
 	if n := len(l); n > 0 && l[n-1] == "" {
 		l = l[:n-1]
 	}
-	return Expand(name, l)
+	w, ok := Expand(name, l)
+	if ok {
+		w.Trusted = w.Local
+	}
+	return w, ok
 }
 
 // Infer reads a pod's namespace from the query name itself: a query for
 // <base>.<namespace>.svc.<cluster domain> is the first try of a pod in <namespace>, whose
 // ClusterFirst search list is <namespace>.svc.<cluster domain>, svc.<cluster domain>,
 // <cluster domain>, and then the node's own search domains. It needs no pod watch, so it works
-// behind SNAT and NodeLocal DNSCache and for hostNetwork pods.
+// behind SNAT and for hostNetwork pods.
+//
+// Only the namespace's own hierarchy (the three cluster domains) is trusted: a pod with a custom
+// dnsConfig may lack the node's domains or add its own, so a completion beyond them needs the
+// client's own list, which a Walker that sees every try learns. The node domains are still
+// tried, so that a client that walks on finds their answers ready.
 //
 // The same bytes can also be a later try of a longer name (www.example.com.cnn tries
 // www.example.com.cnn.svc.cluster.local second), which a server that did not see the first try
-// cannot tell apart; completing it would answer with the wrong name. Plan therefore makes an
-// inferred walk verify that <namespace>.svc.<cluster domain> exists (the kubernetes plugin
-// answers a namespace's name with NODATA, a name that is no namespace with NXDOMAIN) before it
-// completes anything (Walk.Verify); Expand's one-label rule covers the two-label names.
+// cannot tell apart; completing it would answer with the wrong name. An inferred walk therefore
+// completes only if <namespace>.svc.<cluster domain> exists (Walk.Verify: the kubernetes plugin
+// answers a namespace's name with NODATA, a name that is no namespace with NXDOMAIN).
 type Infer struct {
 	ClusterDomains []string // fully qualified, lower-cased
 	Node           *NodeSearch
+
+	rests atomic.Pointer[inferRests]
+}
+
+// inferRests are the search domains after the namespace domain, per cluster domain, for one
+// version of the node's domains.
+type inferRests struct {
+	node  *[]string // the node domains they were built from
+	rests [][]string
 }
 
 // Plan implements Source.
-func (in Infer) Plan(name string, _ request.Request) (Walk, bool) {
-	list := in.list(name)
-	w, ok := Expand(name, list)
-	if ok {
-		w.Verify = list[0]
+func (in *Infer) Plan(name string, _ request.Request) (Walk, bool) {
+	if strings.IndexByte(name, '\\') >= 0 {
+		return Walk{}, false
 	}
-	return w, ok
-}
-
-// list returns the search list of the pod whose first try qname would be, or nil.
-func (in Infer) list(qname string) []string {
-	for _, cd := range in.ClusterDomains {
-		// qname = <base>.<ns>.svc.<cd>; find the <ns> label just before "svc.<cd>".
-		if len(qname) <= len(cd)+5 || !strings.HasSuffix(qname, cd) || qname[len(qname)-len(cd)-5:len(qname)-len(cd)] != ".svc." {
+	for i, cd := range in.ClusterDomains {
+		// name = <base>.<ns>.svc.<cd>; find the <ns> label just before "svc.<cd>".
+		if len(name) <= len(cd)+5 || !strings.HasSuffix(name, cd) || name[len(name)-len(cd)-5:len(name)-len(cd)] != ".svc." {
 			continue
 		}
-		rest := qname[:len(qname)-len(cd)-5] // <base>.<ns>
+		rest := name[:len(name)-len(cd)-5] // <base>.<ns>
 		dot := strings.LastIndexByte(rest, '.')
-		if dot <= 0 || strings.IndexByte(rest[:dot], '.') < 0 {
-			// No base (a namespace itself), or a one-label base, which Expand refuses: say so
-			// before building anything, as most queries of a cluster are one-label service names.
-			return nil
+		if dot <= 0 {
+			return Walk{}, false // a namespace itself: no base
 		}
-		svc := "svc." + cd
-		list := []string{rest[dot+1:] + "." + svc, svc, cd}
-		if in.Node != nil {
-			for _, d := range in.Node.Domains() {
+		rests := in.restsFor()
+		base := name[:dot+1]
+		return Walk{
+			Name: name, Base: base, First: name[dot+1:], Rest: rests[i], Local: 3, Trusted: 3, Verify: true,
+			OneLabel: strings.IndexByte(rest[:dot], '.') < 0,
+		}, true
+	}
+	return Walk{}, false
+}
+
+// restsFor returns the lists that follow a namespace domain, building them again only when the
+// node's domains changed.
+func (in *Infer) restsFor() [][]string {
+	var node *[]string
+	if in.Node != nil {
+		node = in.Node.domains.Load()
+	}
+	if r := in.rests.Load(); r != nil && r.node == node {
+		return r.rests
+	}
+	r := &inferRests{node: node, rests: make([][]string, len(in.ClusterDomains))}
+	for i, cd := range in.ClusterDomains {
+		l := []string{"svc." + cd, cd}
+		if node != nil {
+			for _, d := range *node {
 				if !isUnder(d, in.ClusterDomains) {
-					list = append(list, d)
+					l = append(l, d)
 				}
 			}
 		}
-		return list
+		r.rests[i] = l
 	}
-	return nil
+	in.rests.Store(r)
+	return r.rests
 }
 
 // isUnder reports whether d is one of zones or below one.

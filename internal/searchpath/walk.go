@@ -3,13 +3,14 @@ package searchpath
 import (
 	"context"
 	"sync"
+	"time"
 
-	"github.com/coredns/coredns/plugin"
-	"github.com/coredns/coredns/plugin/pkg/nonwriter"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/module"
-	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/dispatch"
+	"github.com/raceguard/raceguard/internal/reply"
 )
 
 // outcome is how a walk ended.
@@ -17,14 +18,22 @@ type outcome int
 
 const (
 	outcomeAnswered  outcome = iota // completed: a later name answers for the first
-	outcomeAsAsked                  // the first name itself is not NXDOMAIN: answered as asked
-	outcomePassed                   // a later name is neither NXDOMAIN nor cleanly answered: the client walks
+	outcomeAsAsked                  // the first name itself is not NXDOMAIN, or is no first try: answered as asked
+	outcomePassed                   // not decided for the client: it gets its first try's own answer and walks
 	outcomeExhausted                // every name is NXDOMAIN
 )
 
 func (o outcome) String() string {
 	return [...]string{"answered", "as_asked", "passed_through", "exhausted"}[o]
 }
+
+// Why a walk passed through, as the reason label of search_passed_total.
+const (
+	passFailed    = "failed"    // a later name failed, or answered differently for A and AAAA
+	passDeadline  = "deadline"  // not decided by the deadline
+	passUntrusted = "untrusted" // it would stop at a name the client's list may not have
+	passTruncated = "truncated" // the completed reply would not fit the client's size
+)
 
 // class is what a client's resolver makes of one reply.
 type class int
@@ -38,7 +47,7 @@ const (
 
 // answer is what the chain gave for one name and type.
 type answer struct {
-	msg   *dns.Msg // nil when the chain wrote nothing
+	msg   *dns.Msg // nil when nothing was written
 	rcode int
 	err   error
 }
@@ -57,95 +66,275 @@ func (a answer) class() class {
 	return classNoData
 }
 
-// result is a finished walk.
-type result struct {
-	outcome outcome
-	names   []string
-	k       int       // the name that answers, for outcomeAnswered; where the walk stopped otherwise
-	answer  [2]answer // A and AAAA: the k-th name's when answered, the first name's otherwise
-	tried   [][2]answer
+// future is the resolution of one name's A and AAAA. p and at are written once, before done is
+// closed, and only read after.
+type future struct {
+	done chan struct{}
+	p    [2]answer
+	at   time.Time // when it was resolved
 }
 
-// walk tries the names of walk in order, as a pair, and decides.
-func (wk *Walker) walk(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) *result {
-	ctx, cancel := context.WithCancel(query.MarkOwn(ctx)) // a walk resolves both types itself: no prefetch
-	defer cancel()                                        // stops the speculative tries no longer needed
+// result is a decided walk.
+type result struct {
+	untouched bool  // not walked: the query goes down the chain as it is
+	types     types // the types resolved
+	outcome   outcome
+	names     []string
+	k         int       // the name that answers, for outcomeAnswered; where the walk stopped otherwise
+	answer    [2]answer // A and AAAA: the k-th name's when answered, the first name's otherwise
+}
 
-	n := len(walk.Names)
-	res := &result{names: walk.Names, tried: make([][2]answer, 0, n)}
-	futures := make([]chan [2]answer, n)
-	start := func(i int) {
+// run resolves the names of walk for the query r of the client at w, decides, and reports the
+// decision to sh. It runs detached from the query's context, bounded by the Walker's Timeout. When
+// the client will walk on, the walk's names are kept for it (see trail) and every one not tried
+// yet is tried at once, so that the client's own tries find their answers ready.
+func (wk *Walker) run(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, sh *shared, key pairKey) {
+	server := metrics.WithServer(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.Timeout)
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		cancel()
+		<-wk.inflight // the walk's slot, taken by Complete
+	}()
+
+	names := walk.Names()
+	qnames := clientCase(names, r.Question[0].Name, len(walk.Base))
+	futures := make([]*future, len(names))
+	begin := func(i int) {
 		if futures[i] != nil {
 			return
 		}
-		ch := make(chan [2]answer, 1)
-		futures[i] = ch
-		go func() { ch <- wk.resolvePair(ctx, w, r, walk.Names[i]) }()
+		f := &future{done: make(chan struct{})}
+		futures[i] = f
+		wg.Go(func() {
+			f.p = wk.resolveTypes(ctx, w, r, qnames[i], sh.types)
+			f.at = time.Now()
+			close(f.done)
+		})
+	}
+
+	res, reason := wk.decide(ctx, w, r, walk, sh.types, names, futures, begin)
+	if res.outcome == outcomeAnswered && !fits(res, r, walk, w) {
+		res = &result{outcome: outcomePassed, types: sh.types, names: names, k: res.k, answer: futures[0].p}
+		reason = passTruncated
+	}
+	walkCount.WithLabelValues(server, res.outcome.String()).Inc()
+	if res.outcome == outcomeAnswered {
+		wk.remember(key, walk, res, futures)
+	}
+	if res.outcome == outcomePassed {
+		passed.WithLabelValues(server, reason).Inc()
+	}
+	if continues(res) {
+		if wk.Parallel && res.outcome != outcomeAnswered {
+			// The client walks on for sure: its tries find their answers ready. After a completion
+			// with a NODATA it usually stops (glibc and musl take the pair if either type has
+			// records), so nothing more is asked for it.
+			for i := range futures {
+				begin(i)
+			}
+		}
+		wk.keepTrail(key, walk, futures)
+	}
+	sh.finish(res)
+	walkDuration.WithLabelValues(server).Observe(time.Since(sh.started).Seconds())
+}
+
+// decide tries the names of walk in order, as a pair, and decides, as package searchpath's
+// documentation says. begin starts the resolution of a name; futures hold them.
+func (wk *Walker) decide(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, types types, names []string, futures []*future, begin func(int)) (*result, string) {
+	n := len(names)
+	res := &result{names: names, types: types}
+	asked := func(p [2]answer) (*result, string) {
+		res.outcome, res.k, res.answer = outcomeAsAsked, 0, p
+		return res, ""
+	}
+	pass := func(k int, why string) (*result, string) {
+		res.outcome, res.k, res.answer = outcomePassed, k, futures[0].p
+		return res, why
 	}
 
 	// An inferred namespace is checked beside the first name, at no extra latency.
 	var verify chan answer
-	if walk.Verify != "" {
+	if walk.Verify {
 		verify = make(chan answer, 1)
-		go func() { verify <- wk.resolve(ctx, w, r, walk.Verify, dns.TypeA) }()
+		vq := r.Question[0].Name[len(walk.Base):] // the namespace domain, as the client wrote it
+		go func() { verify <- wk.resolve(ctx, w, r, vq, dns.TypeA) }()
 	}
+	deadline := time.NewTimer(wk.Deadline)
+	defer deadline.Stop()
+	late := false
+	next := 1 // the next name a hedge would start
+	hedgeTimer := time.NewTimer(hedge)
+	defer hedgeTimer.Stop()
 
 	for i := range n {
-		start(i)
+		begin(i)
 		if wk.Parallel && i >= walk.Local-1 {
 			for j := i + 1; j < n; j++ {
-				start(j)
+				begin(j)
 			}
 		}
-		p := <-futures[i]
-		res.tried = append(res.tried, p)
-		a, b := p[0].class(), p[1].class()
-		if i == 0 && verify != nil && (a == classNX && b == classNX) {
+		next = max(next, i+1)
+		hedgeTimer.Reset(hedge)
+	wait:
+		for {
+			var hedgeC <-chan time.Time
+			if wk.Parallel && next < n {
+				hedgeC = hedgeTimer.C
+			}
+			select {
+			case <-futures[i].done:
+				break wait
+			case <-hedgeC:
+				begin(next)
+				next++
+				hedgeTimer.Reset(hedge)
+			case <-deadline.C:
+				late = true
+				if i > 0 {
+					return pass(i, passDeadline)
+				}
+			}
+		}
+		p := futures[i].p
+		a, b := types.classes(p)
+		if i == 0 && verify != nil && a == classNX && b == classNX {
 			if v := <-verify; v.class() == classNX || v.class() == classFail {
 				// No such namespace: not a first try, but maybe another walk's later one.
-				res.outcome, res.k, res.answer = outcomeAsAsked, 0, p
-				return res
+				return asked(p)
 			}
 		}
 		switch {
 		case i == 0 && (a != classNX || b != classNX):
-			res.outcome, res.k, res.answer = outcomeAsAsked, 0, p
-			return res
+			return asked(p)
+		case i == 0 && late:
+			return pass(0, passDeadline)
 		case a == classNX && b == classNX:
 			continue
 		case (a == classAnswer || a == classNoData) && (b == classAnswer || b == classNoData):
+			if i >= walk.Trusted {
+				return pass(i, passUntrusted)
+			}
 			res.outcome, res.k, res.answer = outcomeAnswered, i, p
-			return res
+			return res, ""
 		default:
-			res.outcome, res.k, res.answer = outcomePassed, i, res.tried[0]
-			return res
+			return pass(i, passFailed)
 		}
 	}
-	res.outcome, res.k, res.answer = outcomeExhausted, n-1, res.tried[0]
-	return res
+	if walk.Trusted < n {
+		// Every name tried is NXDOMAIN, but the client's list may go on beyond them.
+		return pass(n-1, passUntrusted)
+	}
+	res.outcome, res.k, res.answer = outcomeExhausted, n-1, futures[0].p
+	return res, ""
 }
 
-// resolvePair resolves name's A and AAAA down the chain at the same time.
-func (wk *Walker) resolvePair(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) [2]answer {
+// continues reports whether the client of a decided walk will send later tries of it: it got its
+// first try's own NXDOMAIN, or a completion without records for a type (glibc walks on after
+// NODATA, for a single family and for a pair where neither type has records).
+func continues(res *result) bool {
+	switch res.outcome {
+	case outcomeExhausted, outcomePassed:
+		return true
+	case outcomeAnswered:
+		a, b := res.types.classes(res.answer)
+		return a == classNoData || b == classNoData
+	}
+	return false
+}
+
+// keepTrail keeps the walk for its client, who will continue it itself.
+func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
+	t := &trail{
+		first: walk.First, do: key.do, cd: key.cd,
+		domains: append(append(make([]string, 0, len(walk.Rest)+1), walk.Rest...), ""),
+		futures: futures[1:],
+	}
+	if !wk.trails.Put(trailKey{client: key.client, base: walk.Base}, t, trailTTL) {
+		return // the table counted its overflow; the client's tries go down the chain
+	}
+	c, ok := wk.clients.Update(key.client, learnTTL, func(c *client, found bool) *client {
+		if !found {
+			c = &client{}
+		}
+		return c
+	})
+	if !ok {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	c.add(trailRef{base: walk.Base, first: walk.First, expires: now.Add(trailTTL)}, now)
+	c.mu.Unlock()
+}
+
+// types are the address types a walk resolves: both, or the one its client asks alone.
+type types uint8
+
+const (
+	typeA     types = 1 << iota // A
+	typeAAAA                    // AAAA
+	bothTypes = typeA | typeAAAA
+)
+
+// typesFor returns the types of the walk of a query of qtype from a client that asks only (0: both
+// or unknown).
+func typesFor(qtype, only uint16) types {
+	if only != qtype {
+		return bothTypes
+	}
+	if qtype == dns.TypeAAAA {
+		return typeAAAA
+	}
+	return typeA
+}
+
+// has reports whether ts includes qtype.
+func (ts types) has(qtype uint16) bool {
+	if qtype == dns.TypeAAAA {
+		return ts&typeAAAA != 0
+	}
+	return ts&typeA != 0
+}
+
+// classes returns the classes of a name's A and AAAA answers for the stopping rule. A type the
+// walk does not resolve counts as what the other one is: a client that asks one type alone stops
+// where that type does.
+func (ts types) classes(p [2]answer) (class, class) {
+	switch ts {
+	case typeA:
+		return p[0].class(), p[0].class()
+	case typeAAAA:
+		return p[1].class(), p[1].class()
+	}
+	return p[0].class(), p[1].class()
+}
+
+// resolveTypes resolves name's A and AAAA, or the one of ts, at the same time.
+func (wk *Walker) resolveTypes(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string, ts types) [2]answer {
 	var p [2]answer
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	if ts == bothTypes {
+		wg.Go(func() { p[1] = wk.resolve(ctx, w, r, name, dns.TypeAAAA) })
+	} else if ts == typeAAAA {
 		p[1] = wk.resolve(ctx, w, r, name, dns.TypeAAAA)
-	}()
-	p[0] = wk.resolve(ctx, w, r, name, dns.TypeA)
+	}
+	if ts.has(dns.TypeA) {
+		p[0] = wk.resolve(ctx, w, r, name, dns.TypeA)
+	}
 	wg.Wait()
 	return p
 }
 
 // minWalkSize is the least EDNS buffer a walk's queries advertise. A client without EDNS must
 // not make the walk fail on a reply that only its own 512 bytes truncate: the walk gets the whole
-// answer, and the client's reply is cut to its size (and flagged TC) by the server's ScrubWriter,
-// so the client retries over TCP as it would have.
+// answer, and a completion is sent only if it fits the client's size (fits).
 const minWalkSize = 1232
 
-// resolve sends a copy of r for name and qtype down the chain and captures the reply.
+// resolve sends a copy of r for name and qtype where the client's own query for it would go, and
+// captures the reply.
 func (wk *Walker) resolve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string, qtype uint16) answer {
 	q := r.Copy()
 	q.Question[0].Name = name
@@ -155,7 +344,65 @@ func (wk *Walker) resolve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 	} else if o.UDPSize() < minWalkSize {
 		o.SetUDPSize(minWalkSize)
 	}
-	nw := nonwriter.New(w)
-	rcode, err := plugin.NextOrFailure(module.Name, wk.Next, ctx, nw, q)
-	return answer{msg: nw.Msg, rcode: rcode, err: err}
+	m, rcode, err := dispatch.Query(ctx, wk.Next, w, q)
+	return answer{msg: m, rcode: rcode, err: err}
+}
+
+// clientCase returns names with their base written as the client wrote it in qname (0x20 case,
+// RFC 4343), so that each try, and the CNAME a completion makes, carries the client's own bytes.
+func clientCase(names []string, qname string, baseLen int) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = qname[:baseLen] + n[baseLen:]
+	}
+	return out
+}
+
+// target returns the name a completion of r points its CNAME at: name, a name of walk, with its
+// base as the client wrote it.
+func target(r *dns.Msg, walk Walk, name string) string {
+	return r.Question[0].Name[:len(walk.Base)] + name[len(walk.Base):]
+}
+
+// completed returns the completion of the query r by the answer a of the name target: a CNAME
+// from r's exact name to target, then a's records; or, when a has none, a's plain NODATA. AD is
+// never set: the CNAME has no signature (RFC 4035 §3.2.3), and a NODATA for r's name is not the
+// one a's zone signed.
+func completed(a, r *dns.Msg, target string) *dns.Msg {
+	m := reply.For(a, r)
+	m.AuthenticatedData = false
+	if len(m.Answer) > 0 {
+		ttl := m.Answer[0].Header().Ttl
+		for _, rr := range m.Answer {
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+		cname := &dns.CNAME{
+			Hdr:    dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
+			Target: target,
+		}
+		m.Answer = append([]dns.RR{cname}, m.Answer...)
+	}
+	return m
+}
+
+// fits reports whether both completed replies of res fit the client's size, as the server would
+// cut them (compressed). A completion that does not fit would be truncated where the client's own
+// walk would reach the name with one question less and no CNAME: musl before 1.2.4 keeps what
+// fits and does not retry over TCP.
+func fits(res *result, r *dns.Msg, walk Walk, w dns.ResponseWriter) bool {
+	size := (&request.Request{W: w, Req: r}).Size()
+	for t, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		a := res.answer[t]
+		if a.msg == nil || !res.types.has(qtype) {
+			continue
+		}
+		q := r.Copy()
+		q.Question[0].Qtype = qtype
+		m := completed(a.msg, q, target(q, walk, res.names[res.k]))
+		m.Compress = true
+		if m.Len() > size {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package searchpath
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type zone struct {
 	rcodes  map[string]int      // name/TYPE -> rcode to return unwritten (SERVFAIL...)
 	silent  map[string]bool     // name -> returns success without writing (as acl's drop)
 	delay   time.Duration
+	ad      bool // set AD on every reply, as an upstream that validated
 
 	mu    sync.Mutex
 	calls map[string]int // name/TYPE -> queries
@@ -43,6 +45,16 @@ func newZone(rrs ...string) *zone {
 		z.records[n] = append(z.records[n], rr)
 	}
 	return z
+}
+
+// add adds records to the zone while it serves.
+func (z *zone) add(rrs ...dns.RR) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, rr := range rrs {
+		n := strings.ToLower(rr.Header().Name)
+		z.records[n] = append(z.records[n], rr)
+	}
 }
 
 func (z *zone) count(name string, qtype uint16) int {
@@ -79,7 +91,9 @@ func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (in
 	}
 	m := new(dns.Msg)
 	m.SetReply(r)
+	z.mu.Lock()
 	rrs, exists := z.records[name]
+	z.mu.Unlock()
 	for _, rr := range rrs {
 		if rr.Header().Rrtype == q.Qtype || rr.Header().Rrtype == dns.TypeCNAME {
 			m.Answer = append(m.Answer, dns.Copy(rr))
@@ -88,6 +102,7 @@ func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (in
 	if !exists {
 		m.Rcode = dns.RcodeNameError
 	}
+	m.AuthenticatedData = z.ad
 	if len(m.Answer) == 0 {
 		soa, _ := dns.NewRR("example. 30 IN SOA ns.example. hostmaster.example. 1 7200 1800 86400 5")
 		m.Ns = []dns.RR{soa}
@@ -113,6 +128,9 @@ func ask(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.M
 		return rec.Msg, rcode, err
 	}
 	walk, ok := Expand(strings.ToLower(name), podList)
+	if ok {
+		walk, ok = wk.Admit(ctx, rec, r, walk)
+	}
 	if !ok {
 		rcode, err := wk.Next.ServeDNS(ctx, rec, r)
 		return rec.Msg, rcode, err
@@ -122,7 +140,7 @@ func ask(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.M
 }
 
 func newWalker(t *testing.T, z *zone) *Walker {
-	wk := New(z, 1000, 1000)
+	wk := New(z, DefaultMaxWalks, 1000, 1000)
 	t.Cleanup(wk.Close)
 	return wk
 }
@@ -159,8 +177,9 @@ func TestWalkAnswersExternalName(t *testing.T) {
 			t.Fatalf("Expected a CNAME and an address, got %v", m.Answer)
 		}
 		c, ok := m.Answer[0].(*dns.CNAME)
-		if !ok || c.Hdr.Name != q || c.Target != "example.org." || c.Hdr.Ttl != tc.ttl {
-			t.Errorf("Expected CNAME %s -> example.org. with TTL %d first, got %v", q, tc.ttl, m.Answer[0])
+		// The target keeps the client's own case (RFC 4343), so do the tries' answers.
+		if !ok || c.Hdr.Name != q || c.Target != "ExAmPlE.oRg." || c.Hdr.Ttl != tc.ttl {
+			t.Errorf("Expected CNAME %s -> ExAmPlE.oRg. with TTL %d first, got %v", q, tc.ttl, m.Answer[0])
 		}
 		if m.Answer[1].Header().Rrtype != tc.qtype {
 			t.Errorf("Expected the address after the CNAME, got %v", m.Answer[1])
@@ -342,6 +361,7 @@ func TestWalkWaiterContext(t *testing.T) {
 	z := newZone("example.org. 300 IN A 192.0.2.10")
 	z.delay = 200 * time.Millisecond
 	wk := newWalker(t, z)
+	wk.Deadline = 5 * time.Second // this test is about the waiter's own deadline, not the walk's
 	const q = "example.org.default.svc.cluster.local."
 	walk, _ := Expand(q, podList)
 
@@ -371,7 +391,7 @@ func TestWalkVerify(t *testing.T) {
 	list := []string{"cnn.svc.cluster.local.", "svc.cluster.local.", "cluster.local."}
 
 	walk, _ := Expand("api.shop.cnn.svc.cluster.local.", list)
-	walk.Verify = list[0]
+	walk.Verify = true
 	r := new(dns.Msg).SetQuestion("api.shop.cnn.svc.cluster.local.", dns.TypeA)
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
 	wk.Complete(context.Background(), rec, r, walk)
@@ -381,7 +401,7 @@ func TestWalkVerify(t *testing.T) {
 
 	list[0] = "shop.svc.cluster.local."
 	walk, _ = Expand("example.org.shop.svc.cluster.local.", list)
-	walk.Verify = list[0]
+	walk.Verify = true
 	r = new(dns.Msg).SetQuestion("example.org.shop.svc.cluster.local.", dns.TypeA)
 	rec = dnstest.NewRecorder(&test.ResponseWriter{})
 	wk.Complete(context.Background(), rec, r, walk)
@@ -392,25 +412,25 @@ func TestWalkVerify(t *testing.T) {
 
 func TestTablesCapped(t *testing.T) {
 	z := newZone()
-	wk := New(z, 64, 128) // tiny tables: 64 walks shared, 128 remembered names
+	wk := New(z, DefaultMaxWalks, 64, 128) // tiny tables: 64 walks shared, 128 clients remembered
 	defer wk.Close()
-	before := testutil.ToFloat64(overflowsFor("search_memory"))
+	before := testutil.ToFloat64(overflowsFor("search_clients"))
 
-	// 2000 clients each exhaust a walk: each would leave 4 names to remember.
+	// 2000 clients each exhaust a walk: each would leave a trail to remember.
 	for i := range 2000 {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.example.default.svc.cluster.local.", i), dns.TypeA)
 		w := &test.ResponseWriter{RemoteIP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
 		walk, _ := Expand(strings.ToLower(r.Question[0].Name), podList)
 		wk.Complete(context.Background(), dnstest.NewRecorder(w), r, walk)
 	}
-	if n, c := wk.memory.Len(), wk.memory.Cap(); n > c || c != 128 {
-		t.Errorf("Expected at most %d remembered names, got %d", c, n)
+	if n, c := wk.clients.Len(), wk.clients.Cap(); n > c || c != 128 {
+		t.Errorf("Expected at most %d remembered clients, got %d", c, n)
 	}
 	if n, c := wk.pairs.Len(), wk.pairs.Cap(); n > c {
 		t.Errorf("Expected at most %d shared walks, got %d", c, n)
 	}
-	if got := testutil.ToFloat64(overflowsFor("search_memory")) - before; got < 2000*4-128 {
-		t.Errorf("Expected the refused names counted as overflows, got %v", got)
+	if got := testutil.ToFloat64(overflowsFor("search_clients")) - before; got < 2000-128 {
+		t.Errorf("Expected the refused clients counted as overflows, got %v", got)
 	}
 }
 
@@ -445,5 +465,336 @@ func TestWalkNotKeptAlive(t *testing.T) {
 	}
 	if c := z.count("example.org.", dns.TypeA); c < 2 {
 		t.Errorf("Expected a new walk once the shared one was %s old, got %d walks", pairTTL, c)
+	}
+}
+
+// walkOf plans q through the client's pod list and admits it, as the handler does.
+func walkOf(t *testing.T, wk *Walker, w dns.ResponseWriter, r *dns.Msg) (Walk, bool) {
+	t.Helper()
+	walk, ok := Expand(strings.ToLower(r.Question[0].Name), podList)
+	if !ok {
+		return walk, false
+	}
+	return wk.Admit(context.Background(), w, r, walk)
+}
+
+func TestWalkUntrustedPassesThrough(t *testing.T) {
+	// The inferred list is trusted in the namespace's own hierarchy only: a walk that would stop
+	// at a node domain, or at the name itself, passes through, and the client walks.
+	z := newZone("jira.eu.lab.internal. 30 IN A 10.1.1.1", "example.org. 300 IN A 192.0.2.10")
+	wk := newWalker(t, z)
+	for _, q := range []string{"jira.eu.default.svc.cluster.local.", "example.org.default.svc.cluster.local."} {
+		r := new(dns.Msg).SetQuestion(q, dns.TypeA)
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		walk, _ := Expand(q, podList)
+		walk.Trusted = walk.Local
+		wk.Complete(context.Background(), rec, r, walk)
+		if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
+			t.Errorf("%s: Expected the first try's own NXDOMAIN, got %v", q, rec.Msg)
+		}
+	}
+}
+
+func TestWalkLearnsTheClientsList(t *testing.T) {
+	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10",
+		"jira.eu.corp.test. 30 IN A 10.1.1.1")
+	wk := newWalker(t, z)
+	wk.Learn = true
+	client := &test.ResponseWriter{RemoteIP: "10.32.1.2"}
+	lookup := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		r := new(dns.Msg).SetQuestion(name, qtype)
+		rec := dnstest.NewRecorder(client)
+		ctx := context.Background()
+		if m, tail := wk.Recall(ctx, rec, r, strings.ToLower(name)); m != nil {
+			return m
+		} else if tail {
+			wk.Next.ServeDNS(ctx, rec, r)
+			return rec.Msg
+		}
+		walk, ok := Expand(strings.ToLower(name), []string{"default.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal."})
+		if ok {
+			walk.Trusted, walk.Verify = walk.Local, false // as Infer plans it
+			walk, ok = wk.Admit(ctx, rec, r, walk)
+		}
+		if !ok {
+			wk.Next.ServeDNS(ctx, rec, r)
+			return rec.Msg
+		}
+		wk.Complete(ctx, rec, r, walk)
+		return rec.Msg
+	}
+	// A client without the node's domain, and with one of its own (a dnsConfig with
+	// dnsPolicy None): default.svc.cluster.local svc.cluster.local cluster.local corp.test.
+	walkItself := func(base string) {
+		t.Helper()
+		for _, d := range []string{"svc.cluster.local.", "cluster.local.", "corp.test.", ""} {
+			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				if m := lookup(base+d, qt); m != nil && m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 {
+					return
+				}
+			}
+		}
+	}
+	// An unknown client: nothing beyond the cluster domains is completed. It walks on itself,
+	// and its tries show its list.
+	if m := lookup("example.net.default.svc.cluster.local.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("Expected the first try's NXDOMAIN for a client whose list is unknown, got %v", m)
+	}
+	walkItself("example.net.")
+	// Learned: the client's list ends after corp.test. example.org completes to the name itself;
+	// jira.eu to jira.eu.corp.test, a domain the inferred list did not have.
+	if m := lookup("example.org.default.svc.cluster.local.", dns.TypeA); len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "example.org." {
+		t.Errorf("Expected a completion to example.org. once the list is learned, got %v", m)
+	}
+	if m := lookup("jira.eu.default.svc.cluster.local.", dns.TypeA); len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "jira.eu.corp.test." {
+		t.Errorf("Expected a completion to jira.eu.corp.test. within the learned list, got %v", m)
+	}
+	if c := z.count("jira.eu.lab.internal.", dns.TypeA); c != 0 {
+		t.Errorf("Expected the learned list walked, not the node's, got jira.eu.lab.internal. asked %d times", c)
+	}
+	// A one-label name of a known client is completed; a name in another namespace is not this
+	// client's first try.
+	z.add(test.A("redis.corp.test. 30 IN A 10.1.1.2"))
+	if m := lookup("redis.default.svc.cluster.local.", dns.TypeA); len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "redis.corp.test." {
+		t.Errorf("Expected a one-label completion for a client whose list is known, got %v", m)
+	}
+	z.add(test.A("db-0.db.svc.cluster.local. 30 IN A 10.1.1.3"))
+	before := z.total()
+	if m := lookup("db-0.db.shop.svc.cluster.local.", dns.TypeA); m.Rcode != dns.RcodeNameError || z.total() != before+1 {
+		t.Errorf("Expected a name under another namespace answered as asked, in one query, got %v after %d queries", m, z.total()-before)
+	}
+}
+
+func TestWalkDeadline(t *testing.T) {
+	// Every try takes 150 ms, the deadline is 50 ms: the client gets its first try's own
+	// NXDOMAIN as soon as it is there, and walks on; its later tries are answered from what the
+	// walk resolved meanwhile, without another trip down the chain.
+	z := newZone()
+	z.delay = 150 * time.Millisecond
+	wk := newWalker(t, z)
+	wk.Deadline = 50 * time.Millisecond
+	start := time.Now()
+	m, _, _ := ask(t, wk, "nosuch.example.default.svc.cluster.local.", dns.TypeA, 1)
+	if d := time.Since(start); m == nil || m.Rcode != dns.RcodeNameError || d > 280*time.Millisecond {
+		t.Fatalf("Expected the first try's own NXDOMAIN after one try's time, got %v after %v", m, d)
+	}
+	walked := z.total()
+	for _, n := range []string{"nosuch.example.svc.cluster.local.", "nosuch.example.cluster.local.", "nosuch.example.lab.internal.", "nosuch.example."} {
+		if m, _, _ := ask(t, wk, n, dns.TypeA, 2); m == nil || m.Rcode != dns.RcodeNameError {
+			t.Errorf("%s: Expected NXDOMAIN, got %v", n, m)
+		}
+	}
+	if z.total() != walked {
+		t.Errorf("Expected the later tries answered from the walk, got %d more trips down the chain", z.total()-walked)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("Expected the whole lookup in about two tries' time, took %v", d)
+	}
+}
+
+func TestWalkTruncation(t *testing.T) {
+	// many.example has 30 addresses: 512 bytes hold them for the name itself, not with the long
+	// first try's name and a CNAME in front. A 512-byte client must get its first try's NXDOMAIN
+	// and find the whole answer itself; a 1232-byte client gets the completion.
+	var rrs []string
+	for i := range 30 {
+		rrs = append(rrs, fmt.Sprintf("many.example. 30 IN A 192.0.2.%d", i+1))
+	}
+	z := newZone(rrs...)
+	wk := newWalker(t, z)
+	const q = "many.example.default.svc.cluster.local."
+	for _, tc := range []struct {
+		edns     uint16
+		complete bool
+	}{{0, false}, {1232, true}} {
+		r := new(dns.Msg).SetQuestion(q, dns.TypeA)
+		if tc.edns > 0 {
+			r.SetEdns0(tc.edns, false)
+		}
+		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: fmt.Sprintf("10.0.0.%d", tc.edns%250)})
+		walk, _ := walkOf(t, wk, rec, r)
+		wk.Complete(context.Background(), rec, r, walk)
+		if got := rec.Msg != nil && len(rec.Msg.Answer) == 31; got != tc.complete {
+			t.Errorf("EDNS %d: Expected completion %v, got %v", tc.edns, tc.complete, rec.Msg)
+		}
+	}
+	direct := new(dns.Msg).SetQuestion("many.example.", dns.TypeA)
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	z.ServeDNS(context.Background(), rec, direct)
+	rec.Msg.Compress = true
+	if rec.Msg.Len() > 512 {
+		t.Fatalf("Test premise: expected the name's own reply within 512 bytes, got %d", rec.Msg.Len())
+	}
+}
+
+func TestWalkDNSSEC(t *testing.T) {
+	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
+	z.ad = true // an upstream that validated
+	wk := newWalker(t, z)
+	const q = "example.org.default.svc.cluster.local."
+	// A validating client (DO), or one asking for AD, is never completed.
+	for _, set := range []func(*dns.Msg){
+		func(r *dns.Msg) { r.SetEdns0(1232, true) },
+		func(r *dns.Msg) { r.AuthenticatedData = true },
+	} {
+		r := new(dns.Msg).SetQuestion(q, dns.TypeA)
+		set(r)
+		if _, ok := walkOf(t, wk, &test.ResponseWriter{}, r); ok {
+			t.Errorf("Expected no completion for %v", r)
+		}
+	}
+	// A completion never carries AD: its CNAME has no signature.
+	m, _, _ := ask(t, wk, q, dns.TypeA, 1)
+	if len(m.Answer) != 2 || m.AuthenticatedData {
+		t.Errorf("Expected a completion without AD, got %v", m)
+	}
+}
+
+func TestWalkAsIsName(t *testing.T) {
+	// A client asked x.y.default.svc.cluster.local as is (an absolute name, or ndots dots or
+	// more): after its NXDOMAIN it searches below the name. Those tries are counted and teach
+	// nothing of its list.
+	z := newZone()
+	wk := newWalker(t, z)
+	wk.Learn = true
+	const q = "x.y.default.svc.cluster.local."
+	ask(t, wk, q, dns.TypeA, 1)
+	before := testutil.ToFloat64(asIsCount.WithLabelValues(""))
+	for _, d := range []string{"default.svc.cluster.local.", "svc.cluster.local."} {
+		r := new(dns.Msg).SetQuestion(q+d, dns.TypeA)
+		if m, tail := wk.Recall(context.Background(), &test.ResponseWriter{}, r, q+d); m != nil || tail {
+			t.Errorf("Expected %s no later try of the walk, got %v, %v", q+d, m, tail)
+		}
+	}
+	if got := testutil.ToFloat64(asIsCount.WithLabelValues("")) - before; got != 1 {
+		t.Errorf("Expected one name asked as is counted, got %v", got)
+	}
+	c, _ := wk.clients.Get(netip.MustParseAddr("10.240.0.1"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lists) != 0 {
+		t.Errorf("Expected nothing learned from a name asked as is, got %+v", c.lists[0])
+	}
+}
+
+// only is a Families that says every client asks one type alone.
+type only uint16
+
+func (o only) AsksOnly(netip.Addr) uint16 { return uint16(o) }
+
+func TestWalkSingleFamily(t *testing.T) {
+	// A client that asks A alone is walked for A only: its walk costs upstream what its own does.
+	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
+	wk := newWalker(t, z)
+	wk.Families = only(dns.TypeA)
+	const q = "example.org.default.svc.cluster.local."
+	m, _, _ := ask(t, wk, q, dns.TypeA, 1)
+	if len(m.Answer) != 2 {
+		t.Fatalf("Expected a completion, got %v", m)
+	}
+	if a, aaaa := z.count("example.org.", dns.TypeA), z.count("example.org.", dns.TypeAAAA); a != 1 || aaaa != 0 {
+		t.Errorf("Expected the walk to ask A only, got %d A and %d AAAA", a, aaaa)
+	}
+	if n := z.total(); n != 5 {
+		t.Errorf("Expected 5 queries (one A per name), got %d", n)
+	}
+	// An AAAA of the same lookup after all: it goes down the chain as it is.
+	m, _, _ = ask(t, wk, q, dns.TypeAAAA, 2)
+	if m.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected the AAAA answered as asked, got %v", m)
+	}
+}
+
+func TestWalkBudget(t *testing.T) {
+	z := newZone()
+	wk := newWalker(t, z)
+	wk.Budget = Budget{Rate: 1, Burst: 3}
+	before := testutil.ToFloat64(declined.WithLabelValues("", "budget"))
+	walked := 0
+	for i := range 10 {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("r%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		if _, ok := walkOf(t, wk, &test.ResponseWriter{}, r); ok {
+			walked++
+		}
+	}
+	if walked != 3 {
+		t.Errorf("Expected the burst of 3 walks, then none, got %d", walked)
+	}
+	if got := testutil.ToFloat64(declined.WithLabelValues("", "budget")) - before; got != 7 {
+		t.Errorf("Expected 7 first tries declined over budget, got %v", got)
+	}
+	// Another client has a budget of its own.
+	r := new(dns.Msg).SetQuestion("other.example.default.svc.cluster.local.", dns.TypeA)
+	if _, ok := walkOf(t, wk, &test.ResponseWriter{RemoteIP: "10.9.9.9"}, r); !ok {
+		t.Error("Expected another client's walk admitted")
+	}
+}
+
+func TestWalkCap(t *testing.T) {
+	// Two walks may run at once: the third lookup is served as without raceguard, at once.
+	z := newZone()
+	z.delay = 100 * time.Millisecond
+	wk := New(z, 2, 1000, 1000)
+	defer wk.Close()
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { ask(t, wk, fmt.Sprintf("busy%d.example.default.svc.cluster.local.", i), dns.TypeA, 1) })
+	}
+	for len(wk.inflight) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	before := testutil.ToFloat64(declined.WithLabelValues("", "busy"))
+	m, _, _ := ask(t, wk, "third.example.default.svc.cluster.local.", dns.TypeA, 3)
+	if m == nil || m.Rcode != dns.RcodeNameError || z.count("third.example.svc.cluster.local.", dns.TypeA) != 0 {
+		t.Errorf("Expected the third lookup answered as asked, unwalked, got %v", m)
+	}
+	if got := testutil.ToFloat64(declined.WithLabelValues("", "busy")) - before; got != 1 {
+		t.Errorf("Expected one lookup declined over the cap, got %v", got)
+	}
+	wg.Wait()
+}
+
+func TestWalkDecided(t *testing.T) {
+	// A completed lookup again, from the same client: answered from the decision, no walk; with
+	// the client's own ID and case. Another client walks its own. The decision lives no longer
+	// than the shortest TTL the walk met (here the address's, 2 s).
+	z := newZone("example.org. 2 IN A 192.0.2.10", "example.org. 2 IN AAAA 2001:db8::10")
+	wk := newWalker(t, z)
+	lookup := func(ip, name string, qtype uint16, id uint16) *dns.Msg {
+		r := new(dns.Msg).SetQuestion(name, qtype)
+		r.Id = id
+		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: ip})
+		walk, ok := Expand(strings.ToLower(name), podList)
+		if !ok {
+			t.Fatalf("%s: no walk", name)
+		}
+		if _, _, ok := wk.Decided(context.Background(), rec, r, walk); ok {
+			return rec.Msg
+		}
+		walk, _ = wk.Admit(context.Background(), rec, r, walk)
+		wk.Complete(context.Background(), rec, r, walk)
+		return rec.Msg
+	}
+	lookup("10.0.0.1", "example.org.default.svc.cluster.local.", dns.TypeA, 1)
+	walked := z.total()
+	before := testutil.ToFloat64(decidedCount.WithLabelValues(""))
+	m := lookup("10.0.0.1", "Example.Org.default.svc.cluster.local.", dns.TypeAAAA, 2)
+	if z.total() != walked || m.Id != 2 || m.Question[0].Name != "Example.Org.default.svc.cluster.local." ||
+		len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "Example.Org." {
+		t.Errorf("Expected the AAAA answered from the decision, with the client's ID and case, got %v after %d more queries", m, z.total()-walked)
+	}
+	if got := testutil.ToFloat64(decidedCount.WithLabelValues("")) - before; got != 1 {
+		t.Errorf("Expected one decided answer counted, got %v", got)
+	}
+	lookup("10.0.0.2", "example.org.default.svc.cluster.local.", dns.TypeA, 3)
+	if z.total() == walked {
+		t.Error("Expected another client to walk its own lookup")
+	}
+	time.Sleep(2100 * time.Millisecond)
+	walked = z.total()
+	lookup("10.0.0.1", "example.org.default.svc.cluster.local.", dns.TypeA, 4)
+	if z.total() == walked {
+		t.Error("Expected a new walk once the decision's TTL passed")
 	}
 }

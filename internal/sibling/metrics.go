@@ -25,11 +25,19 @@ var (
 		Help:      "Counter of client queries for a sibling that was prefetched before they asked, by type.",
 	}, []string{"server", "type"})
 
-	// skipped counts prefetches not sent because too many were in flight.
+	// skipped counts prefetches not sent, by why.
 	skipped = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: module.Name,
 		Name:      "sibling_prefetches_skipped_total",
-		Help:      "Counter of sibling prefetches not sent because the most allowed were in flight.",
-	}, []string{"server"})
+		Help:      "Counter of sibling prefetches not sent, by reason: busy (the most allowed were in flight), unasked (the client did not ask that type recently).",
+	}, []string{"server", "reason"})
+
+	// unused counts prefetched siblings no client asked for within the window.
+	unused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "sibling_prefetches_unused_total",
+		Help:      "Counter of prefetched siblings that no client asked for within the window, by type.",
+	}, []string{"server", "type"})
 )

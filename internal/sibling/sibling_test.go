@@ -2,6 +2,7 @@ package sibling
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,9 +54,9 @@ func TestPrefetch(t *testing.T) {
 	p.PrefetchSibling(ctx, w, q("example.org.", dns.TypeA)) // within the window: deduplicated
 	p.PrefetchSibling(ctx, w, q("c.example.", dns.TypeMX))  // no sibling
 	p.PrefetchSibling(ctx, w, q("d.example.", dns.TypeAAAA))
-	before := testutil.ToFloat64(skipped.WithLabelValues(""))
+	before := testutil.ToFloat64(skipped.WithLabelValues("", "busy"))
 	p.PrefetchSibling(ctx, w, q("e.example.", dns.TypeA)) // two in flight already: skipped
-	if got := testutil.ToFloat64(skipped.WithLabelValues("")) - before; got != 1 {
+	if got := testutil.ToFloat64(skipped.WithLabelValues("", "busy")) - before; got != 1 {
 		t.Errorf("Expected one prefetch skipped over the in-flight bound, got %v", got)
 	}
 	for nx.n.Load() < 2 {
@@ -88,4 +89,57 @@ func TestPrefetch(t *testing.T) {
 	if got := testutil.ToFloat64(hits.WithLabelValues("", "AAAA")) - hitsBefore; got != 1 {
 		t.Errorf("Expected one hit, got %v", got)
 	}
+}
+
+// families says a fixed set of clients asked AAAA.
+type families map[netip.Addr]bool
+
+func (f families) Asked(client netip.Addr, qtype uint16) bool {
+	return qtype != dns.TypeAAAA || f[client]
+}
+
+func TestPrefetchOnlyForClientsThatAsk(t *testing.T) {
+	nx := &next{gate: make(chan struct{})}
+	close(nx.gate)
+	p := New(nx, 8)
+	defer p.Close()
+	p.Families = families{netip.MustParseAddr("10.0.0.2"): true}
+	v4only := &test.ResponseWriter{RemoteIP: "10.0.0.1"}
+	dual := &test.ResponseWriter{RemoteIP: "10.0.0.2"}
+	before := testutil.ToFloat64(skipped.WithLabelValues("", "unasked"))
+	p.PrefetchSibling(context.Background(), v4only, new(dns.Msg).SetQuestion("a.example.", dns.TypeA))
+	p.PrefetchSibling(context.Background(), dual, new(dns.Msg).SetQuestion("b.example.", dns.TypeA))
+	for len(p.sem) > 0 || nx.n.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	nx.mu.Lock()
+	defer nx.mu.Unlock()
+	if len(nx.seen) != 1 || nx.seen[0].Name != "b.example." {
+		t.Errorf("Expected the AAAA prefetched for the client that asks AAAA only, got %v", nx.seen)
+	}
+	if got := testutil.ToFloat64(skipped.WithLabelValues("", "unasked")) - before; got != 1 {
+		t.Errorf("Expected one prefetch skipped for a client that does not ask AAAA, got %v", got)
+	}
+}
+
+func TestUnusedPrefetches(t *testing.T) {
+	nx := &next{gate: make(chan struct{})}
+	close(nx.gate)
+	p := New(nx, 8)
+	defer p.Close()
+	w := &test.ResponseWriter{}
+	p.PrefetchSibling(context.Background(), w, new(dns.Msg).SetQuestion("used.example.", dns.TypeA))
+	p.PrefetchSibling(context.Background(), w, new(dns.Msg).SetQuestion("unused.example.", dns.TypeA))
+	for len(p.sem) > 0 || nx.n.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Seen(context.Background(), "used.example.", new(dns.Msg).SetQuestion("used.example.", dns.TypeAAAA))
+	before := testutil.ToFloat64(unused.WithLabelValues("", "AAAA"))
+	p.sweep(time.Now()) // within the window: nothing is unused yet
+	p.sweep(time.Now().Add(p.window))
+	if got := testutil.ToFloat64(unused.WithLabelValues("", "AAAA")) - before; got != 1 {
+		t.Errorf("Expected the one prefetch nobody asked for counted unused, got %v", got)
+	}
+	p.Start()
+	p.Stop() // and the sweeper starts and stops cleanly (goleak checks it)
 }

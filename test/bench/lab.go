@@ -9,6 +9,10 @@ import (
 	"github.com/raceguard/raceguard/test/lab"
 )
 
+// nodeLocalCorefile is lab.RaceguardCorefile on a node-local server, which sees every try of its
+// clients and so completes within each client's own list.
+var nodeLocalCorefile = strings.Replace(lab.RaceguardCorefile, "node_search", "node_local on\n        node_search", 1)
+
 // lookupNames are the rows' names: one outside the cluster, a service in the pod's own namespace,
 // and a service in another namespace.
 var lookupNames = []struct{ label, name string }{
@@ -30,15 +34,27 @@ func labRows(bin string) ([]row, error) {
 		p99       map[lab.Libc]time.Duration
 		drops     map[lab.Libc]int
 	}
-	measure := func(corefile string) (result, error) {
+	// measure runs the rows against corefile: on the two DNS servers behind the DNAT, or, for
+	// raceguard, on one node-local server that learns the client's search list first (one lookup
+	// of a name that exists nowhere, which the client walks to its end).
+	measure := func(corefile string, nodeLocal bool) (result, error) {
 		res := result{perLookup: map[lab.Libc][]float64{}, stalled: map[lab.Libc][2]int{}, p99: map[lab.Libc]time.Duration{}, drops: map[lab.Libc]int{}}
-		if err := l.StartDNS(corefile); err != nil {
-			return res, err
-		}
 		if err := l.SetFault(lab.FaultOff, 0); err != nil {
 			return res, err
 		}
 		rc := lab.DefaultResolvConf()
+		if nodeLocal {
+			p, err := l.StartNodeDNS(corefile)
+			if err != nil {
+				return res, err
+			}
+			defer p.Stop()
+			if _, err := l.Lookup(lab.Glibc, lab.Unspec, rc, 1, "learn.nosuch.example"); err != nil {
+				return res, err
+			}
+		} else if err := l.StartDNS(corefile); err != nil {
+			return res, err
+		}
 		for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
 			for _, n := range lookupNames {
 				const repeat = 3
@@ -88,11 +104,11 @@ func labRows(bin string) ([]row, error) {
 		return res, l.SetFault(lab.FaultOff, 0)
 	}
 
-	stock, err := measure(lab.StockCorefile)
+	stock, err := measure(lab.StockCorefile, false)
 	if err != nil {
 		return nil, err
 	}
-	rg, err := measure(lab.RaceguardCorefile)
+	rg, err := measure(nodeLocalCorefile, true)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +116,17 @@ func labRows(bin string) ([]row, error) {
 	// Lookups of names nobody asked before, with a 20 ms upstream: the walk's last two names go
 	// upstream, one after the other or at the same time.
 	const delay = 20 * time.Millisecond
-	cold := func(corefile string, round int) (time.Duration, error) {
-		if err := l.StartDNS(corefile); err != nil {
+	cold := func(corefile string, round int, nodeLocal bool) (time.Duration, error) {
+		if nodeLocal {
+			p, err := l.StartNodeDNS(corefile)
+			if err != nil {
+				return 0, err
+			}
+			defer p.Stop()
+			if _, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 1, fmt.Sprintf("learn%d.nosuch.example", round)); err != nil {
+				return 0, err
+			}
+		} else if err := l.StartDNS(corefile); err != nil {
 			return 0, err
 		}
 		l.Up.SetDelay(delay)
@@ -121,15 +146,15 @@ func labRows(bin string) ([]row, error) {
 		slices.Sort(times)
 		return times[len(times)/2], nil
 	}
-	coldStock, err := cold(lab.StockCorefile, 1)
+	coldStock, err := cold(lab.StockCorefile, 1, false)
 	if err != nil {
 		return nil, err
 	}
-	coldRG, err := cold(lab.RaceguardCorefile, 2)
+	coldRG, err := cold(nodeLocalCorefile, 2, true)
 	if err != nil {
 		return nil, err
 	}
-	coldSeq, err := cold(strings.Replace(lab.RaceguardCorefile, "node_search", "parallel_walk off\n        node_search", 1), 3)
+	coldSeq, err := cold(strings.Replace(nodeLocalCorefile, "node_search", "parallel_walk off\n        node_search", 1), 3, true)
 	if err != nil {
 		return nil, err
 	}

@@ -158,7 +158,7 @@ func (d *harness) judge(q query, qwire []byte, s, r *reply) (completed bool) {
 		p = append(p, "raceguard: "+e)
 	}
 	diff := replyDiff(s.msg, r.msg)
-	walk, walkable := walkOf(strings.ToLower(q.name))
+	walk, walkable := walkOf(strings.ToLower(q.name), d.namespace)
 	walkable = walkable && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA)
 	if len(diff) == 0 {
 		for _, e := range d.bounds.check(r.msg, false) {

@@ -144,7 +144,7 @@ func flagCombos() []query {
 // clientLookup returns the tries of a client in namespace "default" looking base up: for each
 // name of its search walk in turn, one query of each of types with the flags of c.
 func clientLookup(rng *rand.Rand, group int, base string, types []uint16, c query) []query {
-	walk, _ := walkOf(base + ".default.svc.cluster.local.")
+	walk, _ := walkOf(base+".default.svc.cluster.local.", "")
 	var g []query
 	first := ""
 	for step, name := range walk.names {

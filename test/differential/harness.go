@@ -10,11 +10,22 @@ import (
 	"github.com/miekg/dns"
 )
 
+// variant is a raceguard Corefile the differential runs, how many leading names of a walk it
+// trusts, and the one namespace whose first tries it walks ("" for any).
+type variant struct {
+	name      string
+	corefile  string
+	trusted   int
+	namespace string
+}
+
 // harness is the state of one differential run.
 type harness struct {
 	t         *testing.T
 	stock, rg *server
 	bounds    *zoneBounds
+	trusted   int    // how many leading names of a walk the raceguard Corefile trusts (see plan)
+	namespace string // the only namespace whose first tries are walks (a fixed list's); "" for any
 
 	mu   sync.Mutex
 	cand map[candKey]*dns.Msg // stock's replies for the names of walks
@@ -26,9 +37,9 @@ type harness struct {
 }
 
 // newHarness returns a harness comparing the servers stock and rg, whose replies must keep
-// within the zone data of b.
-func newHarness(t *testing.T, stock, rg *server, b *zoneBounds) *harness {
-	return &harness{t: t, stock: stock, rg: rg, bounds: b, cand: map[candKey]*dns.Msg{}}
+// within the zone data of b, and whose walks are those of the variant v.
+func newHarness(t *testing.T, stock, rg *server, b *zoneBounds, v variant) *harness {
+	return &harness{t: t, stock: stock, rg: rg, bounds: b, trusted: v.trusted, namespace: v.namespace, cand: map[candKey]*dns.Msg{}}
 }
 
 // run sends the queries of corpus in order. The queries of a lookup are a client walking its

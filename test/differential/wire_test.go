@@ -30,21 +30,45 @@ import (
 // first try that README.md says is completed must be. Bursts of identical queries check that
 // collapse and the sibling prefetch change no answer. The WalkTail subtest checks the later tries
 // of clients that walk on after a completion answered NODATA.
+//
+// It runs twice: with search infer, as a cluster Deployment runs it (completions trusted in the
+// namespace's own hierarchy only), and with the same list fixed in the Corefile (trusted whole, so
+// that completions to node domains and external names, and their truncation, are compared too).
+// The walk budget is off: the corpus is one client asking many first tries.
 func TestDifferential(t *testing.T) {
 	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bounds, err := loadBounds(labZones, lab.StockCorefile, lab.RaceguardCorefile)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) { differential(t, bin, v) })
+	}
+}
+
+// variants are the raceguard Corefiles of TestDifferential.
+var variants = []variant{
+	{"infer", raceguardCorefile("node_search " + lab.NodeDomain), 3, ""},
+	{"fixed_list", raceguardCorefile("search default.svc.cluster.local svc.cluster.local cluster.local " + lab.NodeDomain), 5, "default"},
+}
+
+// raceguardCorefile is lab.RaceguardCorefile with options for its raceguard block, and no walk
+// budget.
+func raceguardCorefile(options string) string {
+	return strings.Replace(lab.RaceguardCorefile, "node_search "+lab.NodeDomain, options+"\n        walk_budget 0", 1)
+}
+
+// differential is TestDifferential for one variant.
+func differential(t *testing.T, bin string, v variant) {
+	bounds, err := loadBounds(labZones, lab.StockCorefile, v.corefile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	up := testenv.LoopbackUpstream(t)
 	dir := t.TempDir()
 	stock := startServer(t, bin, dir, "stock", lab.StockCorefile, up.Addr)
-	rg := startServer(t, bin, dir, "raceguard", lab.RaceguardCorefile, up.Addr)
+	rg := startServer(t, bin, dir, "raceguard", v.corefile, up.Addr)
 
-	d := newHarness(t, stock, rg, bounds)
+	d := newHarness(t, stock, rg, bounds, v)
 	start := time.Now()
 	d.bursts(up) // first, while big.example.com is new to both caches
 	corpus := makeCorpus()
@@ -81,7 +105,7 @@ func TestDifferential(t *testing.T) {
 		t.Logf("logs in %s (stock.log, raceguard.log)", dir)
 	}
 
-	t.Run("WalkTail", func(t *testing.T) { walkTail(t, bin) })
+	t.Run("WalkTail", func(t *testing.T) { walkTail(t, bin, v) })
 }
 
 // walkTail is the differential of clients that walk on after a search completion answered their
@@ -93,13 +117,13 @@ func TestDifferential(t *testing.T) {
 // cluster zone, so the client's second try, store.example.shop.svc.cluster.local, is byte for
 // byte the first try of a pod in namespace "shop" looking up store.example. Every try after the
 // first must be answered as stock answers it.
-func walkTail(t *testing.T, bin string) {
+func walkTail(t *testing.T, bin string, v variant) {
 	zone, err := lab.RepoPath("test/differential/testdata/tail.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	zones := []zoneFile{labZones[0], {"test/differential/testdata/tail.db", "."}}
-	bounds, err := loadBounds(zones, lab.StockCorefile, lab.RaceguardCorefile)
+	bounds, err := loadBounds(zones, lab.StockCorefile, v.corefile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +135,8 @@ func walkTail(t *testing.T, bin string) {
 	}
 	t.Cleanup(up.Stop)
 	stock := startServer(t, bin, dir, "stock", lab.StockCorefile, "127.0.0.1:"+port)
-	rg := startServer(t, bin, dir, "raceguard", lab.RaceguardCorefile, "127.0.0.1:"+port)
-	d := newHarness(t, stock, rg, bounds)
+	rg := startServer(t, bin, dir, "raceguard", v.corefile, "127.0.0.1:"+port)
+	d := newHarness(t, stock, rg, bounds, v)
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	var corpus []query

@@ -105,8 +105,9 @@ func TestCollapseBurst(t *testing.T) {
 	}
 }
 
-// TestSiblingPrefetch: an A that misses has its AAAA resolved at the same time, so a client that
-// asks AAAA afterwards gets it from the cache.
+// TestSiblingPrefetch: an A that misses has its AAAA resolved at the same time, for a client that
+// asks AAAA too, so its AAAA afterwards comes from the cache. A client that asks A alone gets no
+// prefetch: it would never ask the AAAA.
 func TestSiblingPrefetch(t *testing.T) {
 	up, counter := upstreamCoreDNS(t, 100*time.Millisecond)
 	i, udp, _, err := testenv.CoreDNSServerAndPorts(`.:0 {
@@ -124,6 +125,14 @@ func TestSiblingPrefetch(t *testing.T) {
 	defer i.Stop()
 
 	hits := metric(t, "coredns_raceguard_sibling_prefetch_hits_total", map[string]string{"type": "AAAA"})
+	// This client (127.0.0.1) has asked only A so far.
+	exchange(t, "udp", udp, "www.example.org.", dns.TypeA, 0, false)
+	time.Sleep(200 * time.Millisecond) // a prefetch would have reached the upstream by now
+	if got := counter.count("www.example.org.", dns.TypeAAAA); got != 0 {
+		t.Fatalf("Expected no AAAA prefetched for a client that never asked AAAA, upstream saw %d", got)
+	}
+	// It asks an AAAA: from now on its misses have their sibling prefetched.
+	exchange(t, "udp", udp, "www.example.org.", dns.TypeAAAA, 0, false)
 	exchange(t, "udp", udp, "example.org.", dns.TypeA, 0, false)
 	if got := counter.count("example.org.", dns.TypeAAAA); got != 1 {
 		t.Fatalf("Expected the AAAA prefetched with the A, upstream saw %d AAAA queries", got)

@@ -15,9 +15,10 @@ import (
 // TestDirectiveOrder checks that the in-process servers run the plugin chain of the real build:
 // the directive list hack/build-coredns.sh generated from plugin.cfg, when there is a build.
 func TestDirectiveOrder(t *testing.T) {
-	i, a, c := slices.Index(dnsserver.Directives, "raceguard"), slices.Index(dnsserver.Directives, "autopath"), slices.Index(dnsserver.Directives, "acl")
-	if i < 0 || i+1 != a || a >= c {
-		t.Errorf("Expected raceguard just before autopath, before acl; got %v", dnsserver.Directives)
+	i, rw, acl, cache := slices.Index(dnsserver.Directives, "raceguard"), slices.Index(dnsserver.Directives, "rewrite"),
+		slices.Index(dnsserver.Directives, "acl"), slices.Index(dnsserver.Directives, "cache")
+	if i < 0 || i+1 != rw || rw >= acl || acl >= cache {
+		t.Errorf("Expected raceguard just before rewrite, before acl and cache; got %v", dnsserver.Directives)
 	}
 	if i := slices.Index(dnsserver.Directives, "collapse"); i < 1 || dnsserver.Directives[i-1] != "cache" {
 		t.Errorf("Expected collapse just after cache; got %v", dnsserver.Directives)

@@ -86,21 +86,24 @@ func TestSearchKubernetes(t *testing.T) {
 		}
 		udp := kubernetesServer(t, "raceguard {\n        search @kubernetes\n    }")
 
-		// 127.0.0.1 is a pod in "default": its first try of example.org is completed.
-		r := exchangeFrom(t, "127.0.0.1", udp, "ExAmPlE.OrG.default.svc.cluster.local.", dns.TypeA)
-		if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "example.org." || r.Question[0].Name != "ExAmPlE.OrG.default.svc.cluster.local." {
-			t.Errorf("Expected a CNAME to example.org. with the exact question, got %v", r)
+		// 127.0.0.1 is a pod in "default": its first try of api.shop is completed within the
+		// namespace's own hierarchy, which the kubernetes plugin's list vouches for.
+		r := exchangeFrom(t, "127.0.0.1", udp, "Api.Shop.default.svc.cluster.local.", dns.TypeAAAA)
+		if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "Api.Shop.svc.cluster.local." ||
+			r.Answer[1].(*dns.AAAA).AAAA.String() != "fd00:96::40:2" || r.Question[0].Name != "Api.Shop.default.svc.cluster.local." {
+			t.Errorf("Expected api.shop's AAAA through a CNAME, with the exact question, got %v", r)
 		}
-		r = exchangeFrom(t, "127.0.0.1", udp, "api.shop.default.svc.cluster.local.", dns.TypeAAAA)
-		if len(r.Answer) != 2 || r.Answer[1].(*dns.AAAA).AAAA.String() != "fd00:96::40:2" {
-			t.Errorf("Expected api.shop's AAAA through a CNAME, got %v", r)
+		// Beyond it the plugin's list is its own resolv.conf, not the pod's: example.org is not
+		// completed, the client walks (README: search completion, the client's list).
+		if r := exchangeFrom(t, "127.0.0.1", udp, "ExAmPlE.OrG.default.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+			t.Errorf("Expected the first try's own NXDOMAIN for a name beyond the cluster domains, got %v", r)
 		}
 		// The same name is not this pod's first try in namespace "shop": answered as asked.
 		if r := exchangeFrom(t, "127.0.0.1", udp, "example.org.shop.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
 			t.Errorf("Expected NXDOMAIN for another namespace's expansion, got %v", r)
 		}
 		// 127.0.0.2 is no pod: the kubernetes plugin gives no search list, nothing is completed.
-		if r := exchangeFrom(t, "127.0.0.2", udp, "example.org.default.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		if r := exchangeFrom(t, "127.0.0.2", udp, "api.shop.default.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
 			t.Errorf("Expected no completion for a client that is not a pod, got %v", r)
 		}
 		// Every name NXDOMAIN: the exact question comes back.

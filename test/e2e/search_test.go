@@ -63,72 +63,32 @@ func metric(t *testing.T, name string, labels map[string]string) float64 {
 	return lab.ParseMetrics(text).Sum(name, labels)
 }
 
+// TestSearchCompletion: a cluster Deployment (replicas behind a ClusterIP) completes within the
+// namespace's own hierarchy only; names the client finds beyond it pass through.
 func TestSearchCompletion(t *testing.T) {
-	udp, tcp, up := searchServer(t, "")
+	udp, _, up := searchServer(t, "")
 
-	// Success: a CNAME from the exact asked name to the name the client would have found.
-	const q = "ExAmPlE.oRg.DeFaUlT.sVc.cLuStEr.LoCaL."
-	for _, network := range []string{"udp", "tcp"} {
-		addr := map[string]string{"udp": udp, "tcp": tcp}[network]
-		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			r := exchange(t, network, addr, q, qt, 1232, false)
-			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
-				t.Fatalf("%s %s: Expected CNAME and address, got %v", network, dns.TypeToString[qt], r)
-			}
-			if c, ok := r.Answer[0].(*dns.CNAME); !ok || c.Hdr.Name != q || c.Target != "example.org." {
-				t.Errorf("Expected CNAME %s -> example.org. first, got %v", q, r.Answer[0])
-			}
-			if o := r.IsEdns0(); o == nil || o.UDPSize() != 1232 || o.Do() {
-				t.Errorf("Expected the client's own OPT (1232, no DO), got %v", o)
-			}
-		}
-	}
-	if n := up.Queries("example.org.", dns.TypeA); n != 1 {
-		t.Errorf("Expected the upstream asked example.org. A once (then cache), got %d", n)
+	// Another namespace's service, found at the second name: a CNAME from the exact asked name.
+	r := exchange(t, "udp", udp, "Api.Shop.default.svc.cluster.local.", dns.TypeA, 0, false)
+	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "Api.Shop.svc.cluster.local." || r.IsEdns0() != nil {
+		t.Errorf("Expected CNAME to Api.Shop.svc.cluster.local. (the client's case) and no OPT for a client without EDNS, got %v", r)
 	}
 
-	// Another namespace's service, found at the second name.
-	r := exchange(t, "udp", udp, "api.shop.default.svc.cluster.local.", dns.TypeA, 0, false)
-	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "api.shop.svc.cluster.local." || r.IsEdns0() != nil {
-		t.Errorf("Expected CNAME to api.shop.svc.cluster.local. and no OPT for a client without EDNS, got %v", r)
+	// An external name: the client's list beyond the cluster domains is unknown, so its first
+	// try gets its own NXDOMAIN and the client walks; the names the walk tried answer it.
+	passed := metric(t, "coredns_raceguard_search_passed_total", map[string]string{"reason": "untrusted"})
+	if r := exchange(t, "udp", udp, "ExAmPlE.oRg.DeFaUlT.sVc.cLuStEr.LoCaL.", dns.TypeA, 1232, false); r.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected the first try's own NXDOMAIN, got %v", r)
 	}
-
-	// Exhausted: the first name's NXDOMAIN with the exact question (stock autopath lower-cases
-	// its suffix here); the client's own later tries are answered from memory.
+	if got := metric(t, "coredns_raceguard_search_passed_total", map[string]string{"reason": "untrusted"}) - passed; got != 1 {
+		t.Errorf("Expected one walk passed through as untrusted, got %v", got)
+	}
 	before := up.Total()
-	// The metrics are the process's: count this test's walks as differences, not totals.
-	exhausted := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "exhausted"})
-	r = exchange(t, "udp", udp, "NoSuCh.ExAmPlE.oRg.DeFaUlT.sVc.ClUsTeR.lOcAl.", dns.TypeA, 1232, false)
-	if r.Rcode != dns.RcodeNameError {
-		t.Errorf("Expected NXDOMAIN, got %v", r)
+	for _, name := range []string{"example.org.svc.cluster.local.", "example.org.cluster.local.", "example.org.lab.internal.", "example.org."} {
+		exchange(t, "udp", udp, name, dns.TypeA, 1232, false)
 	}
-	walked := up.Total() - before
-	remembered := metric(t, "coredns_raceguard_search_remembered_total", nil)
-	for _, name := range []string{"nosuch.example.org.SVC.cluster.local.", "nosuch.example.org.cluster.local.", "nosuch.example.org.lab.internal.", "NOSUCH.example.org."} {
-		if r := exchange(t, "udp", udp, name, dns.TypeA, 1232, false); r.Rcode != dns.RcodeNameError {
-			t.Errorf("Expected NXDOMAIN for %s, got %v", name, r)
-		}
-	}
-	if got := metric(t, "coredns_raceguard_search_remembered_total", nil) - remembered; got != 4 {
-		t.Errorf("Expected 4 answers from memory, got %v", got)
-	}
-	if up.Total()-before != walked {
-		t.Errorf("Expected no upstream query for the remembered names, got %d", up.Total()-before-walked)
-	}
-	if got := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "exhausted"}) - exhausted; got != 1 {
-		t.Errorf("Expected one exhausted walk for the first try and none for the remembered ones, got %v", got)
-	}
-
-	// Truncation follows the client: a big answer is cut for a 512-byte UDP client and whole over TCP.
-	const big = "big.example.com.default.svc.cluster.local."
-	if r := exchange(t, "udp", udp, big, dns.TypeA, 0, false); !r.Truncated || wireLen(r) > 512 {
-		t.Errorf("Expected a truncated reply of at most 512 bytes over UDP without EDNS, got TC=%v, %d bytes", r.Truncated, wireLen(r))
-	}
-	if r := exchange(t, "tcp", tcp, big, dns.TypeA, 0, false); r.Truncated || len(r.Answer) != 41 {
-		t.Errorf("Expected the whole answer (CNAME + 40 A) over TCP, got TC=%v, %d records", r.Truncated, len(r.Answer))
-	}
-	if r := exchange(t, "udp", udp, big, dns.TypeA, 4096, true); r.Truncated || len(r.Answer) != 41 || !r.IsEdns0().Do() {
-		t.Errorf("Expected the whole answer with DO echoed for a 4096-byte EDNS client, got TC=%v, %d records", r.Truncated, len(r.Answer))
+	if up.Total() != before {
+		t.Errorf("Expected the client's own tries answered from the walk and the cache, got %d upstream queries", up.Total()-before)
 	}
 
 	// One-label names are answered as asked; names outside the search list pass through.
@@ -147,10 +107,82 @@ func TestSearchCompletion(t *testing.T) {
 			t.Errorf("Expected %s answered as asked (NXDOMAIN), got %v", tail, r)
 		}
 	}
+}
 
-	if got := metric(t, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "answered"}); got < 3 {
-		t.Errorf("Expected answered walks counted, got %v", got)
+// TestSearchCompletionNodeLocal: a server that sees every try of its clients learns a client's
+// list from the walk it continues itself, and then completes within it.
+func TestSearchCompletionNodeLocal(t *testing.T) {
+	udp, tcp, up := searchServer(t, "node_local on")
+
+	// A client whose list is unknown: its walk of a name that exists nowhere passes through; it
+	// walks on, its tries are answered from memory, and they show its list.
+	before := up.Total()
+	remembered := metric(t, "coredns_raceguard_search_remembered_total", nil)
+	r := exchange(t, "udp", udp, "NoSuCh.ExAmPlE.oRg.DeFaUlT.sVc.ClUsTeR.lOcAl.", dns.TypeA, 1232, false)
+	if r.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected NXDOMAIN, got %v", r)
 	}
+	walked := up.Total() - before
+	for _, name := range []string{"nosuch.example.org.SVC.cluster.local.", "nosuch.example.org.cluster.local.", "nosuch.example.org.lab.internal.", "NOSUCH.example.org."} {
+		if r := exchange(t, "udp", udp, name, dns.TypeA, 1232, false); r.Rcode != dns.RcodeNameError {
+			t.Errorf("Expected NXDOMAIN for %s, got %v", name, r)
+		}
+	}
+	if got := metric(t, "coredns_raceguard_search_remembered_total", nil) - remembered; got != 4 {
+		t.Errorf("Expected 4 answers from memory, got %v", got)
+	}
+	if up.Total()-before != walked {
+		t.Errorf("Expected no upstream query for the remembered names, got %d", up.Total()-before-walked)
+	}
+
+	// Learned: an external name is completed, over UDP and TCP, with the client's case.
+	const q = "ExAmPlE.oRg.DeFaUlT.sVc.cLuStEr.LoCaL."
+	for _, network := range []string{"udp", "tcp"} {
+		addr := map[string]string{"udp": udp, "tcp": tcp}[network]
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			r := exchange(t, network, addr, q, qt, 1232, false)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+				t.Fatalf("%s %s: Expected CNAME and address, got %v", network, dns.TypeToString[qt], r)
+			}
+			if c, ok := r.Answer[0].(*dns.CNAME); !ok || c.Hdr.Name != q || c.Target != "ExAmPlE.oRg." {
+				t.Errorf("Expected CNAME %s -> ExAmPlE.oRg. first, got %v", q, r.Answer[0])
+			}
+			if o := r.IsEdns0(); o == nil || o.UDPSize() != 1232 || o.Do() || r.AuthenticatedData {
+				t.Errorf("Expected the client's own OPT (1232, no DO) and no AD, got %v", r)
+			}
+		}
+	}
+	if n := up.Queries("example.org.", dns.TypeA); n != 1 {
+		t.Errorf("Expected the upstream asked example.org. A once (then cache), got %d", n)
+	}
+
+	// A one-label name of a client whose list is known: gateway.lab.internal.
+	if r := exchange(t, "udp", udp, "gateway.default.svc.cluster.local.", dns.TypeA, 0, false); len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "gateway.lab.internal." {
+		t.Errorf("Expected gateway completed to gateway.lab.internal., got %v", r)
+	}
+	// A name under another namespace than the client's is no first try of it: as asked.
+	if r := exchange(t, "udp", udp, "example.org.shop.svc.cluster.local.", dns.TypeA, 0, false); r.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected a name of another namespace answered as asked, got %v", r)
+	}
+
+	// Truncation: the completion of a big answer does not fit 512 bytes, so that client gets its
+	// first try's NXDOMAIN and finds the name itself (truncated, then whole over TCP, as without
+	// raceguard); over TCP and with a large EDNS buffer the completion is whole.
+	const big = "big.example.com.default.svc.cluster.local."
+	if r := exchange(t, "udp", udp, big, dns.TypeA, 0, false); r.Rcode != dns.RcodeNameError || r.Truncated {
+		t.Errorf("Expected the first try's own NXDOMAIN for a 512-byte UDP client, got %v", r)
+	}
+	if r := exchange(t, "tcp", tcp, big, dns.TypeA, 0, false); r.Truncated || len(r.Answer) != 41 {
+		t.Errorf("Expected the whole answer (CNAME + 40 A) over TCP, got TC=%v, %d records", r.Truncated, len(r.Answer))
+	}
+	if r := exchange(t, "udp", udp, big, dns.TypeA, 4096, false); r.Truncated || len(r.Answer) != 41 {
+		t.Errorf("Expected the whole answer for a 4096-byte EDNS client, got TC=%v, %d records", r.Truncated, len(r.Answer))
+	}
+	// A validating client (DO) is never completed.
+	if r := exchange(t, "udp", udp, big, dns.TypeA, 4096, true); r.Rcode != dns.RcodeNameError || !r.IsEdns0().Do() {
+		t.Errorf("Expected the first try's own NXDOMAIN with DO echoed for a validating client, got %v", r)
+	}
+
 	if got := metric(t, "coredns_raceguard_search_queries_saved_total", nil); got < 8 {
 		t.Errorf("Expected saved queries counted, got %v", got)
 	}

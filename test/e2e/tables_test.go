@@ -76,7 +76,7 @@ func TestTablesUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := lab.ParseMetrics(text)
-	for _, table := range []string{"fingerprints", "search_pairs", "search_memory", "collapse_flights", "sibling_prefetches"} {
+	for _, table := range []string{"fingerprints", "search_pairs", "search_clients", "collapse_flights", "sibling_prefetches", "families"} {
 		n := m.Sum("coredns_raceguard_table_entries", map[string]string{"table": table})
 		c := m.Sum("coredns_raceguard_table_capacity", map[string]string{"table": table})
 		t.Logf("table %s: %v of %v entries, %v overflows", table, n, c,

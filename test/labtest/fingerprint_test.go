@@ -16,6 +16,7 @@ const nodeCorefile = `.:{{.Port}} {
     prometheus {{.Metrics}}
     raceguard {
         node_search ` + lab.NodeDomain + `
+        node_local on
         CONNTRACK
     }
     cache 30
@@ -34,6 +35,16 @@ func startNodeDNS(t *testing.T, l *lab.Lab, options string, wrap ...string) *lab
 	}
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// learnSearchList makes the node-local server learn the lab client's search list, as it does from
+// any client's first lookup that walks on by itself: one lookup of a name that exists nowhere, so
+// the client tries every name of its list. Later lookups of external names are completed.
+func learnSearchList(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if _, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 1, "learn.nosuch.example"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func scrapeNode(t *testing.T, l *lab.Lab) lab.Metrics {

@@ -45,12 +45,15 @@ var (
 
 // nodeCorefile is raceguard on a node-local server in the node's namespace, as the hostNetwork
 // DaemonSet of deploy/ runs it (test/labtest/fingerprint_test.go's nodeCorefile), forwarding to
-// the soak's own upstream.
+// the soak's own upstream. The walk budget is off: dnsperf is one client at thousands of queries a
+// second.
 const nodeCorefile = `.:{{.Port}} {
     errors
     prometheus {{.Metrics}}
     raceguard {
         node_search ` + lab.NodeDomain + `
+        node_local on
+        walk_budget 0
     }
     cache 30
     collapse

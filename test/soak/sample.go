@@ -33,7 +33,7 @@ type sample struct {
 }
 
 // tableNames are raceguard's bounded tables, in the order the report shows them.
-var tableNames = []string{"fingerprints", "search_pairs", "search_memory", "collapse_flights", "sibling_prefetches"}
+var tableNames = []string{"fingerprints", "search_pairs", "search_clients", "collapse_flights", "sibling_prefetches", "families"}
 
 // takeSample reads the RSS of process pid and the node server's metrics.
 func takeSample(l *lab.Lab, pid int, at time.Duration, phase string) (sample, error) {

@@ -33,14 +33,14 @@ func init() {
 	dnsserver.Directives = Splice(dnsserver.Directives)
 }
 
-// Splice returns directives with raceguard inserted just before autopath and collapse just after
+// Splice returns directives with raceguard inserted just before rewrite and collapse just after
 // cache. It panics if either anchor is missing, which only a CoreDNS upgrade can cause.
 func Splice(directives []string) []string {
 	out := slices.Clone(directives)
 	for _, d := range []struct {
 		name, anchor string
 		after        int
-	}{{"raceguard", "autopath", 0}, {"collapse", "cache", 1}} {
+	}{{"raceguard", "rewrite", 0}, {"collapse", "cache", 1}} {
 		if slices.Contains(out, d.name) {
 			continue
 		}

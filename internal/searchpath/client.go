@@ -1,0 +1,188 @@
+package searchpath
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// client is what a Walker knows of one client address: which of its walks it continues itself
+// (their trails are in the Walker's trail table), the walk budget it has left, and, where the
+// Walker sees every try of its clients (Learn), the search lists its own walks showed. Every field
+// is guarded by mu.
+type client struct {
+	mu       sync.Mutex
+	trails   []trailRef
+	lists    []*learned
+	tokens   float64   // the walk budget left
+	refilled time.Time // when tokens was last refilled
+}
+
+// trailRef names a trail of the client in the Walker's trail table.
+type trailRef struct {
+	base, first string
+	expires     time.Time
+}
+
+// spend takes a token of budget b for a walk, and reports whether there was one. Call with c.mu
+// held.
+func (c *client) spend(b Budget, now time.Time) bool {
+	if b.Rate == 0 {
+		return true
+	}
+	if c.refilled.IsZero() {
+		c.tokens, c.refilled = b.Burst, now
+	}
+	c.tokens = min(b.Burst, c.tokens+now.Sub(c.refilled).Seconds()*b.Rate)
+	c.refilled = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// trailKey identifies a trail: one client's walk of one base.
+type trailKey struct {
+	client netip.Addr
+	base   string
+}
+
+// trail is a walk of one client that the client continues itself: the walk passed through, was
+// exhausted, or answered a type with NODATA. Its candidates, resolved or still in flight, answer
+// the client's later tries from memory when they are NXDOMAIN; and the tries the client sends
+// show its search list. Every field above mu is set before the trail is shared.
+type trail struct {
+	first   string    // the first search domain: the walk's first try is base+first
+	domains []string  // the domains after first the walk tried, in order; "" is the base itself
+	futures []*future // per domain: the walk's resolution, nil where it made none
+	do, cd  bool
+
+	mu    sync.Mutex
+	seen  []string // the domains the client tried after first, in its order; guarded by mu
+	ended bool     // the client tried the base itself after them; guarded by mu
+	asIs  bool     // the first try was a name asked as is; guarded by mu
+}
+
+// learned is a client's search list after its first domain, as its own walks showed it.
+type learned struct {
+	first   string
+	domains []string
+	ended   bool // the list ends after domains: the client's next try is the name itself
+	at      time.Time
+}
+
+// maxTrails bounds the trails of one client (the Walker's trail table bounds all of them); maxLearned its learned lists (one per first domain:
+// a node's hostNetwork pods share its address and may sit in several namespaces); maxDomains the
+// length of a learned list (glibc and musl read at most 6 search domains from resolv.conf; a
+// dnsConfig may add a few).
+const (
+	maxTrails  = 64
+	maxLearned = 4
+	maxDomains = 12
+)
+
+// add notes a trail of the client, dropping expired ones and, beyond maxTrails, the oldest. Call
+// with c.mu held.
+func (c *client) add(ref trailRef, now time.Time) {
+	kept := c.trails[:0]
+	for _, o := range c.trails {
+		if o.expires.After(now) && o.base != ref.base {
+			kept = append(kept, o)
+		}
+	}
+	if len(kept) >= maxTrails {
+		kept = slices.Delete(kept, 0, len(kept)-maxTrails+1)
+	}
+	c.trails = append(kept, ref)
+}
+
+// match returns the trail name is a later try of, and the domain it tries: name is the trail's
+// base followed by one of the client's search domains, or the base itself (domain ""). The first
+// try itself (base+first) is no later try: a client asking it again starts a new lookup. Nor is a
+// name below the first try, which shows the client asked the first try as is (a name given whole,
+// or with ndots dots or more) and now searches below it: belowFirst is set. Call with c.mu held.
+func (c *client) match(name string, now time.Time) (ref trailRef, domain string, belowFirst, ok bool) {
+	for i := len(c.trails) - 1; i >= 0; i-- {
+		t := c.trails[i]
+		if !t.expires.After(now) || !strings.HasPrefix(name, t.base) {
+			continue
+		}
+		domain := name[len(t.base):]
+		if domain == t.first {
+			continue
+		}
+		below := len(domain) > len(t.first) && strings.HasPrefix(domain, t.first)
+		return t, domain, below, true
+	}
+	return trailRef{}, "", false, false
+}
+
+// observe records that the client tried t's base with domain, and returns the search list its
+// tries show so far, for learning. The A and the AAAA of one try, and retransmissions, are one
+// try.
+func (t *trail) observe(domain string) (domains []string, ended, changed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.ended || t.asIs:
+	case domain == "":
+		t.ended, changed = true, true
+	case len(t.seen) > 0 && t.seen[len(t.seen)-1] == domain:
+	case len(t.seen) < maxDomains:
+		t.seen, changed = append(t.seen, domain), true
+	}
+	return slices.Clone(t.seen), t.ended, changed
+}
+
+// markAsIs marks t's first try as a name asked as is, and reports whether it was not marked yet.
+func (t *trail) markAsIs() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	first := !t.asIs
+	t.asIs = true
+	return first
+}
+
+// list returns the learned list for the first domain first, or nil. Call with c.mu held.
+func (c *client) list(first string) *learned {
+	for _, l := range c.lists {
+		if l.first == first {
+			return l
+		}
+	}
+	return nil
+}
+
+// knowsOther reports whether the client has a learned list, but none for first: its first try
+// would be under another namespace domain. Call with c.mu held.
+func (c *client) knowsOther(first string) bool {
+	return len(c.lists) > 0 && c.list(first) == nil
+}
+
+// learn keeps what a walk of the client showed of its list after first. A longer or different
+// observation replaces what was learned; one that stops short of it (the client found its answer
+// sooner) confirms it. Call with c.mu held.
+func (c *client) learn(first string, domains []string, ended bool, now time.Time) {
+	l := c.list(first)
+	if l == nil {
+		if len(c.lists) >= maxLearned {
+			c.lists = slices.Delete(c.lists, 0, 1)
+		}
+		l = &learned{first: first}
+		c.lists = append(c.lists, l)
+	}
+	l.at = now
+	n := min(len(domains), len(l.domains))
+	if slices.Equal(domains[:n], l.domains[:n]) && len(domains) <= len(l.domains) && (!ended || l.ended && len(domains) == len(l.domains)) {
+		return // a prefix of what is known: a confirmation
+	}
+	l.domains, l.ended = slices.Clone(domains), ended
+}
+
+// expire drops the learned lists not confirmed since before. Call with c.mu held.
+func (c *client) expire(before time.Time) {
+	c.lists = slices.DeleteFunc(c.lists, func(l *learned) bool { return l.at.Before(before) })
+}

@@ -1,0 +1,375 @@
+package searchpath
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/request"
+
+	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/module"
+	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/reply"
+)
+
+// Defaults for New.
+const (
+	DefaultPairs    = 10000                  // walks in flight or just done, shared by a pair
+	DefaultClients  = 20000                  // clients whose walks or search lists are remembered
+	DefaultTrails   = 20000                  // walks remembered for the clients that continue them
+	DefaultTimeout  = 5 * time.Second        // a whole walk
+	DefaultDeadline = 200 * time.Millisecond // how much longer than its first try's own answer a client waits
+	DefaultMaxWalks = 128                    // walks running at once, in the whole server block
+
+	// hedge is how long a try of a walk tried in order may go unanswered before the next one
+	// starts: this server's own plugins answer in microseconds, so a try that takes longer went
+	// upstream, and waiting for it before asking the next would add up round trips.
+	hedge = 10 * time.Millisecond
+
+	pairTTL            = 2 * time.Second  // how long a finished walk waits for the other of its pair
+	trailTTL           = 30 * time.Second // how long a walk the client continues itself is kept for it
+	learnTTL           = 10 * time.Minute // how long a learned search list lives unconfirmed
+	maxRememberTTL     = 10 * time.Second // cap on answering an NXDOMAIN from memory
+	minRememberTTL     = 1 * time.Second
+	defaultRememberTTL = 5 * time.Second // when an NXDOMAIN has no SOA to say
+)
+
+// Walker completes search walks. Its exported fields are set before it serves.
+type Walker struct {
+	// Next is the rest of the chain: the tries of a walk go there only when the query did not
+	// come through a CoreDNS server (a chain under test); otherwise each goes where the client's
+	// own query for it would go (see dispatch).
+	Next plugin.Handler
+	// Parallel tries the names beyond the first domain's own hierarchy at once, and hedges the
+	// tries before them; without it every try waits for the one before.
+	Parallel bool
+	// Timeout bounds a whole walk, including the tries it makes for a client that walks on.
+	Timeout time.Duration
+	// Deadline is how much longer than its first try's own answer a client waits for the walk to
+	// decide; then it gets its first try's own answer and walks on, its later tries answered from
+	// what the walk resolved meanwhile.
+	Deadline time.Duration
+	// Learn is set where this server sees every try of its clients (a node-local deployment): it
+	// learns each client's search list from the walks it continues itself, and completes beyond
+	// the namespace's own hierarchy, and one-label names, only within a learned list.
+	Learn bool
+	// Families, when set, says which address types a client asks: a client known to ask one type
+	// alone is walked for that type only, as its own resolver walks, so its walks cost upstream
+	// what its own would.
+	Families Families
+	// Budget bounds the walks each client may start (see Budget); the zero value bounds nothing.
+	Budget Budget
+
+	inflight  chan struct{} // one token per walk running; its capacity is the cap
+	pairs     *bounded.Map[pairKey, *shared]
+	clients   *bounded.Map[netip.Addr, *client]
+	trails    *bounded.Map[trailKey, *trail]
+	decisions *bounded.Map[decisionKey, *decision]
+}
+
+// Families is what a Walker needs to know of the address types a client asks (family.Tracker).
+type Families interface {
+	// AsksOnly returns the one type (dns.TypeA or dns.TypeAAAA) client asks alone, or 0.
+	AsksOnly(client netip.Addr) uint16
+}
+
+// Budget is a token bucket per client: a walk costs a token, and Rate tokens a second come back,
+// up to Burst. A client out of tokens gets its first tries passed on untouched, exactly as without
+// raceguard: whatever it sends, it costs upstream what it would cost without a walk.
+type Budget struct {
+	Rate  float64 // tokens a second; 0: no budget
+	Burst float64
+}
+
+// New returns a Walker that runs at most maxWalks walks at once, and whose tables hold pairs walks
+// and clients clients at most.
+func New(next plugin.Handler, maxWalks, pairs, clients int) *Walker {
+	return &Walker{
+		Next:      next,
+		Parallel:  true,
+		Timeout:   DefaultTimeout,
+		Deadline:  DefaultDeadline,
+		inflight:  make(chan struct{}, maxWalks),
+		pairs:     bounded.NewNamed[pairKey, *shared]("search_pairs", pairs),
+		clients:   bounded.NewNamed[netip.Addr, *client]("search_clients", clients),
+		trails:    bounded.NewNamed[trailKey, *trail]("search_trails", DefaultTrails),
+		decisions: bounded.NewNamed[decisionKey, *decision]("search_decisions", DefaultDecisions),
+	}
+}
+
+// Close releases the Walker's tables.
+func (wk *Walker) Close() {
+	wk.pairs.Close()
+	wk.clients.Close()
+	wk.trails.Close()
+	wk.decisions.Close()
+}
+
+// Recall looks up what an earlier walk of this client left for its A or AAAA query r for name
+// (lower-cased), and, where the Walker learns, notes the try. It returns the reply to write when
+// the name's NXDOMAIN is remembered, with the client's ID and question and TTLs aged; or tail, when
+// the name is a later try of a walk the client continues itself, which must go down the chain as
+// it is and never be completed. Neither: the query is new.
+func (wk *Walker) Recall(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (m *dns.Msg, tail bool) {
+	if wk.clients.Empty() {
+		return nil, false
+	}
+	addr := query.ClientAddr(w)
+	c, ok := wk.clients.Get(addr)
+	if !ok {
+		return nil, false
+	}
+	now := time.Now()
+	c.mu.Lock()
+	ref, domain, below, ok := c.match(name, now)
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	t, ok := wk.trails.Get(trailKey{client: addr, base: ref.base})
+	if !ok {
+		return nil, false // expired, or the table had to drop it: the try is served as new
+	}
+	if below {
+		if t.markAsIs() {
+			asIsCount.WithLabelValues(metrics.WithServer(ctx)).Inc()
+		}
+		return nil, false
+	}
+	if wk.Learn {
+		if domains, ended, changed := t.observe(domain); changed {
+			c.mu.Lock()
+			c.learn(ref.first, domains, ended, now)
+			c.mu.Unlock()
+			wk.clients.Put(addr, c, learnTTL) // keeps what was learned for its whole lifetime
+		}
+	}
+
+	i := slices.Index(t.domains, domain)
+	do, cd := query.DNSSECBits(r)
+	if i < 0 || t.futures[i] == nil || do != t.do || cd != t.cd {
+		return nil, true
+	}
+	f := t.futures[i]
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, true
+	}
+	a := f.p[query.PairIndex(r.Question[0].Qtype)]
+	if a.class() != classNX || time.Since(f.at) > negativeTTL(a.msg) {
+		return nil, true
+	}
+	m = reply.For(a.msg, r)
+	ageTTLs(m, time.Since(f.at))
+	rememberedCount.WithLabelValues(metrics.WithServer(ctx)).Inc()
+	return m, false
+}
+
+// Admit decides whether the query r, the first try of walk, may be completed for its client, and
+// returns the walk to run: where the Walker learns and knows the client's own search list, the
+// walk follows that list and trusts all of it. A query it refuses goes down the chain untouched.
+func (wk *Walker) Admit(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) (Walk, bool) {
+	if walk.OneLabel && !wk.Learn {
+		// A one-label base is ambiguous unless every try of its client is seen (see Expand): most
+		// queries of a cluster have one (a service in the pod's own namespace), and pass here.
+		return walk, false
+	}
+	// A validating client (DO), or one that asks for the AD bit, gets answers it can check: a
+	// synthesized CNAME has no signature, so it would be bogus or unauthenticated. A query with a
+	// TSIG signature is the client's own, byte for byte.
+	if o := r.IsEdns0(); o != nil && o.Do() || r.AuthenticatedData || r.IsTsig() != nil {
+		return wk.decline(ctx, walk, "dnssec")
+	}
+	if !wk.Learn && wk.Budget.Rate == 0 {
+		return walk, true
+	}
+	addr := query.ClientAddr(w)
+	now := time.Now()
+	c, ok := wk.clients.Get(addr)
+	if !ok && wk.Budget.Rate > 0 {
+		c, ok = wk.clients.Update(addr, learnTTL, func(c *client, found bool) *client {
+			if !found {
+				c = &client{}
+			}
+			return c
+		})
+	}
+	if !ok {
+		// A client the table has no room for: nothing learned, no budget kept. Its walks are
+		// those of a client whose list is unknown, which the cap on walks still bounds.
+		return walk, !walk.OneLabel
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if wk.Learn {
+		c.expire(now.Add(-learnTTL))
+		switch l := c.list(walk.First); {
+		case l != nil:
+			walk.Rest, walk.Verify = l.domains, false // l.domains is never modified, only replaced
+			walk.Trusted = len(l.domains) + 1
+			if l.ended {
+				walk.Trusted++
+			}
+			walk.Local = local(walk.First, walk.Rest)
+		case c.knowsOther(walk.First):
+			// This client's tries are under another namespace domain: this name is no first try
+			// of it (a name asked as is), or a new pod took the address; either way, as asked.
+			return wk.decline(ctx, walk, "other_namespace")
+		case walk.OneLabel:
+			return wk.decline(ctx, walk, "one_label")
+		}
+	}
+	if !c.spend(wk.Budget, now) {
+		return wk.decline(ctx, walk, "budget")
+	}
+	return walk, true
+}
+
+// decline counts a first try served as without raceguard, and why.
+func (wk *Walker) decline(ctx context.Context, walk Walk, reason string) (Walk, bool) {
+	declined.WithLabelValues(metrics.WithServer(ctx), reason).Inc()
+	return walk, false
+}
+
+// Complete answers the A or AAAA query r, the first try of walk (as Admit returned it), with the
+// walk's answer, which the A and the AAAA of one lookup share. It writes the reply, with the
+// plugin.Handler contract for the returned rcode and error.
+func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) (int, error) {
+	do, cd := query.DNSSECBits(r)
+	state := request.Request{W: w, Req: r}
+	key := pairKey{client: query.ClientAddr(w), name: walk.Name, do: do, cd: cd, tcp: state.Proto() == "tcp", size: uint16(state.Size())}
+
+	qtype := r.Question[0].Qtype
+	ts := bothTypes
+	if wk.Families != nil {
+		ts = typesFor(qtype, wk.Families.AsksOnly(key.client))
+	}
+	sh, leader := wk.share(key, ts)
+	if leader {
+		select {
+		case wk.inflight <- struct{}{}:
+			go wk.run(ctx, w, r, walk, sh, key)
+		default:
+			// As many walks as the cap allows are running: this lookup is served as without
+			// raceguard, and so is the other of its pair.
+			sh.finish(&result{untouched: true})
+		}
+	}
+	select {
+	case <-sh.done:
+	case <-ctx.Done():
+		return dns.RcodeServerFailure, ctx.Err()
+	}
+	if sh.res.untouched || !sh.res.types.has(qtype) {
+		// Not walked, or walked for the type its client was known to ask alone: the other type
+		// goes down the chain as it is.
+		reason := "busy"
+		if !sh.res.untouched {
+			reason = "family"
+		}
+		declined.WithLabelValues(metrics.WithServer(ctx), reason).Inc()
+		return plugin.NextOrFailure(module.Name, wk.Next, ctx, w, r)
+	}
+	return wk.write(ctx, w, r, walk, sh.res, time.Since(sh.started))
+}
+
+// write sends r's reply from a decided walk, its TTLs lowered by age, the time since the walk
+// began.
+func (wk *Walker) write(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, res *result, age time.Duration) (int, error) {
+	t := query.PairIndex(r.Question[0].Qtype)
+	a := res.answer[t]
+	if a.msg == nil {
+		// Not written where it went (an error, or acl dropping it): the server writes the error.
+		return a.rcode, a.err
+	}
+	var m *dns.Msg
+	if res.outcome == outcomeAnswered {
+		m = completed(a.msg, r, target(r, walk, res.names[res.k]))
+		queriesSaved.WithLabelValues(metrics.WithServer(ctx)).Add(float64(res.k))
+	} else {
+		m = reply.For(a.msg, r)
+	}
+	ageTTLs(m, age)
+	if err := w.WriteMsg(m); err != nil {
+		return dns.RcodeServerFailure, err
+	}
+	// Written: whatever the reply's rcode, the server must not write another (plugin.ClientWrite).
+	return dns.RcodeSuccess, nil
+}
+
+// pairKey identifies one lookup's walk: everything that can change its answers or whether they
+// fit. A Walker serves one server block, so the server and view are the same for all its keys.
+type pairKey struct {
+	client      netip.Addr
+	name        string
+	do, cd, tcp bool
+	size        uint16 // the client's reply size: a completion must fit it
+}
+
+// shared is a walk in flight or decided. res is written once, before done is closed, and only
+// read after.
+type shared struct {
+	started time.Time // when the walk began; it is not shared pairTTL later
+	types   types     // the types the walk resolves, set by its leader
+	done    chan struct{}
+	res     *result
+	once    sync.Once
+}
+
+func (s *shared) finish(res *result) {
+	s.once.Do(func() {
+		s.res = res
+		close(s.done)
+	})
+}
+
+// share returns the walk for key and whether the caller leads it. A walk is shared only within
+// pairTTL of its start, however often it is asked for: its answers are that old at most (and
+// aged accordingly), never kept alive by a client asking again and again. When the table is full
+// the caller leads a walk of its own, unshared.
+func (wk *Walker) share(key pairKey, ts types) (*shared, bool) {
+	now := time.Now()
+	mine := &shared{started: now, types: ts, done: make(chan struct{})}
+	got, ok := wk.pairs.UpdateAt(key, now, pairTTL, func(old *shared, found bool) *shared {
+		if found && now.Sub(old.started) < pairTTL {
+			return old
+		}
+		return mine
+	})
+	if !ok {
+		return mine, true
+	}
+	return got, got == mine
+}
+
+// ageTTLs lowers every TTL of m by age, as a cache does, never below zero.
+func ageTTLs(m *dns.Msg, age time.Duration) {
+	d := uint32(age / time.Second)
+	for _, s := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range s {
+			if h := rr.Header(); h.Rrtype != dns.TypeOPT {
+				h.Ttl -= min(h.Ttl, d)
+			}
+		}
+	}
+}
+
+// negativeTTL is how long an NXDOMAIN may be answered from memory: its SOA's TTL and minimum
+// (RFC 2308), between minRememberTTL and maxRememberTTL.
+func negativeTTL(m *dns.Msg) time.Duration {
+	ttl := defaultRememberTTL
+	for _, rr := range m.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			ttl = time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+			break
+		}
+	}
+	return max(minRememberTTL, min(ttl, maxRememberTTL))
+}
