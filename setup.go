@@ -54,6 +54,11 @@ func setup(c *caddy.Controller) error {
 		c.OnStartup(func() error { correlate.Acquire(rg.conntrack); return nil })
 		c.OnShutdown(func() error { correlate.Release(); return nil })
 	}
+	c.OnStartup(func() error {
+		// As autopath does: the other plugins of the block exist once the server starts.
+		rg.traced = dnsserver.GetConfig(c).Handler("trace") != nil
+		return nil
+	})
 	c.OnStartup(rg.OnStartup)
 	if rg.prefetch != nil {
 		c.OnStartup(func() error {
@@ -92,7 +97,7 @@ func hasCollapse(handlers []plugin.Handler) bool {
 // build makes the mechanisms the parsed options ask for. It starts nothing.
 func (rg *RaceGuard) build() {
 	rg.fingerprints = fingerprint.New(rg.fingerprintCapacity)
-	rg.families = family.New(family.DefaultCapacity, coarse.Now)
+	rg.families = family.New(family.DefaultCapacity, coarse.Nanos)
 	if rg.siblingPrefetch {
 		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
 		rg.prefetch.Families = rg.families
@@ -107,7 +112,7 @@ func (rg *RaceGuard) build() {
 		default:
 			rg.node = searchpath.NewNodeSearch(rg.search.domains)
 		}
-		rg.source = &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
+		rg.source = &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node, OneLabel: rg.search.nodeLocal}
 	case searchFixed:
 		rg.source = searchpath.Fixed(rg.search.domains)
 	case searchPlugin:

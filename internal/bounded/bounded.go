@@ -26,7 +26,7 @@ type Map[K comparable, V any] struct {
 }
 
 type shard[K comparable, V any] struct {
-	mu sync.Mutex
+	mu sync.RWMutex   // Get reads under RLock: the tables a query path reads are read far more than written
 	m  map[K]entry[V] // protected by mu
 	// earliest is at or before the expiry of every entry in m: no sweep before it frees anything.
 	// Protected by mu; set by every insert, recomputed by every sweep.
@@ -61,7 +61,7 @@ func New[K comparable, V any](capacity int) *Map[K, V] {
 func NewNamed[K comparable, V any](name string, capacity int) *Map[K, V] {
 	m := New[K, V](capacity)
 	m.name = name
-	register(name, m)
+	Register(name, m)
 	return m
 }
 
@@ -71,7 +71,7 @@ func (m *Map[K, V]) SetClock(now func() time.Time) { m.nowFunc = now }
 // Close stops exporting the map's metrics. Its entries stay readable.
 func (m *Map[K, V]) Close() {
 	if m.name != "" {
-		unregister(m.name, m)
+		Unregister(m.name, m)
 	}
 }
 
@@ -79,8 +79,23 @@ func (m *Map[K, V]) shard(k K) *shard[K, V] {
 	return &m.shards[maphash.Comparable(m.seed, k)%uint64(len(m.shards))]
 }
 
-// Get returns the live value for k.
-func (m *Map[K, V]) Get(k K) (V, bool) { return m.lookup(k, false) }
+// Get returns the live value for k. It takes the shard's read lock only, unless the entry it
+// finds has expired and must go.
+func (m *Map[K, V]) Get(k K) (V, bool) {
+	s := m.shard(k)
+	s.mu.RLock()
+	e, ok := s.m[k]
+	live := ok && e.expires.After(m.nowFunc())
+	s.mu.RUnlock()
+	switch {
+	case live:
+		return e.v, true
+	case ok:
+		return m.lookup(k, false) // drops it, unless it was replaced meanwhile
+	}
+	var zero V
+	return zero, false
+}
 
 // Take removes k and returns its live value, under one lock: of two callers taking the same key,
 // one gets it.
@@ -194,18 +209,19 @@ func (m *Map[K, V]) DeleteIf(k K, f func(V) bool) {
 	s.mu.Unlock()
 }
 
-// Range calls f for every live entry, under its shard's lock: f must not call back into the map.
+// Range calls f for every live entry, under its shard's read lock: f must not call back into the
+// map.
 func (m *Map[K, V]) Range(f func(K, V)) {
 	now := m.nowFunc()
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.mu.Lock()
+		s.mu.RLock()
 		for k, e := range s.m {
 			if e.expires.After(now) {
 				f(k, e.v)
 			}
 		}
-		s.mu.Unlock()
+		s.mu.RUnlock()
 	}
 }
 
@@ -214,9 +230,9 @@ func (m *Map[K, V]) Len() int {
 	n := 0
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.mu.Lock()
+		s.mu.RLock()
 		n += len(s.m)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 	}
 	return n
 }

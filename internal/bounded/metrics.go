@@ -30,27 +30,30 @@ var (
 // Overflows returns the overflow counter of table, for tests.
 func Overflows(table string) prometheus.Counter { return overflows.WithLabelValues(table) }
 
-// sized is what the collector needs of a Map.
-type sized interface {
+// Sized is what the collector needs of a table: its live entries and its capacity.
+type Sized interface {
 	Live() int
 	Cap() int
 }
 
 var (
 	mu     sync.Mutex
-	tables = map[string]map[sized]bool{} // table name -> live maps; protected by mu
+	tables = map[string]map[Sized]bool{} // table name -> live tables; protected by mu
 )
 
-func register(name string, m sized) {
+// Register exports the occupancy of table m, of another kind than Map, under the table label
+// name, until Unregister.
+func Register(name string, m Sized) {
 	mu.Lock()
 	defer mu.Unlock()
 	if tables[name] == nil {
-		tables[name] = map[sized]bool{}
+		tables[name] = map[Sized]bool{}
 	}
 	tables[name][m] = true
 }
 
-func unregister(name string, m sized) {
+// Unregister stops exporting table m.
+func Unregister(name string, m Sized) {
 	mu.Lock()
 	defer mu.Unlock()
 	delete(tables[name], m)

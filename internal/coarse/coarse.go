@@ -26,6 +26,14 @@ func Now() time.Time {
 	return time.Now()
 }
 
+// Nanos returns the coarse time in unix nanoseconds, without building a time.Time.
+func Nanos() int64 {
+	if n := now.Load(); n != 0 {
+		return n
+	}
+	return time.Now().UnixNano()
+}
+
 // Acquire starts the ticker for one more user.
 func Acquire() {
 	mu.Lock()

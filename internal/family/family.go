@@ -10,17 +10,19 @@
 // Asked says whether a client asked a type within Window: the prefetch wants that evidence. AsksOnly
 // says a client has asked one type alone for at least Settle, and not the other within Window: a
 // new client is not known well enough, and a walk treats it as asking both (the safe side: an
-// answer for both types changes no client's result). Recording a query reads a few atomics and
-// writes one only once a second per client and type.
+// answer for both types changes no client's result). Recording a query costs a hash, a striped lock
+// and a slot of a fixed table (package slots).
 package family
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/slots"
 )
 
 // Defaults for New.
@@ -28,30 +30,43 @@ const (
 	DefaultCapacity = 50000
 	Window          = 10 * time.Minute // both types asked within it: dual
 	Settle          = 30 * time.Second // one type only for at least this long: single
-	refresh         = time.Second      // a type's last-asked time is written at most this often
 	entryTTL        = Window
+	refresh         = time.Second // a record is written at most this often per type
 )
 
 // seen is one client's record: the first and last time it asked each type, unix nanoseconds, 0
-// for never. Only atomics: many queries of one client update it at once.
+// for never. Written under its slot's lock; last is also read without it, to skip the write while
+// it is fresh.
 type seen struct {
-	first [2]atomic.Int64 // A, AAAA
+	first [2]int64 // A, AAAA; guarded by the slot's lock
 	last  [2]atomic.Int64
 }
 
 // Tracker holds the clients' records.
 type Tracker struct {
-	clients *bounded.Map[netip.Addr, *seen]
-	now     func() time.Time
+	clients *slots.Table[seen]
+	now     func() int64 // unix nanoseconds
 }
 
-// New returns a Tracker of at most capacity clients, reading the time from now.
-func New(capacity int, now func() time.Time) *Tracker {
-	return &Tracker{clients: bounded.NewNamed[netip.Addr, *seen]("families", capacity), now: now}
+// New returns a Tracker for about capacity clients (twice as many slots), reading the time from
+// now (unix nanoseconds).
+func New(capacity int, now func() int64) *Tracker {
+	t := &Tracker{clients: slots.New[seen]("families", 2*capacity), now: now}
+	t.clients.SetClock(func() time.Time { return time.Unix(0, now()) })
+	return t
 }
 
 // Close releases the table.
 func (t *Tracker) Close() { t.clients.Close() }
+
+// seeds make the slot a client lands in unpredictable: an address is the client's to choose,
+// and a chosen collision would take another client's record over.
+var seeds = [2]uint64{rand.Uint64(), rand.Uint64()}
+
+func keyOf(client netip.Addr) uint64 {
+	b := client.As16()
+	return slots.Mix(binary.LittleEndian.Uint64(b[:8])^seeds[0]) ^ slots.Mix(binary.LittleEndian.Uint64(b[8:])^seeds[1])
+}
 
 func slot(qtype uint16) int {
 	if qtype == dns.TypeAAAA {
@@ -60,55 +75,52 @@ func slot(qtype uint16) int {
 	return 0
 }
 
-// Observe records that client asked qtype (A or AAAA).
+// Observe records that client asked qtype (A or AAAA). While the client's record of that type is
+// less than a second old, it reads two atomics and writes nothing.
 func (t *Tracker) Observe(client netip.Addr, qtype uint16) {
-	now := t.now().UnixNano()
+	now := t.now()
 	i := slot(qtype)
-	if s, ok := t.clients.Get(client); ok {
-		if last := s.last[i].Load(); now-last > int64(refresh) {
-			s.last[i].Store(now)
-			s.first[i].CompareAndSwap(0, now)
-			t.clients.Put(client, s, entryTTL)
-		}
+	key := keyOf(client)
+	if s, ok := t.clients.Slot(t.clients.Index(key), key); ok && now-s.last[i].Load() < int64(refresh) {
 		return
 	}
-	s := &seen{}
-	s.first[i].Store(now)
-	s.last[i].Store(now)
-	t.clients.Put(client, s, entryTTL) // a full table forgets the client: it counts as dual
+	t.clients.Update(key, now, int64(entryTTL), func(s *seen, fresh bool) {
+		if fresh {
+			s.first = [2]int64{}
+			s.last[0].Store(0)
+			s.last[1].Store(0)
+		}
+		if s.first[i] == 0 {
+			s.first[i] = now
+		}
+		s.last[i].Store(now)
+	})
 }
 
 // Asked reports whether client asked qtype (A or AAAA) within Window.
 func (t *Tracker) Asked(client netip.Addr, qtype uint16) bool {
-	s, ok := t.clients.Get(client)
-	if !ok {
-		return false
-	}
-	last := s.last[slot(qtype)].Load()
-	return last != 0 && t.now().UnixNano()-last <= int64(Window)
+	now := t.now()
+	asked := false
+	t.clients.View(keyOf(client), now, func(s *seen) {
+		last := s.last[slot(qtype)].Load()
+		asked = last != 0 && now-last <= int64(Window)
+	})
+	return asked
 }
 
 // AsksOnly returns the one type client has been asking alone for at least Settle (dns.TypeA or
-// dns.TypeAAAA), or 0 when it asks both or is not known well enough.
+// dns.TypeAAAA), or 0 when it asks both or is not known well enough: first asked at least Settle
+// ago, and the other type not within Window.
 func (t *Tracker) AsksOnly(client netip.Addr) uint16 {
-	switch {
-	case t.single(client, 0):
-		return dns.TypeA
-	case t.single(client, 1):
-		return dns.TypeAAAA
-	}
-	return 0
-}
-
-// single reports whether client has asked type i alone: first asked at least Settle ago, and the
-// other type not within Window.
-func (t *Tracker) single(client netip.Addr, i int) bool {
-	s, ok := t.clients.Get(client)
-	if !ok {
-		return false
-	}
-	now := t.now().UnixNano()
-	first := s.first[i].Load()
-	other := s.last[1-i].Load()
-	return first != 0 && now-first >= int64(Settle) && (other == 0 || now-other > int64(Window))
+	now := t.now()
+	var only uint16
+	t.clients.View(keyOf(client), now, func(s *seen) {
+		for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			other := s.last[1-i].Load()
+			if s.first[i] != 0 && now-s.first[i] >= int64(Settle) && (other == 0 || now-other > int64(Window)) {
+				only = qtype
+			}
+		}
+	})
+	return only
 }

@@ -10,9 +10,8 @@ import (
 
 func TestTracker(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	tr := New(100, func() time.Time { return now })
+	tr := New(100, func() int64 { return now.UnixNano() })
 	defer tr.Close()
-	tr.clients.SetClock(func() time.Time { return now })
 	v4, dual, fresh := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 
 	tr.Observe(v4, dns.TypeA)
@@ -55,7 +54,7 @@ func TestTracker(t *testing.T) {
 }
 
 func TestObserveAllocatesNothingForAKnownClient(t *testing.T) {
-	tr := New(100, time.Now)
+	tr := New(100, func() int64 { return time.Now().UnixNano() })
 	defer tr.Close()
 	c := netip.MustParseAddr("10.0.0.1")
 	tr.Observe(c, dns.TypeA)

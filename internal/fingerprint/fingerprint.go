@@ -2,6 +2,7 @@ package fingerprint
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
@@ -10,9 +11,9 @@ import (
 	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/bounded"
 	"github.com/raceguard/raceguard/internal/coarse"
 	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/slots"
 )
 
 // Defaults for New.
@@ -27,24 +28,26 @@ const (
 var seed = maphash.MakeSeed()
 
 func keyOf(client netip.AddrPort, name string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
 	b := client.Addr().As16()
-	h.Write(b[:])
-	h.WriteByte(byte(client.Port()))
-	h.WriteByte(byte(client.Port() >> 8))
-	h.WriteString(name)
-	return h.Sum64()
+	h := maphash.String(seed, name)
+	h ^= slots.Mix(binary.LittleEndian.Uint64(b[:8]) ^ slots.Mix(binary.LittleEndian.Uint64(b[8:])^uint64(client.Port())))
+	return slots.Mix(h)
 }
 
-// entry is one lookup's pair. seen is written under the table's shard lock; ids and answered
-// are atomics, read by Answered without it.
+// entry is one lookup's pair, in the slot its client, port and name hash to. seen is written under
+// the slot's lock; ids and answered are atomics, read by Answered without it.
 type entry struct {
-	client   netip.AddrPort // with name: the pair this is, in case two hash alike
-	name     string
 	seen     [2]int64 // arrival of A and AAAA, unix nanoseconds; 0: not yet
 	ids      atomic.Uint32
 	answered [2]atomic.Int64 // when A and AAAA were answered, unix nanoseconds; 0: not yet
+}
+
+// reset makes e a new lookup's pair.
+func (e *entry) reset() {
+	e.seen = [2]int64{}
+	e.ids.Store(0)
+	e.answered[0].Store(0)
+	e.answered[1].Store(0)
 }
 
 func (e *entry) idOf(t int) uint16 { return uint16(e.ids.Load() >> (16 * t)) }
@@ -77,20 +80,24 @@ type Tracker struct {
 	Window    time.Duration
 	Sink      Sink // may be nil
 
-	pairs *bounded.Map[uint64, *entry]
-	now   func() time.Time
+	pairs *slots.Table[entry]
+	now   func() int64 // unix nanoseconds
+	gaps  gapMetrics
 }
 
-// New returns a Tracker holding at most capacity pairs. It reads the coarse clock (5 ms) until
-// Close: the gaps it looks for are hundreds of milliseconds.
+// New returns a Tracker for about capacity pairs at once: its table has twice as many slots, so
+// that a new pair rarely lands on a live one. It reads the coarse clock (5 ms) until Close: the
+// gaps it looks for are hundreds of milliseconds.
 func New(capacity int) *Tracker {
 	coarse.Acquire()
-	return &Tracker{
+	t := &Tracker{
 		LateAfter: DefaultLateAfter,
 		Window:    DefaultWindow,
-		pairs:     bounded.NewNamed[uint64, *entry]("fingerprints", capacity),
-		now:       coarse.Now,
+		pairs:     slots.New[entry]("fingerprints", 2*capacity),
+		now:       coarse.Nanos,
 	}
+	t.pairs.SetClock(coarse.Now)
+	return t
 }
 
 // Close releases the table and the clock.
@@ -101,24 +108,24 @@ func (t *Tracker) Close() {
 
 // Token is handed back to Answered once the query is answered.
 type Token struct {
-	e  *entry
-	t  int
-	id uint16
+	slot, key uint64
+	t         int
+	id        uint16
+	ok        bool
 }
 
 // Observe records an A or AAAA query for name (lower-cased) from w's client, counts what it
 // showed, and returns it with the gap to its partner's or first try's arrival, and a token for
 // Answered.
-func (t *Tracker) Observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (Event, time.Duration, Token) {
+func (t *Tracker) Observe(ctx context.Context, client netip.AddrPort, r *dns.Msg, name string) (Event, time.Duration, Token) {
 	typ := query.PairIndex(r.Question[0].Qtype)
-	clock := t.now()
-	now := clock.UnixNano()
-	client := query.ClientAddrPort(w)
+	now := t.now()
+	key := keyOf(client, name)
 	ev, gap := None, time.Duration(0)
-	e, ok := t.pairs.UpdateAt(keyOf(client, name), clock, t.Window, func(e *entry, found bool) *entry {
+	slot := t.pairs.Update(key, now, int64(t.Window), func(e *entry, fresh bool) {
 		switch {
-		case !found || e.client != client || e.name != name:
-			e = &entry{client: client, name: name}
+		case fresh:
+			e.reset()
 		case e.seen[typ] == 0 && e.seen[1-typ] != 0:
 			// The sibling: late if it comes long after its partner was answered.
 			gap = time.Duration(now - e.seen[1-typ])
@@ -127,49 +134,51 @@ func (t *Tracker) Observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 			}
 		case e.seen[typ] != 0 && e.idOf(typ) == r.Id:
 			ev, gap = Retransmit, time.Duration(now-e.seen[typ])
-			return e
+			return
 		default:
 			// The same type again with another ID: a new lookup from the same socket. Reset in
 			// place; Answered checks the ID, so the older lookup cannot mark this one answered.
-			e.seen = [2]int64{}
-			e.ids.Store(0)
-			e.answered[0].Store(0)
-			e.answered[1].Store(0)
+			e.reset()
 		}
 		e.seen[typ] = now
 		e.setID(typ, r.Id)
-		return e
 	})
-	if !ok {
-		return None, 0, Token{}
-	}
 	if gap > 0 {
-		server := metrics.WithServer(ctx)
-		switch ev {
-		case Retransmit:
-			retransmits.WithLabelValues(server).Inc()
-			retransmitGap.WithLabelValues(server).Observe(gap.Seconds())
+		t.count(ctx, ev, gap, r.Question[0].Qtype, now)
+	}
+	return ev, gap, Token{slot: slot, key: key, t: typ, id: r.Id, ok: true}
+}
+
+// count exports what a query showed, with the gap to its partner's or first try's arrival.
+func (t *Tracker) count(ctx context.Context, ev Event, gap time.Duration, qtype uint16, now int64) {
+	g := t.gaps.of(metrics.WithServer(ctx))
+	switch ev {
+	case Retransmit:
+		g.retransmits.Inc()
+		g.retransmitGap.Observe(gap.Seconds())
+		if t.Sink != nil {
+			t.Sink.Retransmit()
+		}
+	default:
+		g.siblingGap.Observe(gap.Seconds())
+		if ev == LateSibling {
+			lateSiblings.WithLabelValues(g.server, dns.TypeToString[qtype]).Inc()
 			if t.Sink != nil {
-				t.Sink.Retransmit()
-			}
-		default:
-			siblingGap.WithLabelValues(server).Observe(gap.Seconds())
-			if ev == LateSibling {
-				lateSiblings.WithLabelValues(server, dns.TypeToString[r.Question[0].Qtype]).Inc()
-				if t.Sink != nil {
-					t.Sink.LateSibling(time.Unix(0, now).Add(-gap))
-				}
+				t.Sink.LateSibling(time.Unix(0, now).Add(-gap))
 			}
 		}
 	}
-	return ev, gap, Token{e: e, t: typ, id: r.Id}
 }
 
-// Answered records that the query of tok was answered. The entry may have been reset for a newer
-// lookup in the meantime; the ID tells. (The IDs are read atomically; a lookup that reuses its
-// socket and ID inside one pair would be taken for its predecessor, as it is for a retransmit.)
+// Answered records that the query of tok was answered. The slot may have been taken over, or
+// reset for a newer lookup from the same socket, in the meantime; the key and the ID tell. (The
+// IDs are read atomically; a lookup that reuses its socket and ID inside one pair would be taken
+// for its predecessor, as it is for a retransmit.)
 func (t *Tracker) Answered(tok Token) {
-	if tok.e != nil && tok.e.idOf(tok.t) == tok.id {
-		tok.e.answered[tok.t].CompareAndSwap(0, t.now().UnixNano())
+	if !tok.ok {
+		return
+	}
+	if e, ok := t.pairs.Slot(tok.slot, tok.key); ok && e.idOf(tok.t) == tok.id {
+		e.answered[tok.t].CompareAndSwap(0, t.now())
 	}
 }

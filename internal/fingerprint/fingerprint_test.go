@@ -2,25 +2,17 @@ package fingerprint
 
 import (
 	"context"
-	"net"
+	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/coredns/coredns/plugin/test"
-
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raceguard/raceguard/internal/bounded"
 )
 
-type client struct {
-	test.ResponseWriter
-	addr net.Addr
-}
-
-func (c *client) RemoteAddr() net.Addr { return c.addr }
-
-func from(port int) *client {
-	return &client{addr: &net.UDPAddr{IP: net.IPv4(10, 32, 1, 2), Port: port}}
+func from(port int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("10.32.1.2"), uint16(port))
 }
 
 type sink struct {
@@ -41,8 +33,8 @@ func TestTracker(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tr := New(1000)
 	defer tr.Close()
-	tr.now = func() time.Time { return now }
-	tr.pairs.SetClock(tr.now)
+	tr.now = func() int64 { return now.UnixNano() }
+	tr.pairs.SetClock(func() time.Time { return now })
 	sk := &sink{}
 	tr.Sink = sk
 	ctx := context.Background()
@@ -120,10 +112,30 @@ func TestTracker(t *testing.T) {
 func TestTrackerCapped(t *testing.T) {
 	tr := New(64)
 	defer tr.Close()
+	before := testutil.ToFloat64(bounded.Overflows("fingerprints"))
 	for i := range 5000 {
 		tr.Observe(context.Background(), from(i), q(dns.TypeA, uint16(i)), "example.org.")
 	}
-	if n := tr.pairs.Len(); n > tr.pairs.Cap() {
-		t.Errorf("Expected at most %d pairs, got %d", tr.pairs.Cap(), n)
+	if n, c := tr.pairs.Live(), tr.pairs.Cap(); n > c || c != 128 {
+		t.Errorf("Expected at most 128 pairs (twice the capacity), got %d of %d", n, c)
+	}
+	if got := testutil.ToFloat64(bounded.Overflows("fingerprints")) - before; got < 5000-128 {
+		t.Errorf("Expected the pairs taken over counted, got %v", got)
+	}
+}
+
+func TestObserveAllocatesNothing(t *testing.T) {
+	tr := New(1000)
+	defer tr.Close()
+	ctx := context.Background()
+	c := from(1)
+	qa, qaaaa := q(dns.TypeA, 1), q(dns.TypeAAAA, 2)
+	if n := testing.AllocsPerRun(1000, func() {
+		_, _, tok := tr.Observe(ctx, c, qa, "example.org.")
+		tr.Answered(tok)
+		_, _, tok = tr.Observe(ctx, c, qaaaa, "example.org.")
+		tr.Answered(tok)
+	}); n != 0 {
+		t.Errorf("Expected no allocation, got %v", n)
 	}
 }

@@ -1,6 +1,8 @@
 package fingerprint
 
 import (
+	"sync/atomic"
+
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,3 +49,30 @@ var (
 		Help:      "Histogram of the time between a query and its retransmission (same client, port, ID and question).",
 	}, []string{"server"})
 )
+
+// gaps are the per-server children of the metrics every pair's second query updates, for the
+// last server seen: a Tracker serves one server block, so the label rarely changes, and looking a
+// child up by its label values on every query would cost more than the observation itself.
+type gapMetrics struct {
+	last atomic.Pointer[serverGaps]
+}
+
+type serverGaps struct {
+	server                    string
+	siblingGap, retransmitGap prometheus.Observer
+	retransmits               prometheus.Counter
+}
+
+func (g *gapMetrics) of(server string) *serverGaps {
+	if s := g.last.Load(); s != nil && s.server == server {
+		return s
+	}
+	s := &serverGaps{
+		server:        server,
+		siblingGap:    siblingGap.WithLabelValues(server),
+		retransmitGap: retransmitGap.WithLabelValues(server),
+		retransmits:   retransmits.WithLabelValues(server),
+	}
+	g.last.Store(s)
+	return s
+}

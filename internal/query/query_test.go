@@ -112,3 +112,35 @@ func TestOwn(t *testing.T) {
 		t.Error("Expected the mark to survive a derived context")
 	}
 }
+
+func TestLower(t *testing.T) {
+	for _, s := range []string{"", ".", "example.org.", "ExAmPlE.oRg.", "web.default.svc.cluster.local.", "WEB.DEFAULT.SVC.CLUSTER.LOCAL.",
+		"a@[`z{Z.", "\\065\\090.example.", "caf\xc3\xa9.example.", "\xc1\xda\xff.", "abcdefgH", "abcdefghijklmnoP", "@[@[@[@[`{`{`{`{"} {
+		b := []byte(s)
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+		if want, got := string(b), Lower(s); got != want {
+			t.Errorf("Lower(%q): Expected %q, got %q", s, want, got)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			want := 'A' <= c && c <= 'Z'
+			x := uint64(0)
+			for k := 7; k >= 0; k-- {
+				x = x<<8 | uint64(b[k])
+			}
+			if got := hasUpper8(x); got != want {
+				t.Fatalf("hasUpper8 with byte %#x at %d: Expected %v, got %v", c, pos, want, got)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Lower("web.default.svc.cluster.local.") }); n != 0 {
+		t.Errorf("Expected no allocation for a lower-case name, got %v", n)
+	}
+}

@@ -11,10 +11,12 @@ import (
 
 // A Source knows the search list a client used for a query, and so whether the query is the
 // first try of a search walk. Plan runs for every A and AAAA query in the zones, with name
-// lower-cased, so it must not allocate.
+// lower-cased, so it must not allocate, and is handed the client's writer and query as they are
+// rather than a request.Request, which few Sources need and every query would build.
 type Source interface {
-	// Plan returns the walk the query for name is the first try of, if it is one.
-	Plan(name string, state request.Request) (Walk, bool)
+	// Plan returns the walk the query r for name, from the client at w, is the first try of, if
+	// it is one.
+	Plan(name string, w dns.ResponseWriter, r *dns.Msg) (Walk, bool)
 }
 
 // Walk is one query's search walk: the names the client tries, in order, Base+First, then Base
@@ -106,7 +108,9 @@ func local(first string, rest []string) int {
 type Fixed []string
 
 // Plan implements Source.
-func (f Fixed) Plan(name string, _ request.Request) (Walk, bool) { return Expand(name, f) }
+func (f Fixed) Plan(name string, _ dns.ResponseWriter, _ *dns.Msg) (Walk, bool) {
+	return Expand(name, f)
+}
 
 // Func adapts another plugin's per-client search list (autopath's AutoPath, e.g. the kubernetes
 // plugin's) to a Source. Such a list ends with "" for the name itself, which is dropped here. The
@@ -116,19 +120,19 @@ type Func func(request.Request) []string
 
 // Plan implements Source. A name of fewer than three labels cannot be below a search domain of
 // a namespace, so the other plugin is not asked.
-func (f Func) Plan(name string, state request.Request) (Walk, bool) {
+func (f Func) Plan(name string, w dns.ResponseWriter, r *dns.Msg) (Walk, bool) {
 	if strings.Count(name, ".") < 3 {
 		return Walk{}, false
 	}
-	l := f(state)
+	l := f(request.Request{W: w, Req: r})
 	if n := len(l); n > 0 && l[n-1] == "" {
 		l = l[:n-1]
 	}
-	w, ok := Expand(name, l)
+	walk, ok := Expand(name, l)
 	if ok {
-		w.Trusted = w.Local
+		walk.Trusted = walk.Local
 	}
-	return w, ok
+	return walk, ok
 }
 
 // Infer reads a pod's namespace from the query name itself: a query for
@@ -150,6 +154,10 @@ func (f Func) Plan(name string, state request.Request) (Walk, bool) {
 type Infer struct {
 	ClusterDomains []string // fully qualified, lower-cased
 	Node           *NodeSearch
+	// OneLabel plans walks of one-label bases too, for a Walker that may complete them (Learn).
+	// Without it they are no walks: most queries of a cluster are one (a service in the pod's own
+	// namespace), and refusing them first keeps their path short.
+	OneLabel bool
 
 	rests atomic.Pointer[inferRests]
 }
@@ -162,7 +170,7 @@ type inferRests struct {
 }
 
 // Plan implements Source.
-func (in *Infer) Plan(name string, _ request.Request) (Walk, bool) {
+func (in *Infer) Plan(name string, _ dns.ResponseWriter, _ *dns.Msg) (Walk, bool) {
 	if strings.IndexByte(name, '\\') >= 0 {
 		return Walk{}, false
 	}
@@ -176,11 +184,15 @@ func (in *Infer) Plan(name string, _ request.Request) (Walk, bool) {
 		if dot <= 0 {
 			return Walk{}, false // a namespace itself: no base
 		}
+		oneLabel := strings.IndexByte(rest[:dot], '.') < 0
+		if oneLabel && !in.OneLabel {
+			return Walk{}, false
+		}
 		rests := in.restsFor()
 		base := name[:dot+1]
 		return Walk{
 			Name: name, Base: base, First: name[dot+1:], Rest: rests[i], Local: 3, Trusted: 3, Verify: true,
-			OneLabel: strings.IndexByte(rest[:dot], '.') < 0,
+			OneLabel: oneLabel,
 		}, true
 	}
 	return Walk{}, false

@@ -59,7 +59,7 @@ func TestExpand(t *testing.T) {
 }
 
 func TestInfer(t *testing.T) {
-	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: NewNodeSearch([]string{"lab.internal.", "svc.cluster.local."})}
+	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: NewNodeSearch([]string{"lab.internal.", "svc.cluster.local."}), OneLabel: true}
 	tests := []struct {
 		qname    string
 		want     []string // the names of the walk
@@ -80,7 +80,7 @@ func TestInfer(t *testing.T) {
 	for _, tc := range tests {
 		m := new(dns.Msg).SetQuestion(tc.qname, dns.TypeA)
 		name := strings.ToLower(tc.qname)
-		w, ok := in.Plan(name, request.Request{W: &test.ResponseWriter{}, Req: m})
+		w, ok := in.Plan(name, &test.ResponseWriter{}, m)
 		var names []string
 		if ok {
 			names = w.Names()
@@ -93,9 +93,14 @@ func TestInfer(t *testing.T) {
 			t.Errorf("Infer(%q): Expected the namespace verified, its three domains trusted, one-label %v; got %+v", tc.qname, tc.oneLabel, w)
 		}
 	}
+	// Without OneLabel, a one-label base is no walk at all.
+	in.OneLabel = false
+	if w, ok := in.Plan("web.default.svc.cluster.local.", nil, nil); ok {
+		t.Errorf("Expected no walk of a one-label base without OneLabel, got %+v", w)
+	}
 	// The node's domains change: the lists follow.
 	in.Node.set([]string{"corp.example."})
-	w, _ := in.Plan("a.b.default.svc.cluster.local.", request.Request{})
+	w, _ := in.Plan("a.b.default.svc.cluster.local.", nil, nil)
 	if want := []string{"svc.cluster.local.", "cluster.local.", "corp.example."}; !reflect.DeepEqual(w.Rest, want) {
 		t.Errorf("Expected %v after the node domains changed, got %v", want, w.Rest)
 	}
@@ -103,9 +108,9 @@ func TestInfer(t *testing.T) {
 
 func TestInferPlanAllocatesNothing(t *testing.T) {
 	in := &Infer{ClusterDomains: []string{"cluster.local."}, Node: NewNodeSearch([]string{"lab.internal."})}
-	in.Plan("a.b.default.svc.cluster.local.", request.Request{}) // builds the lists once
+	in.Plan("a.b.default.svc.cluster.local.", nil, nil) // builds the lists once
 	for _, name := range []string{"web.default.svc.cluster.local.", "example.org.default.svc.cluster.local.", "example.org."} {
-		if n := testing.AllocsPerRun(100, func() { in.Plan(name, request.Request{}) }); n != 0 {
+		if n := testing.AllocsPerRun(100, func() { in.Plan(name, nil, nil) }); n != 0 {
 			t.Errorf("Plan(%q): Expected no allocation, got %v", name, n)
 		}
 	}
@@ -113,13 +118,13 @@ func TestInferPlanAllocatesNothing(t *testing.T) {
 
 func TestFunc(t *testing.T) {
 	f := Func(func(request.Request) []string { return []string{"a.", "b.", ""} })
-	if w, ok := f.Plan("x.y.a.", request.Request{}); !ok || !reflect.DeepEqual(w.Names(), []string{"x.y.a.", "x.y.b.", "x.y."}) || w.Verify || w.Trusted != w.Local {
+	if w, ok := f.Plan("x.y.a.", nil, nil); !ok || !reflect.DeepEqual(w.Names(), []string{"x.y.a.", "x.y.b.", "x.y."}) || w.Verify || w.Trusted != w.Local {
 		t.Errorf("Expected the sentinel dropped, no verification and only the first domain's hierarchy trusted, got %v %+v", ok, w)
 	}
-	if w, ok := f.Plan("y.a.", request.Request{}); ok {
+	if w, ok := f.Plan("y.a.", nil, nil); ok {
 		t.Errorf("Expected no walk for a name too short to be completed, got %+v", w)
 	}
-	if w, ok := Func(func(request.Request) []string { return nil }).Plan("x.y.a.", request.Request{}); ok {
+	if w, ok := Func(func(request.Request) []string { return nil }).Plan("x.y.a.", nil, nil); ok {
 		t.Errorf("Expected no walk without a list, got %+v", w)
 	}
 }

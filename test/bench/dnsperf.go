@@ -5,7 +5,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,67 +14,44 @@ import (
 	"github.com/raceguard/raceguard/test/lab"
 )
 
-// cacheHitQueries are names the sample zone or the upstream has, asked again and again: after the
-// first round every one is a cache hit.
-var cacheHitQueries = []string{
-	"kubernetes.default.svc.cluster.local A",
-	"web.default.svc.cluster.local A",
-	"web.default.svc.cluster.local AAAA",
-	"api.shop.svc.cluster.local A",
-	"api.shop.svc.cluster.local AAAA",
-	"db.shop.svc.cluster.local A",
-	"_http._tcp.web.default.svc.cluster.local SRV",
-	"example.org A",
-	"example.org AAAA",
-	"www.example.org A",
-	"many.example.com A",
-}
-
-// expandedQueries are the first search candidates a pod in namespace "default" sends for names
-// that exist further down its search list (external names, another namespace), and one that
-// exists as asked. (A one-label name such as registry, found in the node domain, is left out:
-// stock autopath completes it, and is wrong to, as TestSearchKubernetesLab shows.)
-var expandedQueries = []string{
-	"example.org.default.svc.cluster.local A",
-	"example.org.default.svc.cluster.local AAAA",
-	"www.example.org.default.svc.cluster.local A",
-	"chain.example.net.default.svc.cluster.local A",
-	"api.shop.default.svc.cluster.local A",
-	"api.shop.default.svc.cluster.local AAAA",
-	"web.default.svc.cluster.local A",
-}
-
-// AutopathCorefile is StockCorefile with stock autopath reading the lab client's resolv.conf.
-const AutopathCorefile = `.:{{.Port}} {
-    errors
-    prometheus {{.Metrics}}
-    autopath {{.ResolvConf}}
-    cache 30
-    file {{.ClusterZone}} cluster.local
-    forward . {{.Upstream}}
-}
-`
-
 // perf is one dnsperf run.
 type perf struct {
 	dnsperf.Stats
-	bufDrops int // datagrams the kernel dropped at full socket buffers during the run, if counted
+	bufDrops  int             // datagrams the kernel dropped at full socket buffers during the run, if counted
+	cpu       time.Duration   // the server's CPU time over the run, when measured
+	latencies []time.Duration // per answered query, with -v
+}
+
+// cpuPerQuery is the server's CPU time per completed query.
+func (p perf) cpuPerQuery() time.Duration {
+	if p.Completed == 0 {
+		return 0
+	}
+	return p.cpu / time.Duration(p.Completed)
 }
 
 // runDNSPerf runs dnsperf against addr with the query file queries and the given extra arguments
-// (by default a timed run of -seconds).
+// (by default a timed run of -seconds), pinned to the load generator's CPU. With -v among args
+// the per-query latencies are kept too.
 func runDNSPerf(addr, queries string, args ...string) (perf, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	if len(args) == 0 {
 		args = []string{"-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200"}
 	}
-	out, err := exec.Command("dnsperf", append([]string{"-s", host, "-p", port, "-d", queries}, args...)...).CombinedOutput()
+	argv := append([]string{"taskset", "-c", loadCPU, "dnsperf", "-s", host, "-p", port, "-d", queries}, args...)
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		return perf{}, fmt.Errorf("dnsperf: %v: %s", err, out)
 	}
 	// dnsperf succeeded: its statistics are there, and a figure missing from them reads 0.
 	st, _ := dnsperf.ParseStats(string(out))
-	return perf{Stats: st}, nil
+	p := perf{Stats: st}
+	for _, line := range strings.Split(string(out), "\n") {
+		if q, ok := dnsperf.ParseQuery(line); ok && q.Answered() {
+			p.latencies = append(p.latencies, q.Latency)
+		}
+	}
+	return p, nil
 }
 
 // server is one CoreDNS on loopback.
@@ -84,7 +60,7 @@ type server struct {
 	addr string
 }
 
-func startLoopback(bin, dir, name, corefile, upstream string) (*server, error) {
+func startLoopback(bin, dir, name, corefile, upstream string, wrap ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -99,7 +75,7 @@ func startLoopback(bin, dir, name, corefile, upstream string) (*server, error) {
 	}
 	text = strings.Replace(text, "errors\n", "bind 127.0.0.1\n    errors\n", 1)
 	addr := "127.0.0.1:" + port
-	p, err := lab.StartProcess("", bin, dir, name, text, addr)
+	p, err := lab.StartProcess("", bin, dir, name, text, addr, wrap...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,73 +99,6 @@ func warm(addr string, queries []string) {
 		m := new(dns.Msg).SetQuestion(dns.Fqdn(name), dns.StringToType[typ])
 		lab.Exchange("", "udp", addr, m, 2*time.Second)
 	}
-}
-
-// comparison is the outcome of interleaved dnsperf runs of two servers.
-type comparison struct {
-	stock, rg perf    // the median runs
-	ratio     float64 // median over rounds of raceguard's throughput over stock's in that round
-}
-
-// compareRuns runs dnsperf on queries against servers built from the two Corefiles, one after the
-// other in each round, alternating which goes first. Throughput on a shared machine drifts over
-// seconds, so each round's ratio compares runs made side by side, and the median ratio is kept.
-func compareRuns(bin, dir, label, stockCorefile, rgCorefile string, queries []string, upstream string) (comparison, error) {
-	qfile := filepath.Join(dir, label+".queries")
-	if err := dnsperf.WriteQueries(qfile, queries); err != nil {
-		return comparison{}, err
-	}
-	stock, err := startLoopback(bin, dir, label+"-stock", stockCorefile, upstream)
-	if err != nil {
-		return comparison{}, err
-	}
-	defer stock.p.Stop()
-	rg, err := startLoopback(bin, dir, label+"-raceguard", rgCorefile, upstream)
-	if err != nil {
-		return comparison{}, err
-	}
-	defer rg.p.Stop()
-	warm(stock.addr, queries)
-	warm(rg.addr, queries)
-
-	var s, r []perf
-	var ratios []float64
-	for i := range *rounds {
-		var ps, pr perf
-		for j := range 2 {
-			srv := stock
-			if (i+j)%2 == 1 {
-				srv = rg
-			}
-			p, err := runDNSPerf(srv.addr, qfile)
-			if err != nil {
-				return comparison{}, err
-			}
-			if srv == stock {
-				ps = p
-			} else {
-				pr = p
-			}
-		}
-		s, r = append(s, ps), append(r, pr)
-		ratios = append(ratios, pr.QPS/ps.QPS)
-	}
-	slices.Sort(ratios)
-	return comparison{stock: median(s), rg: median(r), ratio: ratios[len(ratios)/2]}, nil
-}
-
-// median returns the run with the median throughput.
-func median(ps []perf) perf {
-	slices.SortFunc(ps, func(a, b perf) int {
-		switch {
-		case a.QPS < b.QPS:
-			return -1
-		case a.QPS > b.QPS:
-			return 1
-		}
-		return 0
-	})
-	return ps[len(ps)/2]
 }
 
 // duplicateMisses measures a burst of identical misses: names nobody asked before, each asked by
@@ -230,52 +139,6 @@ func duplicateMisses(bin, dir, label, corefile string, up *lab.Upstream, round i
 	}
 	p.bufDrops = udp1.Sub(udp0).BufferDrops()
 	return float64(up.TotalType(dns.TypeA)-before) / names, p, nil
-}
-
-func throughputRows(bin, dir string) ([]row, error) {
-	up, err := lab.StartUpstream("", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	defer up.Close()
-
-	hits, err := compareRuns(bin, dir, "hits", lab.StockCorefile, lab.RaceguardCorefile, cacheHitQueries, up.Addr)
-	if err != nil {
-		return nil, err
-	}
-	noise, err := compareRuns(bin, dir, "aa", lab.StockCorefile, lab.StockCorefile, cacheHitQueries, up.Addr)
-	if err != nil {
-		return nil, err
-	}
-	ap, err := compareRuns(bin, dir, "autopath", AutopathCorefile, lab.RaceguardCorefile, expandedQueries, up.Addr)
-	if err != nil {
-		return nil, err
-	}
-	up.SetDelay(20 * time.Millisecond)
-	dupS, dupSP, err := duplicateMisses(bin, dir, "stock", lab.StockCorefile, up, 1)
-	if err != nil {
-		return nil, err
-	}
-	dupR, dupRP, err := duplicateMisses(bin, dir, "raceguard", lab.RaceguardCorefile, up, 2)
-	if err != nil {
-		return nil, err
-	}
-	up.SetDelay(0)
-
-	runs := fmt.Sprintf("%d interleaved rounds of %d s", *rounds, *seconds)
-	return []row{
-		{"Cache hits, both directives on: dnsperf queries/s (" + runs + "; ratio is the median of per-round ratios)", qps(hits.stock), qps(hits.rg), pct(hits.ratio)},
-		{"Cache hits: mean latency", ms(hits.stock.Latency), ms(hits.rg.Latency), pct(hits.rg.Latency / hits.stock.Latency)},
-		{"Noise of this machine: the same row, stock against stock", qps(noise.stock), qps(noise.rg), pct(noise.ratio)},
-		{"Search-expanded names: queries/s (stock column: `autopath` on resolv.conf)", qps(ap.stock), qps(ap.rg), pct(ap.ratio)},
-		{"Search-expanded names: mean latency", ms(ap.stock.Latency), ms(ap.rg.Latency), pct(ap.rg.Latency / ap.stock.Latency)},
-		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.stock.RCode("NOERROR"), ap.stock.Sent)), pct(frac(ap.rg.RCode("NOERROR"), ap.rg.Sent)), ""},
-		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
-			fmt.Sprintf("%.2f", dupS), fmt.Sprintf("%.2f", dupR), pct(dupR / dupS)},
-		{"Duplicate-heavy misses: mean client latency (queries lost / of them dropped by the kernel at a full socket buffer)",
-			fmt.Sprintf("%s (%d / %d)", ms(dupSP.Latency), dupSP.Lost, dupSP.bufDrops),
-			fmt.Sprintf("%s (%d / %d)", ms(dupRP.Latency), dupRP.Lost, dupRP.bufDrops), pct(dupRP.Latency / dupSP.Latency)},
-	}, nil
 }
 
 func qps(p perf) string   { return fmt.Sprintf("%.0f", p.QPS) }

@@ -22,13 +22,14 @@ import (
 )
 
 var (
-	corednsFlag = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
-	seconds     = flag.Int("seconds", 5, "length of each dnsperf run")
-	rounds      = flag.Int("rounds", 7, "interleaved dnsperf rounds per server")
-	lookups     = flag.Int("lookups", 400, "lookups per C library in the stall row")
-	workers     = flag.Int("workers", 32, "client processes in the stall row")
-	dropPercent = flag.Int("drop", 5, "emulated pair drop, percent")
-	only        = flag.String("only", "", "run only these row groups, comma-separated: throughput, lab")
+	corednsFlag  = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
+	seconds      = flag.Int("seconds", 5, "length of each dnsperf run")
+	rounds       = flag.Int("rounds", 9, "interleaved dnsperf rounds per server")
+	keepProfiles = flag.String("profiles", "", "keep the CPU profiles of the throughput rows in this directory")
+	lookups      = flag.Int("lookups", 400, "lookups per C library in the stall row")
+	workers      = flag.Int("workers", 32, "client processes in the stall row")
+	dropPercent  = flag.Int("drop", 5, "emulated pair drop, percent")
+	only         = flag.String("only", "", "run only these row groups, comma-separated: throughput, lab")
 )
 
 func want(group string) bool {
@@ -62,12 +63,15 @@ func main() {
 	var notes []string
 	if _, err := exec.LookPath("dnsperf"); err != nil {
 		notes = append(notes, "dnsperf rows skipped: dnsperf not installed (apt-get install dnsperf)")
+	} else if _, err := exec.LookPath("taskset"); err != nil {
+		notes = append(notes, "dnsperf rows skipped: taskset not installed (apt-get install util-linux)")
 	} else if want("throughput") {
-		r, err := throughputRows(bin, dir)
+		r, n, err := throughputRows(bin, dir)
 		if err != nil {
 			fail(err)
 		}
 		rows = append(rows, r...)
+		notes = append(notes, n...)
 	}
 	if err := lab.Available(); err != nil {
 		notes = append(notes, "lab rows skipped: "+err.Error())

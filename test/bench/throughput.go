@@ -1,0 +1,370 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raceguard/raceguard/test/dnsperf"
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// The throughput rows measure the server, not the load generator: CoreDNS runs with GOMAXPROCS=1
+// pinned to one CPU, dnsperf pinned to the other, and the server's own CPU time over each run
+// (from /proc/PID/stat) is reported per query beside the queries a second. On two shared cores an
+// unpinned dnsperf mostly measures dnsperf.
+const (
+	serverCPU = "0"
+	loadCPU   = "1"
+)
+
+// pinned runs a CoreDNS on one core, with one P.
+var pinned = []string{"env", "GOMAXPROCS=1", "taskset", "-c", serverCPU}
+
+// cacheHitQueries are names the sample zone or the upstream has, asked again and again: after the
+// first round every one is a cache hit.
+var cacheHitQueries = []string{
+	"kubernetes.default.svc.cluster.local A",
+	"web.default.svc.cluster.local A",
+	"web.default.svc.cluster.local AAAA",
+	"api.shop.svc.cluster.local A",
+	"api.shop.svc.cluster.local AAAA",
+	"db.shop.svc.cluster.local A",
+	"_http._tcp.web.default.svc.cluster.local SRV",
+	"example.org A",
+	"example.org AAAA",
+	"www.example.org A",
+	"many.example.com A",
+}
+
+// expandedQueries are the first tries a pod in namespace "default" sends for names that exist
+// further down its search list (external names, another namespace), and one that exists as
+// asked; directQueries are the same lookups asked by the names they end at, the physical limit of
+// a completion: the same answer for one query.
+var (
+	expandedQueries = []string{
+		"example.org.default.svc.cluster.local A",
+		"example.org.default.svc.cluster.local AAAA",
+		"www.example.org.default.svc.cluster.local A",
+		"chain.example.net.default.svc.cluster.local A",
+		"api.shop.default.svc.cluster.local A",
+		"api.shop.default.svc.cluster.local AAAA",
+		"db-0.db.default.svc.cluster.local A",
+	}
+	directQueries = []string{
+		"example.org A",
+		"example.org AAAA",
+		"www.example.org A",
+		"chain.example.net A",
+		"api.shop.svc.cluster.local A",
+		"api.shop.svc.cluster.local AAAA",
+		"db-0.db.default.svc.cluster.local A",
+	}
+)
+
+// The Corefiles of the throughput rows: a fixed search list is what stock autopath completes
+// with, so both columns of the expanded rows complete the same lookups with the same list.
+const podSearch = "default.svc.cluster.local svc.cluster.local cluster.local " + lab.NodeDomain
+
+// AutopathCorefile is StockCorefile with stock autopath reading the lab client's resolv.conf.
+const AutopathCorefile = `.:{{.Port}} {
+    errors
+    prometheus {{.Metrics}}
+    autopath {{.ResolvConf}}
+    cache 30
+    file {{.ClusterZone}} cluster.local
+    forward . {{.Upstream}}
+}
+`
+
+var (
+	// fixedListCorefile is lab.RaceguardCorefile completing with the pod's whole list, as stock
+	// autopath does: the dnsperf client never walks on, so a list it learned is not an option.
+	fixedListCorefile = strings.Replace(lab.RaceguardCorefile, "node_search "+lab.NodeDomain,
+		"search "+podSearch+"\n        walk_budget 0", 1)
+	// fullTableCorefile is lab.RaceguardCorefile with a fingerprint table far below the lookups of
+	// the load: every query takes a slot over.
+	fullTableCorefile = strings.Replace(lab.RaceguardCorefile, "node_search", "fingerprints 64\n        node_search", 1)
+)
+
+// side is one column of a comparison: a Corefile and the queries it is sent.
+type side struct {
+	corefile string
+	queries  []string
+}
+
+// comparison is the outcome of interleaved runs of two pinned servers.
+type comparison struct {
+	a, b     perf    // the median runs by throughput
+	ratio    float64 // median over rounds of b's queries a second over a's in the same round
+	cpuRatio float64 // likewise for the server CPU time per query
+	profiles [2]string
+}
+
+// compareRuns runs dnsperf against pinned servers built from the two sides, one after the other
+// in each round, alternating which goes first. Throughput on a shared machine drifts over
+// seconds, so each round's ratios compare runs made side by side, and the median is kept. With
+// profile set, a CPU profile of each server is taken over one round (its pprof plugin).
+func compareRuns(bin, dir, label string, a, b side, upstream string, profile bool) (comparison, error) {
+	var srvs [2]*server
+	var qfiles [2]string
+	var pprofAddrs [2]string
+	for i, sd := range []side{a, b} {
+		qfiles[i] = filepath.Join(dir, fmt.Sprintf("%s-%d.queries", label, i))
+		if err := dnsperf.WriteQueries(qfiles[i], sd.queries); err != nil {
+			return comparison{}, err
+		}
+		corefile := sd.corefile
+		if profile {
+			port, err := freePort()
+			if err != nil {
+				return comparison{}, err
+			}
+			pprofAddrs[i] = "127.0.0.1:" + port
+			corefile = strings.Replace(corefile, "errors\n", "errors\n    pprof "+pprofAddrs[i]+"\n", 1)
+		}
+		s, err := startLoopback(bin, dir, fmt.Sprintf("%s-%d", label, i), corefile, upstream, pinned...)
+		if err != nil {
+			return comparison{}, err
+		}
+		defer s.p.Stop()
+		srvs[i] = s
+		warm(s.addr, sd.queries)
+	}
+
+	var runs [2][]perf
+	var ratios, cpuRatios []float64
+	var c comparison
+	for round := range *rounds {
+		var ps [2]perf
+		for j := range 2 {
+			i := (round + j) % 2
+			var prof chan string
+			if profile && round == *rounds/2 {
+				prof = make(chan string, 1)
+				go func() { prof <- takeProfile(pprofAddrs[i], dir, fmt.Sprintf("%s-%d", label, i)) }()
+			}
+			p, err := measure(srvs[i], qfiles[i])
+			if err != nil {
+				return comparison{}, err
+			}
+			if prof != nil {
+				c.profiles[i] = <-prof
+			}
+			ps[i] = p
+		}
+		runs[0], runs[1] = append(runs[0], ps[0]), append(runs[1], ps[1])
+		ratios = append(ratios, ps[1].QPS/ps[0].QPS)
+		cpuRatios = append(cpuRatios, float64(ps[1].cpuPerQuery())/float64(ps[0].cpuPerQuery()))
+	}
+	c.a, c.b = median(runs[0]), median(runs[1])
+	c.ratio, c.cpuRatio = medianOf(ratios), medianOf(cpuRatios)
+	return c, nil
+}
+
+// measure is one dnsperf run against s, with s's CPU time over it.
+func measure(s *server, qfile string, args ...string) (perf, error) {
+	cpu0, err := lab.CPUTime(s.p.Pid())
+	if err != nil {
+		return perf{}, err
+	}
+	p, err := runDNSPerf(s.addr, qfile, args...)
+	if err != nil {
+		return perf{}, err
+	}
+	cpu1, err := lab.CPUTime(s.p.Pid())
+	if err != nil {
+		return perf{}, err
+	}
+	p.cpu = cpu1 - cpu0
+	return p, nil
+}
+
+// takeProfile fetches a CPU profile of the server whose pprof plugin listens at addr, over most
+// of a run, and returns the top of it as text (or why not).
+func takeProfile(addr, dir, name string) string {
+	secs := max(1, *seconds-1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return "profile: " + err.Error()
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, name+".pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return "profile: " + err.Error()
+	}
+	_, err = io.Copy(f, resp.Body)
+	f.Close()
+	if err != nil {
+		return "profile: " + err.Error()
+	}
+	if *keepProfiles != "" {
+		if b, err := os.ReadFile(path); err == nil {
+			os.WriteFile(filepath.Join(*keepProfiles, name+".pprof"), b, 0o644)
+		}
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", path).CombinedOutput()
+	if err != nil {
+		return "profile: " + err.Error()
+	}
+	return topOf(string(out))
+}
+
+// topOf keeps the header's total and the table of a pprof -top output.
+func topOf(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "Total samples") || strings.Contains(l, "flat%") || strings.HasPrefix(strings.TrimSpace(l), "0") ||
+			len(strings.Fields(l)) >= 6 && strings.HasSuffix(strings.Fields(l)[1], "%") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// median returns the run with the median throughput.
+func median(ps []perf) perf {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b perf) int {
+		switch {
+		case a.QPS < b.QPS:
+			return -1
+		case a.QPS > b.QPS:
+			return 1
+		}
+		return 0
+	})
+	return ps[len(ps)/2]
+}
+
+func medianOf(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// percentile returns the p-th percentile of the latencies of p.
+func percentile(p perf, q float64) time.Duration {
+	l := slices.Clone(p.latencies)
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return l[min(len(l)-1, int(q*float64(len(l))))]
+}
+
+// fixedRate runs each side once at rate queries a second with per-query output, interleaved over
+// the rounds, and returns the runs with the median p99.
+func fixedRate(bin, dir, label string, a, b side, upstream string, rate int) ([2]perf, error) {
+	var out [2]perf
+	var runs [2][]perf
+	for i, sd := range []side{a, b} {
+		qfile := filepath.Join(dir, fmt.Sprintf("%s-%d.queries", label, i))
+		if err := dnsperf.WriteQueries(qfile, sd.queries); err != nil {
+			return out, err
+		}
+		s, err := startLoopback(bin, dir, fmt.Sprintf("%s-%d", label, i), sd.corefile, upstream, pinned...)
+		if err != nil {
+			return out, err
+		}
+		warm(s.addr, sd.queries)
+		for range 3 {
+			p, err := measure(s, qfile, "-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200", "-Q", strconv.Itoa(rate), "-v")
+			if err != nil {
+				s.p.Stop()
+				return out, err
+			}
+			runs[i] = append(runs[i], p)
+		}
+		s.p.Stop()
+	}
+	for i := range runs {
+		slices.SortFunc(runs[i], func(x, y perf) int { return int(percentile(x, 0.99) - percentile(y, 0.99)) })
+		out[i] = runs[i][len(runs[i])/2]
+	}
+	return out, nil
+}
+
+func throughputRows(bin, dir string) ([]row, []string, error) {
+	up, err := lab.StartUpstream("", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer up.Close()
+	stock, rg := side{lab.StockCorefile, cacheHitQueries}, side{lab.RaceguardCorefile, cacheHitQueries}
+
+	hits, err := compareRuns(bin, dir, "hits", stock, rg, up.Addr, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	noise, err := compareRuns(bin, dir, "aa", stock, stock, up.Addr, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	full, err := compareRuns(bin, dir, "full", stock, side{fullTableCorefile, cacheHitQueries}, up.Addr, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	expanded := side{fixedListCorefile, expandedQueries}
+	ap, err := compareRuns(bin, dir, "autopath", side{AutopathCorefile, expandedQueries}, expanded, up.Addr, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	direct, err := compareRuns(bin, dir, "direct", side{fixedListCorefile, directQueries}, expanded, up.Addr, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rate := int(direct.a.QPS / 2)
+	lat, err := fixedRate(bin, dir, "rate", side{fixedListCorefile, directQueries}, expanded, up.Addr, rate)
+	if err != nil {
+		return nil, nil, err
+	}
+	up.SetDelay(20 * time.Millisecond)
+	dupS, dupSP, err := duplicateMisses(bin, dir, "stock", lab.StockCorefile, up, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	dupR, dupRP, err := duplicateMisses(bin, dir, "raceguard", lab.RaceguardCorefile, up, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	up.SetDelay(0)
+
+	runs := fmt.Sprintf("%d interleaved rounds of %d s, CoreDNS pinned to CPU %s with GOMAXPROCS=1, dnsperf to CPU %s; ratios are medians of per-round ratios", *rounds, *seconds, serverCPU, loadCPU)
+	us := func(p perf) string { return fmt.Sprintf("%.1f µs", float64(p.cpuPerQuery())/1e3) }
+	rows := []row{
+		{"Cache hits, both directives on: queries/s (" + runs + ")", qps(hits.a), qps(hits.b), pct(hits.ratio)},
+		{"Cache hits: server CPU per query", us(hits.a), us(hits.b), pct(hits.cpuRatio)},
+		{"Noise of this machine: the cache-hit row, stock against stock (queries/s; CPU per query)", qps(noise.a) + "; " + us(noise.a), qps(noise.b) + "; " + us(noise.b), pct(noise.ratio) + "; " + pct(noise.cpuRatio)},
+		{"Cache hits with the fingerprint table full (fingerprints 64): queries/s; CPU per query", qps(full.a) + "; " + us(full.a), qps(full.b) + "; " + us(full.b), pct(full.ratio) + "; " + pct(full.cpuRatio)},
+		{"Search-expanded names (stock column: `autopath` on the same list): queries/s", qps(ap.a), qps(ap.b), pct(ap.ratio)},
+		{"Search-expanded names: server CPU per query", us(ap.a), us(ap.b), pct(ap.cpuRatio)},
+		{"Search-expanded names against the same lookups asked by their final names (both raceguard): queries/s", qps(direct.a), qps(direct.b), pct(direct.ratio)},
+		{"Search-expanded names against final names: server CPU per query", us(direct.a), us(direct.b), pct(direct.cpuRatio)},
+		{fmt.Sprintf("Latency at %d queries/s, final names against expanded: p50 / p99", rate),
+			fmt.Sprintf("%s / %s", percentile(lat[0], 0.5).Round(time.Microsecond), percentile(lat[0], 0.99).Round(time.Microsecond)),
+			fmt.Sprintf("%s / %s", percentile(lat[1], 0.5).Round(time.Microsecond), percentile(lat[1], 0.99).Round(time.Microsecond)),
+			fmt.Sprintf("%s / %s", pct(float64(percentile(lat[1], 0.5))/float64(percentile(lat[0], 0.5))), pct(float64(percentile(lat[1], 0.99))/float64(percentile(lat[0], 0.99))))},
+		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.a.RCode("NOERROR"), ap.a.Sent)), pct(frac(ap.b.RCode("NOERROR"), ap.b.Sent)), ""},
+		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
+			fmt.Sprintf("%.2f", dupS), fmt.Sprintf("%.2f", dupR), pct(dupR / dupS)},
+		{"Duplicate-heavy misses: mean client latency (queries lost / of them dropped by the kernel at a full socket buffer)",
+			fmt.Sprintf("%s (%d / %d)", ms(dupSP.Latency), dupSP.Lost, dupSP.bufDrops),
+			fmt.Sprintf("%s (%d / %d)", ms(dupRP.Latency), dupRP.Lost, dupRP.bufDrops), pct(dupRP.Latency / dupSP.Latency)},
+	}
+	notes := []string{
+		"CPU profile, cache hits, stock (one round):\n\n```\n" + hits.profiles[0] + "\n```",
+		"CPU profile, cache hits, raceguard (one round):\n\n```\n" + hits.profiles[1] + "\n```",
+		"CPU profile, search-expanded names, stock autopath (one round):\n\n```\n" + ap.profiles[0] + "\n```",
+		"CPU profile, search-expanded names, raceguard (one round):\n\n```\n" + ap.profiles[1] + "\n```",
+	}
+	return rows, notes, nil
+}
