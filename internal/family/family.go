@@ -29,7 +29,7 @@ import (
 const (
 	DefaultCapacity = 50000
 	Window          = 10 * time.Minute // both types asked within it: dual
-	Settle          = 30 * time.Second // one type only for at least this long: single
+	Settle          = 10 * time.Second // one type only for at least this long: single
 	entryTTL        = Window
 	refresh         = time.Second // a record is written at most this often per type
 )

@@ -26,22 +26,31 @@ type trailRef struct {
 	expires     time.Time
 }
 
-// spend takes a token of budget b for a walk, and reports whether there was one. Call with c.mu
-// held.
-func (c *client) spend(b Budget, now time.Time) bool {
+// has reports whether the client has a token of budget b left for a walk. Call with c.mu held.
+func (c *client) has(b Budget, now time.Time) bool {
 	if b.Rate == 0 {
 		return true
 	}
+	c.refill(b, now)
+	return c.tokens >= 1
+}
+
+// charge takes n tokens of budget b, as far as into debt. Call with c.mu held.
+func (c *client) charge(b Budget, n float64, now time.Time) {
+	if b.Rate == 0 {
+		return
+	}
+	c.refill(b, now)
+	c.tokens = max(-b.Burst, c.tokens-n)
+}
+
+// refill adds the tokens earned since the last refill. Call with c.mu held.
+func (c *client) refill(b Budget, now time.Time) {
 	if c.refilled.IsZero() {
 		c.tokens, c.refilled = b.Burst, now
 	}
 	c.tokens = min(b.Burst, c.tokens+now.Sub(c.refilled).Seconds()*b.Rate)
 	c.refilled = now
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
 }
 
 // trailKey identifies a trail: one client's walk of one base.

@@ -2,6 +2,7 @@ package searchpath
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -76,8 +77,9 @@ type future struct {
 
 // result is a decided walk.
 type result struct {
-	untouched bool  // not walked: the query goes down the chain as it is
-	types     types // the types resolved
+	untouched bool   // not walked: the query goes down the chain as it is
+	why       string // why not: the reason label of search_declined_total
+	types     types  // the types resolved
 	outcome   outcome
 	names     []string
 	k         int       // the name that answers, for outcomeAnswered; where the walk stopped otherwise
@@ -125,6 +127,9 @@ func (wk *Walker) run(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, wal
 	}
 	if res.outcome == outcomePassed {
 		passed.WithLabelValues(server, reason).Inc()
+	}
+	if res.outcome == outcomePassed || res.outcome == outcomeExhausted {
+		wk.charge(key.client, fruitless)
 	}
 	if continues(res) {
 		if wk.Parallel && res.outcome != outcomeAnswered {
@@ -243,6 +248,25 @@ func continues(res *result) bool {
 		return a == classNoData || b == classNoData
 	}
 	return false
+}
+
+// fruitless is what a walk that completes nothing costs its client's budget beyond its own token:
+// such walks are a flood of random names' signature (every name NXDOMAIN), and cost upstream
+// queries the client may never have sent. A client whose walks complete keeps most of its budget;
+// one that floods random names is down to a fifth of the rate.
+const fruitless = 4
+
+// charge takes n tokens of client's walk budget: a walk costs one, once for the A and AAAA of a
+// lookup, and one that completed nothing fruitless more.
+func (wk *Walker) charge(client netip.Addr, n float64) {
+	if wk.Budget.Rate == 0 {
+		return
+	}
+	if c, ok := wk.clients.Get(client); ok {
+		c.mu.Lock()
+		c.charge(wk.Budget, n, time.Now())
+		c.mu.Unlock()
+	}
 }
 
 // keepTrail keeps the walk for its client, who will continue it itself.

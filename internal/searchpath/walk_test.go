@@ -478,6 +478,20 @@ func walkOf(t *testing.T, wk *Walker, w dns.ResponseWriter, r *dns.Msg) (Walk, b
 	return wk.Admit(context.Background(), w, r, walk)
 }
 
+// complete admits and completes r from w, and reports whether a walk ran for it: whether it was
+// not declined for the walk budget or the cap on walks.
+func complete(t *testing.T, wk *Walker, w dns.ResponseWriter, r *dns.Msg) bool {
+	t.Helper()
+	walk, ok := walkOf(t, wk, w, r)
+	if !ok {
+		return false
+	}
+	before := testutil.ToFloat64(declined.WithLabelValues("", "budget")) + testutil.ToFloat64(declined.WithLabelValues("", "busy"))
+	wk.Complete(context.Background(), dnstest.NewRecorder(w), r, walk)
+	after := testutil.ToFloat64(declined.WithLabelValues("", "budget")) + testutil.ToFloat64(declined.WithLabelValues("", "busy"))
+	return after == before
+}
+
 func TestWalkUntrustedPassesThrough(t *testing.T) {
 	// The inferred list is trusted in the namespace's own hierarchy only: a walk that would stop
 	// at a node domain, or at the name itself, passes through, and the client walks.
@@ -708,13 +722,16 @@ func TestWalkSingleFamily(t *testing.T) {
 
 func TestWalkBudget(t *testing.T) {
 	z := newZone()
+	for i := range 10 {
+		z.add(test.A(fmt.Sprintf("r%d.example. 30 IN A 192.0.2.%d", i, i+1)))
+	}
 	wk := newWalker(t, z)
 	wk.Budget = Budget{Rate: 1, Burst: 3}
 	before := testutil.ToFloat64(declined.WithLabelValues("", "budget"))
 	walked := 0
 	for i := range 10 {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("r%d.example.default.svc.cluster.local.", i), dns.TypeA)
-		if _, ok := walkOf(t, wk, &test.ResponseWriter{}, r); ok {
+		if complete(t, wk, &test.ResponseWriter{}, r) {
 			walked++
 		}
 	}
@@ -726,8 +743,8 @@ func TestWalkBudget(t *testing.T) {
 	}
 	// Another client has a budget of its own.
 	r := new(dns.Msg).SetQuestion("other.example.default.svc.cluster.local.", dns.TypeA)
-	if _, ok := walkOf(t, wk, &test.ResponseWriter{RemoteIP: "10.9.9.9"}, r); !ok {
-		t.Error("Expected another client's walk admitted")
+	if !complete(t, wk, &test.ResponseWriter{RemoteIP: "10.9.9.9"}, r) {
+		t.Error("Expected another client's walk to run")
 	}
 }
 
@@ -796,5 +813,46 @@ func TestWalkDecided(t *testing.T) {
 	lookup("10.0.0.1", "example.org.default.svc.cluster.local.", dns.TypeA, 4)
 	if z.total() == walked {
 		t.Error("Expected a new walk once the decision's TTL passed")
+	}
+}
+
+func TestWalkBudgetFruitless(t *testing.T) {
+	// Walks that complete nothing (every name NXDOMAIN: a random-name flood) cost five tokens
+	// each: a burst of 10 admits two of them. Walks that complete cost one.
+	z := newZone("example.org. 300 IN A 192.0.2.10")
+	wk := newWalker(t, z)
+	wk.Budget = Budget{Rate: 0.001, Burst: 10}
+	flood := &test.ResponseWriter{RemoteIP: "10.0.0.66"}
+	walked := 0
+	for i := range 6 {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("r%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		if complete(t, wk, flood, r) {
+			walked++
+		}
+		time.Sleep(20 * time.Millisecond) // the walk's charge lands after its reply
+	}
+	if walked != 2 {
+		t.Errorf("Expected two fruitless walks out of a burst of 10, got %d", walked)
+	}
+	lookup := &test.ResponseWriter{RemoteIP: "10.0.0.67"}
+	walked = 0
+	for i := range 6 {
+		r := new(dns.Msg).SetQuestion("example.org.default.svc.cluster.local.", dns.TypeA)
+		r.Id = uint16(i)
+		if complete(t, wk, lookup, r) {
+			walked++
+		}
+	}
+	if walked != 6 {
+		t.Errorf("Expected six completing lookups within the same burst, got %d", walked)
+	}
+	// The A and the AAAA of one lookup are one walk: one token, not two.
+	pair := &test.ResponseWriter{RemoteIP: "10.0.0.68"}
+	wk.Budget = Budget{Rate: 0.001, Burst: 1}
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		r := new(dns.Msg).SetQuestion("example.org.default.svc.cluster.local.", qt)
+		if !complete(t, wk, pair, r) {
+			t.Errorf("Expected the %s of a lookup walked with one token for the pair", dns.TypeToString[qt])
+		}
 	}
 }

@@ -226,10 +226,41 @@ func (wk *Walker) Admit(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, w
 			return wk.decline(ctx, walk, "one_label")
 		}
 	}
-	if !c.spend(wk.Budget, now) {
-		return wk.decline(ctx, walk, "budget")
-	}
 	return walk, true
+}
+
+// acquire takes a slot of the walks running at once, if one is free.
+func (wk *Walker) acquire() bool {
+	select {
+	case wk.inflight <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// spend takes a token of addr's walk budget for a walk, and reports whether there was one.
+func (wk *Walker) spend(addr netip.Addr) bool {
+	if wk.Budget.Rate == 0 {
+		return true
+	}
+	now := time.Now()
+	c, ok := wk.clients.Update(addr, learnTTL, func(c *client, found bool) *client {
+		if !found {
+			c = &client{}
+		}
+		return c
+	})
+	if !ok {
+		return true // no room to keep a budget: the cap on walks still bounds the client
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.has(wk.Budget, now) {
+		return false
+	}
+	c.charge(wk.Budget, 1, now)
+	return true
 }
 
 // decline counts a first try served as without raceguard, and why.
@@ -253,13 +284,15 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	}
 	sh, leader := wk.share(key, ts)
 	if leader {
-		select {
-		case wk.inflight <- struct{}{}:
-			go wk.run(ctx, w, r, walk, sh, key)
+		// The budget and the cap are the leader's to meet: the other of the pair, whenever it
+		// comes, shares the leader's fate, so the two are never answered differently.
+		switch {
+		case !wk.spend(key.client):
+			sh.finish(&result{untouched: true, why: "budget"})
+		case !wk.acquire():
+			sh.finish(&result{untouched: true, why: "busy"})
 		default:
-			// As many walks as the cap allows are running: this lookup is served as without
-			// raceguard, and so is the other of its pair.
-			sh.finish(&result{untouched: true})
+			go wk.run(ctx, w, r, walk, sh, key)
 		}
 	}
 	select {
@@ -270,7 +303,7 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	if sh.res.untouched || !sh.res.types.has(qtype) {
 		// Not walked, or walked for the type its client was known to ask alone: the other type
 		// goes down the chain as it is.
-		reason := "busy"
+		reason := sh.res.why
 		if !sh.res.untouched {
 			reason = "family"
 		}
