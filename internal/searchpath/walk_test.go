@@ -713,9 +713,31 @@ func TestWalkSingleFamily(t *testing.T) {
 	if n := z.total(); n != 5 {
 		t.Errorf("Expected 5 queries (one A per name), got %d", n)
 	}
-	// An AAAA of the same lookup after all: it goes down the chain as it is.
+	// An AAAA of the same lookup after all (a new process in the pod, or glibc's
+	// single-request): it is completed at the same name, with that name's own AAAA, as a client
+	// asking both would stop there with both; one more query down the chain.
 	m, _, _ = ask(t, wk, q, dns.TypeAAAA, 2)
-	if m.Rcode != dns.RcodeNameError {
+	if len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "example.org." || m.Answer[1].(*dns.AAAA).AAAA.String() != "2001:db8::10" {
+		t.Errorf("Expected the AAAA completed at example.org., got %v", m)
+	}
+	if n := z.total(); n != 6 || z.count("example.org.", dns.TypeAAAA) != 1 {
+		t.Errorf("Expected one more query, example.org. AAAA, got %d in all", n)
+	}
+}
+
+func TestWalkSingleFamilySiblingUnclean(t *testing.T) {
+	// The AAAA of the name an A-only walk completed at fails: the AAAA is answered as asked, the
+	// first try's own answer, as the walk would have passed had it resolved both.
+	z := newZone("example.org. 300 IN A 192.0.2.10")
+	z.rcodes["example.org./AAAA"] = dns.RcodeServerFailure
+	wk := newWalker(t, z)
+	wk.Families = only(dns.TypeA)
+	const q = "example.org.default.svc.cluster.local."
+	if m, _, _ := ask(t, wk, q, dns.TypeA, 1); len(m.Answer) != 2 {
+		t.Fatalf("Expected a completion, got %v", m)
+	}
+	m, _, _ := ask(t, wk, q, dns.TypeAAAA, 2)
+	if m.Rcode != dns.RcodeNameError || len(m.Answer) != 0 || m.Question[0].Name != q {
 		t.Errorf("Expected the AAAA answered as asked, got %v", m)
 	}
 }

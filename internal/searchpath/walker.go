@@ -300,9 +300,16 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	case <-ctx.Done():
 		return dns.RcodeServerFailure, ctx.Err()
 	}
+	if !sh.res.untouched && !sh.res.types.has(qtype) && sh.res.outcome == outcomeAnswered {
+		// Walked for the type its client was known to ask alone, and completed; the client asks
+		// the other type too after all.
+		if res, ok := wk.sibling(ctx, w, r, walk, sh.res); ok {
+			return wk.write(ctx, w, r, walk, res, 0)
+		}
+	}
 	if sh.res.untouched || !sh.res.types.has(qtype) {
-		// Not walked, or walked for the type its client was known to ask alone: the other type
-		// goes down the chain as it is.
+		// Not walked, or walked for the one type and not completed: the other type goes down the
+		// chain as it is, and its client walks on from the first try's own answers of both.
 		reason := sh.res.why
 		if !sh.res.untouched {
 			reason = "family"
@@ -311,6 +318,27 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return plugin.NextOrFailure(module.Name, wk.Next, ctx, w, r)
 	}
 	return wk.write(ctx, w, r, walk, sh.res, time.Since(sh.started))
+}
+
+// sibling completes r, of the type the walk res did not resolve, at the name res completed to,
+// and reports whether it can. Every name before that one was NXDOMAIN for the walk's type, so it
+// does not exist for any type (RFC 8020): a client asking both types stops there too, with both
+// answers of that name, which this gives it. A reply for r's type at that name that is not clean
+// (an error, NXDOMAIN beside the walk's records), or that does not fit, leaves r as it is.
+func (wk *Walker) sibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, res *result) (*result, bool) {
+	qtype := r.Question[0].Qtype
+	name := clientCase(res.names[res.k:res.k+1], r.Question[0].Name, len(walk.Base))[0]
+	a := wk.resolve(ctx, w, r, name, qtype)
+	if c := a.class(); c != classAnswer && c != classNoData {
+		return nil, false
+	}
+	out := *res
+	out.types = typesFor(qtype, qtype)
+	out.answer[query.PairIndex(qtype)] = a
+	if !fits(&out, r, walk, w) {
+		return nil, false
+	}
+	return &out, true
 }
 
 // write sends r's reply from a decided walk, its TTLs lowered by age, the time since the walk

@@ -38,7 +38,7 @@ type Table[V any] struct {
 
 type slot[V any] struct {
 	key     atomic.Uint64 // written under the stripe lock; read without it by Owns
-	expires int64         // unix nanoseconds; protected by the stripe lock
+	expires atomic.Int64  // unix nanoseconds; written under the stripe lock; read without it by Live
 	v       V             // protected by the stripe lock, except what V keeps in atomics
 }
 
@@ -74,12 +74,13 @@ func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) 
 	mu := &t.stripes[i%uint64(len(t.stripes))].mu
 	mu.Lock()
 	other := s.key.Load() != key
-	fresh := other || s.expires <= now
-	if other && s.expires > now {
+	expires := s.expires.Load()
+	fresh := other || expires <= now
+	if other && expires > now {
 		t.evicted.Inc() // a live entry of another key goes
 	}
 	s.key.Store(key)
-	s.expires = now + ttl
+	s.expires.Store(now + ttl)
 	f(&s.v, fresh)
 	mu.Unlock()
 	return i
@@ -92,7 +93,7 @@ func (t *Table[V]) View(key uint64, now int64, f func(v *V)) bool {
 	mu := &t.stripes[i%uint64(len(t.stripes))].mu
 	mu.Lock()
 	defer mu.Unlock()
-	if s.key.Load() != key || s.expires <= now {
+	if s.key.Load() != key || s.expires.Load() <= now {
 		return false
 	}
 	f(&s.v)
@@ -116,17 +117,15 @@ func (t *Table[V]) Slot(i, key uint64) (*V, bool) {
 // SetClock makes Live read the time from now, for tests with a fake clock.
 func (t *Table[V]) SetClock(now func() time.Time) { t.nowFunc = now }
 
-// Live returns the number of live entries. It walks the whole table: it is for scrapes.
+// Live returns the number of live entries. It walks the whole table without its locks, so a
+// scrape never holds up a query: it is for scrapes, and exact only while nothing writes.
 func (t *Table[V]) Live() int {
 	now := t.nowFunc().UnixNano()
 	n := 0
 	for i := range t.slots {
-		mu := &t.stripes[i%len(t.stripes)].mu
-		mu.Lock()
-		if t.slots[i].expires > now {
+		if t.slots[i].expires.Load() > now {
 			n++
 		}
-		mu.Unlock()
 	}
 	return n
 }
