@@ -3,15 +3,13 @@
 // glibc and musl ask A and AAAA together for an AF_UNSPEC lookup, and one of them for AF_INET or
 // AF_INET6; Go's resolver, Java and many runtimes on IPv4-only networks ask A alone. raceguard
 // spends upstream queries on the type a client did not ask only when the client asks both: the
-// sibling prefetch resolves AAAA for an A only for a client that asks AAAA too, and a search walk
-// resolves only A for a client known to ask A alone. A client is known by its address; a node's
-// hostNetwork pods share one, and count as one client that asks what any of them asks.
+// sibling prefetch resolves AAAA for an A only for a client that asked AAAA too, and a search walk
+// resolves the other type only for a client that asked it. A client is known by its address; a
+// node's hostNetwork pods share one, and count as one client that asks what any of them asks.
 //
-// Asked says whether a client asked a type within Window: the prefetch wants that evidence. AsksOnly
-// says a client has asked one type alone for at least Settle, and not the other within Window: a
-// new client is not known well enough, and a walk treats it as asking both (the safe side: an
-// answer for both types changes no client's result). Recording a query costs a hash, a striped lock
-// and a slot of a fixed table (package slots).
+// Asked says whether a client asked a type within Window. Recording a query costs a hash, a striped
+// lock and a slot of a fixed table (package slots); while the client's record of the type is less
+// than a second old, two atomic reads and nothing more.
 package family
 
 import (
@@ -28,18 +26,16 @@ import (
 // Defaults for New.
 const (
 	DefaultCapacity = 50000
-	Window          = 10 * time.Minute // both types asked within it: dual
-	Settle          = 10 * time.Second // one type only for at least this long: single
+	Window          = 10 * time.Minute // a type asked within it is asked
 	entryTTL        = Window
 	refresh         = time.Second // a record is written at most this often per type
 )
 
-// seen is one client's record: the first and last time it asked each type, unix nanoseconds, 0
-// for never. Written under its slot's lock; last is also read without it, to skip the write while
-// it is fresh.
+// seen is one client's record: the last time it asked each type (A, AAAA), unix nanoseconds, 0
+// for never. Written under its slot's lock; also read without it, to skip the write while it is
+// fresh.
 type seen struct {
-	first [2]int64 // A, AAAA; guarded by the slot's lock
-	last  [2]atomic.Int64
+	last [2]atomic.Int64
 }
 
 // Tracker holds the clients' records.
@@ -86,12 +82,8 @@ func (t *Tracker) Observe(client netip.Addr, qtype uint16) {
 	}
 	t.clients.Update(key, now, int64(entryTTL), func(s *seen, fresh bool) {
 		if fresh {
-			s.first = [2]int64{}
 			s.last[0].Store(0)
 			s.last[1].Store(0)
-		}
-		if s.first[i] == 0 {
-			s.first[i] = now
 		}
 		s.last[i].Store(now)
 	})
@@ -106,21 +98,4 @@ func (t *Tracker) Asked(client netip.Addr, qtype uint16) bool {
 		asked = last != 0 && now-last <= int64(Window)
 	})
 	return asked
-}
-
-// AsksOnly returns the one type client has been asking alone for at least Settle (dns.TypeA or
-// dns.TypeAAAA), or 0 when it asks both or is not known well enough: first asked at least Settle
-// ago, and the other type not within Window.
-func (t *Tracker) AsksOnly(client netip.Addr) uint16 {
-	now := t.now()
-	var only uint16
-	t.clients.View(keyOf(client), now, func(s *seen) {
-		for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			other := s.last[1-i].Load()
-			if s.first[i] != 0 && now-s.first[i] >= int64(Settle) && (other == 0 || now-other > int64(Window)) {
-				only = qtype
-			}
-		}
-	})
-	return only
 }

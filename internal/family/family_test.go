@@ -17,39 +17,26 @@ func TestTracker(t *testing.T) {
 	tr.Observe(v4, dns.TypeA)
 	tr.Observe(dual, dns.TypeA)
 	tr.Observe(dual, dns.TypeAAAA)
-	if tr.AsksOnly(v4) != 0 {
-		t.Error("Expected a client seen once not to be known well enough")
-	}
-	if !tr.Asked(dual, dns.TypeAAAA) || tr.Asked(v4, dns.TypeAAAA) || tr.Asked(fresh, dns.TypeA) {
+	if !tr.Asked(dual, dns.TypeAAAA) || !tr.Asked(dual, dns.TypeA) || !tr.Asked(v4, dns.TypeA) ||
+		tr.Asked(v4, dns.TypeAAAA) || tr.Asked(fresh, dns.TypeA) || tr.Asked(fresh, dns.TypeAAAA) {
 		t.Error("Expected Asked to say which types each client asked")
 	}
 
-	now = now.Add(Settle)
-	tr.Observe(v4, dns.TypeA)
-	if got := tr.AsksOnly(v4); got != dns.TypeA {
-		t.Errorf("Expected a client asking A alone for %v to ask only A, got %d", Settle, got)
-	}
-	if got := tr.AsksOnly(dual); got != 0 {
-		t.Errorf("Expected a dual client to ask both, got %d", got)
-	}
-	if got := tr.AsksOnly(fresh); got != 0 {
-		t.Errorf("Expected an unknown client to count as asking both, got %d", got)
-	}
-
-	// One AAAA makes it dual for a Window.
-	tr.Observe(v4, dns.TypeAAAA)
-	if got := tr.AsksOnly(v4); got != 0 {
-		t.Errorf("Expected a client that asked AAAA to ask both, got %d", got)
-	}
+	// One AAAA is remembered for a Window, however many A come after it.
 	now = now.Add(Window / 2)
-	tr.Observe(v4, dns.TypeA)
-	if got := tr.AsksOnly(v4); got != 0 {
-		t.Errorf("Expected the AAAA remembered for %v, got %d", Window, got)
+	tr.Observe(dual, dns.TypeA)
+	if !tr.Asked(dual, dns.TypeAAAA) {
+		t.Errorf("Expected the AAAA remembered for %v", Window)
 	}
 	now = now.Add(Window/2 + 2*time.Second)
-	tr.Observe(v4, dns.TypeA)
-	if got := tr.AsksOnly(v4); got != dns.TypeA {
-		t.Errorf("Expected the client back to A alone once its AAAA is %v old, got %d", Window, got)
+	tr.Observe(dual, dns.TypeA)
+	if tr.Asked(dual, dns.TypeAAAA) || !tr.Asked(dual, dns.TypeA) {
+		t.Errorf("Expected the client back to A alone once its AAAA is %v old", Window)
+	}
+	// A record expires with its last type.
+	now = now.Add(Window + time.Second)
+	if tr.Asked(v4, dns.TypeA) || tr.Asked(dual, dns.TypeA) {
+		t.Error("Expected nothing asked a Window ago to count")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 type client struct {
 	mu       sync.Mutex
 	trails   []trailRef
+	crowded  time.Time // until then no walk starts: a trail was dropped for room (see add)
 	lists    []*learned
 	tokens   float64   // the walk budget left
 	refilled time.Time // when tokens was last refilled
@@ -83,7 +84,8 @@ type learned struct {
 	at      time.Time
 }
 
-// maxTrails bounds the trails of one client (the Walker's trail table bounds all of them); maxLearned its learned lists (one per first domain:
+// maxTrails bounds the trails of one client (the Walker's trail table bounds all of them);
+// maxLearned its learned lists (one per first domain:
 // a node's hostNetwork pods share its address and may sit in several namespaces); maxDomains the
 // length of a learned list (glibc and musl read at most 6 search domains from resolv.conf; a
 // dnsConfig may add a few).
@@ -93,8 +95,10 @@ const (
 	maxDomains = 12
 )
 
-// add notes a trail of the client, dropping expired ones and, beyond maxTrails, the oldest. Call
-// with c.mu held.
+// add notes a trail of the client, dropping expired ones and, beyond maxTrails, the oldest. A
+// dropped trail's later tries can no longer be told from first tries: the client starts no walk
+// for as long as they may come (trailTTL), and its first tries are served as they are. Call with
+// c.mu held.
 func (c *client) add(ref trailRef, now time.Time) {
 	kept := c.trails[:0]
 	for _, o := range c.trails {
@@ -104,6 +108,7 @@ func (c *client) add(ref trailRef, now time.Time) {
 	}
 	if len(kept) >= maxTrails {
 		kept = slices.Delete(kept, 0, len(kept)-maxTrails+1)
+		c.crowded = now.Add(trailTTL)
 	}
 	c.trails = append(kept, ref)
 }

@@ -269,7 +269,8 @@ func (wk *Walker) charge(client netip.Addr, n float64) {
 	}
 }
 
-// keepTrail keeps the walk for its client, who will continue it itself.
+// keepTrail keeps the walk for its client, who will continue it itself. Where a table has no
+// room for it, walks pause (see unwalked).
 func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
 	t := &trail{
 		first: walk.First, do: key.do, cd: key.cd,
@@ -277,7 +278,8 @@ func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
 		futures: futures[1:],
 	}
 	if !wk.trails.Put(trailKey{client: key.client, base: walk.Base}, t, trailTTL) {
-		return // the table counted its overflow; the client's tries go down the chain
+		wk.pause() // the table counted its overflow
+		return
 	}
 	c, ok := wk.clients.Update(key.client, learnTTL, func(c *client, found bool) *client {
 		if !found {
@@ -286,6 +288,7 @@ func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
 		return c
 	})
 	if !ok {
+		wk.pause()
 		return
 	}
 	now := time.Now()
@@ -294,7 +297,7 @@ func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
 	c.mu.Unlock()
 }
 
-// types are the address types a walk resolves: both, or the one its client asks alone.
+// types are the address types a walk resolves: both, or the one its client asks alone so far.
 type types uint8
 
 const (
@@ -303,16 +306,24 @@ const (
 	bothTypes = typeA | typeAAAA
 )
 
-// typesFor returns the types of the walk of a query of qtype from a client that asks only (0: both
-// or unknown).
-func typesFor(qtype, only uint16) types {
-	if only != qtype {
+// typesFor returns the types of the walk of a query of qtype from a client that asked the other
+// address type recently, or not.
+func typesFor(qtype uint16, askedOther bool) types {
+	switch {
+	case askedOther:
 		return bothTypes
-	}
-	if qtype == dns.TypeAAAA {
+	case qtype == dns.TypeAAAA:
 		return typeAAAA
 	}
 	return typeA
+}
+
+// sibling returns the other address type.
+func sibling(qtype uint16) uint16 {
+	if qtype == dns.TypeAAAA {
+		return dns.TypeA
+	}
+	return dns.TypeAAAA
 }
 
 // has reports whether ts includes qtype.

@@ -692,10 +692,10 @@ func TestWalkAsIsName(t *testing.T) {
 	}
 }
 
-// only is a Families that says every client asks one type alone.
+// only is a Families that says every client asked one type alone.
 type only uint16
 
-func (o only) AsksOnly(netip.Addr) uint16 { return uint16(o) }
+func (o only) Asked(_ netip.Addr, qtype uint16) bool { return qtype == uint16(o) }
 
 func TestWalkSingleFamily(t *testing.T) {
 	// A client that asks A alone is walked for A only: its walk costs upstream what its own does.
@@ -722,6 +722,40 @@ func TestWalkSingleFamily(t *testing.T) {
 	}
 	if n := z.total(); n != 6 || z.count("example.org.", dns.TypeAAAA) != 1 {
 		t.Errorf("Expected one more query, example.org. AAAA, got %d in all", n)
+	}
+}
+
+func TestWalkNewClientPair(t *testing.T) {
+	// A client that asked nothing yet sends the A and the AAAA of a lookup at once: the walk
+	// resolves the A alone, and the AAAA, which waited for it, is completed at the same name. Both
+	// name the same target; the AAAA of the names before it is never asked.
+	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
+	z.delay = 5 * time.Millisecond // the AAAA arrives while the walk runs
+	wk := newWalker(t, z)
+	wk.Families = only(0)
+	const q = "example.org.default.svc.cluster.local."
+	var wg sync.WaitGroup
+	var got [2]*dns.Msg
+	for i, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		wg.Go(func() { got[i], _, _ = ask(t, wk, q, qt, uint16(i+1)) })
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	for i, m := range got {
+		if m == nil || len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "example.org." {
+			t.Fatalf("Expected reply %d completed at example.org., got %v", i, m)
+		}
+	}
+	if aaaa := got[1].Answer[1].(*dns.AAAA).AAAA.String(); aaaa != "2001:db8::10" {
+		t.Errorf("Expected the AAAA's own record, got %s", aaaa)
+	}
+	for _, n := range []string{"example.org.default.svc.cluster.local.", "example.org.svc.cluster.local.", "example.org.cluster.local.", "example.org.lab.internal."} {
+		if c := z.count(n, dns.TypeAAAA); c != 0 {
+			t.Errorf("Expected no AAAA of %s, got %d", n, c)
+		}
+	}
+	if c := z.count("example.org.", dns.TypeAAAA); c != 1 {
+		t.Errorf("Expected one AAAA of example.org., got %d", c)
 	}
 }
 
@@ -876,5 +910,77 @@ func TestWalkBudgetFruitless(t *testing.T) {
 		if !complete(t, wk, pair, r) {
 			t.Errorf("Expected the %s of a lookup walked with one token for the pair", dns.TypeToString[qt])
 		}
+	}
+}
+
+func TestWalkDeclinedKeepsItsTail(t *testing.T) {
+	// A first try served as it is for the budget is still a walk the client continues: its second
+	// try, registry.default.svc.cluster.local, is also the first try of "registry" from a pod in
+	// default, and must go down the chain as it is even once the budget is back, not be completed
+	// to registry.lab.internal (where the client's own walk of "registry.default" never goes).
+	z := newZone("registry.lab.internal. 30 IN A 10.32.0.60")
+	wk := newWalker(t, z)
+	wk.Budget = Budget{Rate: 1000, Burst: 1}
+	wk.Families = only(dns.TypeA)
+	client := &test.ResponseWriter{RemoteIP: "10.0.0.9"}
+	// The budget's one token goes to another lookup.
+	other := new(dns.Msg).SetQuestion("other.example.default.svc.cluster.local.", dns.TypeA)
+	complete(t, wk, client, other)
+	first := new(dns.Msg).SetQuestion("registry.default.default.svc.cluster.local.", dns.TypeA)
+	if complete(t, wk, client, first) {
+		t.Fatal("Expected the first try declined for the budget")
+	}
+	time.Sleep(10 * time.Millisecond) // the budget refills
+	second := new(dns.Msg).SetQuestion("registry.default.svc.cluster.local.", dns.TypeA)
+	rec := dnstest.NewRecorder(client)
+	if m, tail := wk.Recall(context.Background(), rec, second, "registry.default.svc.cluster.local."); m != nil || !tail {
+		t.Fatalf("Expected the second try recognised as the tail of the declined walk, got %v, tail %v", m, tail)
+	}
+}
+
+func TestWalkCrowdedClient(t *testing.T) {
+	// A client with more walks it continues than it can keep trails for starts no walk for a
+	// while: the later tries of the trail it lost could not be told from first tries.
+	z := newZone()
+	wk := newWalker(t, z)
+	wk.Families = only(dns.TypeA)
+	client := &test.ResponseWriter{RemoteIP: "10.0.0.10"}
+	for i := range maxTrails {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		if !complete(t, wk, client, r) {
+			t.Fatalf("Expected walk %d to run", i)
+		}
+	}
+	before := testutil.ToFloat64(declined.WithLabelValues("", "full"))
+	for i := range 2 {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("m%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		walk, _ := walkOf(t, wk, client, r)
+		wk.Complete(context.Background(), dnstest.NewRecorder(client), r, walk)
+	}
+	if got := testutil.ToFloat64(declined.WithLabelValues("", "full")) - before; got != 1 {
+		t.Errorf("Expected the walk after the one that dropped a trail declined as full, got %v", got)
+	}
+	// Another client walks.
+	r := new(dns.Msg).SetQuestion("x.example.default.svc.cluster.local.", dns.TypeA)
+	if !complete(t, wk, &test.ResponseWriter{RemoteIP: "10.0.0.11"}, r) {
+		t.Error("Expected another client's walk to run")
+	}
+}
+
+func TestWalkPausedWhenTrailsFull(t *testing.T) {
+	// No room in the trail table: walks pause for every client, and first tries are served as
+	// they are, counted as full.
+	z := newZone()
+	wk := newWalker(t, z)
+	wk.trails.Close()
+	wk.trails = bounded.NewNamed[trailKey, *trail]("search_trails", 1)
+	wk.Families = only(dns.TypeA)
+	before := testutil.ToFloat64(declined.WithLabelValues("", "full"))
+	for i := range 3 {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("p%d.example.default.svc.cluster.local.", i), dns.TypeA)
+		complete(t, wk, &test.ResponseWriter{RemoteIP: fmt.Sprintf("10.0.1.%d", i+1)}, r)
+	}
+	if got := testutil.ToFloat64(declined.WithLabelValues("", "full")) - before; got != 1 {
+		t.Errorf("Expected the third walk declined as full after the second found no room, got %v", got)
 	}
 }

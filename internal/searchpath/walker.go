@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -59,24 +60,26 @@ type Walker struct {
 	// learns each client's search list from the walks it continues itself, and completes beyond
 	// the namespace's own hierarchy, and one-label names, only within a learned list.
 	Learn bool
-	// Families, when set, says which address types a client asks: a client known to ask one type
-	// alone is walked for that type only, as its own resolver walks, so its walks cost upstream
-	// what its own would.
+	// Families, when set, says which address types a client asks: a walk resolves the type its
+	// first try asks, and the other only for a client that asked it recently, so that a client
+	// asking one type alone is walked as its own resolver walks, at its own upstream cost. When
+	// the other type of the lookup comes after all, it is completed at the same name (sibling).
 	Families Families
 	// Budget bounds the walks each client may start (see Budget); the zero value bounds nothing.
 	Budget Budget
 
-	inflight  chan struct{} // one token per walk running; its capacity is the cap
-	pairs     *bounded.Map[pairKey, *shared]
-	clients   *bounded.Map[netip.Addr, *client]
-	trails    *bounded.Map[trailKey, *trail]
-	decisions *bounded.Map[decisionKey, *decision]
+	inflight    chan struct{} // one token per walk running; its capacity is the cap
+	pausedUntil atomic.Int64  // unix nanoseconds: no walk starts before (see unwalked)
+	pairs       *bounded.Map[pairKey, *shared]
+	clients     *bounded.Map[netip.Addr, *client]
+	trails      *bounded.Map[trailKey, *trail]
+	decisions   *bounded.Map[decisionKey, *decision]
 }
 
 // Families is what a Walker needs to know of the address types a client asks (family.Tracker).
 type Families interface {
-	// AsksOnly returns the one type (dns.TypeA or dns.TypeAAAA) client asks alone, or 0.
-	AsksOnly(client netip.Addr) uint16
+	// Asked reports whether client asked qtype (dns.TypeA or dns.TypeAAAA) recently.
+	Asked(client netip.Addr, qtype uint16) bool
 }
 
 // Budget is a token bucket per client: a walk costs a token, and Rate tokens a second come back,
@@ -239,12 +242,13 @@ func (wk *Walker) acquire() bool {
 	}
 }
 
-// spend takes a token of addr's walk budget for a walk, and reports whether there was one.
-func (wk *Walker) spend(addr netip.Addr) bool {
-	if wk.Budget.Rate == 0 {
-		return true
-	}
+// start decides whether addr may start a walk now, and if so takes a token of its walk budget.
+// It returns why not ("full" or "budget"), or "".
+func (wk *Walker) start(addr netip.Addr) string {
 	now := time.Now()
+	if now.UnixNano() < wk.pausedUntil.Load() {
+		return "full"
+	}
 	c, ok := wk.clients.Update(addr, learnTTL, func(c *client, found bool) *client {
 		if !found {
 			c = &client{}
@@ -252,15 +256,19 @@ func (wk *Walker) spend(addr netip.Addr) bool {
 		return c
 	})
 	if !ok {
-		return true // no room to keep a budget: the cap on walks still bounds the client
+		wk.pause() // no room to remember the client's trails
+		return "full"
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if now.Before(c.crowded) {
+		return "full"
+	}
 	if !c.has(wk.Budget, now) {
-		return false
+		return "budget"
 	}
 	c.charge(wk.Budget, 1, now)
-	return true
+	return ""
 }
 
 // decline counts a first try served as without raceguard, and why.
@@ -280,18 +288,18 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	qtype := r.Question[0].Qtype
 	ts := bothTypes
 	if wk.Families != nil {
-		ts = typesFor(qtype, wk.Families.AsksOnly(key.client))
+		ts = typesFor(qtype, wk.Families.Asked(key.client, sibling(qtype)))
 	}
 	sh, leader := wk.share(key, ts)
 	if leader {
 		// The budget and the cap are the leader's to meet: the other of the pair, whenever it
 		// comes, shares the leader's fate, so the two are never answered differently.
-		switch {
-		case !wk.spend(key.client):
-			sh.finish(&result{untouched: true, why: "budget"})
-		case !wk.acquire():
-			sh.finish(&result{untouched: true, why: "busy"})
-		default:
+		if !wk.acquire() {
+			wk.unwalked(key, walk, sh, "busy")
+		} else if why := wk.start(key.client); why != "" {
+			<-wk.inflight
+			wk.unwalked(key, walk, sh, why)
+		} else {
 			go wk.run(ctx, w, r, walk, sh, key)
 		}
 	}
@@ -301,9 +309,9 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return dns.RcodeServerFailure, ctx.Err()
 	}
 	if !sh.res.untouched && !sh.res.types.has(qtype) && sh.res.outcome == outcomeAnswered {
-		// Walked for the type its client was known to ask alone, and completed; the client asks
-		// the other type too after all.
-		if res, ok := wk.sibling(ctx, w, r, walk, sh.res); ok {
+		// Walked for the type its client asked alone so far, and completed; the client asks the
+		// other type too after all.
+		if res, ok := wk.completeSibling(ctx, w, r, walk, sh.res); ok {
 			return wk.write(ctx, w, r, walk, res, 0)
 		}
 	}
@@ -320,12 +328,31 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	return wk.write(ctx, w, r, walk, sh.res, time.Since(sh.started))
 }
 
-// sibling completes r, of the type the walk res did not resolve, at the name res completed to,
+// unwalked decides the walk of sh not to run, for why: its first try goes down the chain as it
+// is, and the client walks itself. Its later tries are still the tail of this walk, never first
+// tries of their own: the walk is kept for the client as a trail with nothing resolved, so that
+// they go down the chain as they are too (a second try of "registry.default" from namespace
+// default is also the first try of "registry", and must not be completed as one).
+//
+// Where the tables have no room for a trail, no later try can be told from a first try: walks
+// pause for as long as a client's later tries come (trailTTL), and their first tries are counted
+// as declined for "full".
+func (wk *Walker) unwalked(key pairKey, walk Walk, sh *shared, why string) {
+	wk.keepTrail(key, walk, make([]*future, walk.Len()))
+	sh.finish(&result{untouched: true, why: why})
+}
+
+// pause stops walks from starting for trailTTL.
+func (wk *Walker) pause() {
+	wk.pausedUntil.Store(time.Now().Add(trailTTL).UnixNano())
+}
+
+// completeSibling completes r, of the type the walk res did not resolve, at the name res completed to,
 // and reports whether it can. Every name before that one was NXDOMAIN for the walk's type, so it
 // does not exist for any type (RFC 8020): a client asking both types stops there too, with both
 // answers of that name, which this gives it. A reply for r's type at that name that is not clean
 // (an error, NXDOMAIN beside the walk's records), or that does not fit, leaves r as it is.
-func (wk *Walker) sibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, res *result) (*result, bool) {
+func (wk *Walker) completeSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, res *result) (*result, bool) {
 	qtype := r.Question[0].Qtype
 	name := clientCase(res.names[res.k:res.k+1], r.Question[0].Name, len(walk.Base))[0]
 	a := wk.resolve(ctx, w, r, name, qtype)
@@ -333,7 +360,7 @@ func (wk *Walker) sibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		return nil, false
 	}
 	out := *res
-	out.types = typesFor(qtype, qtype)
+	out.types = typesFor(qtype, false)
 	out.answer[query.PairIndex(qtype)] = a
 	if !fits(&out, r, walk, w) {
 		return nil, false
