@@ -61,15 +61,12 @@ type server struct {
 }
 
 func startLoopback(bin, dir, name, corefile, upstream string, wrap ...string) (*server, error) {
-	port, err := freePort()
+	ports, err := lab.FreeLoopbackPorts(2)
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	text, err := lab.Render(corefile, lab.CorefileData{Port: port, Metrics: "127.0.0.1:" + metrics, Upstream: upstream}, dir)
+	port := ports[0]
+	text, err := lab.Render(corefile, lab.CorefileData{Port: port, Metrics: "127.0.0.1:" + ports[1], Upstream: upstream}, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -80,16 +77,6 @@ func startLoopback(bin, dir, name, corefile, upstream string, wrap ...string) (*
 		return nil, err
 	}
 	return &server{p: p, addr: addr}, nil
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port, nil
 }
 
 // warm asks every query once so the measured runs see a warm cache.

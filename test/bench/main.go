@@ -29,7 +29,8 @@ var (
 	lookups      = flag.Int("lookups", 400, "lookups per C library in the stall row")
 	workers      = flag.Int("workers", 32, "client processes in the stall row")
 	dropPercent  = flag.Int("drop", 5, "emulated pair drop, percent")
-	only         = flag.String("only", "", "run only these row groups, comma-separated: throughput, lab")
+	stallFor     = flag.Duration("stall", 60*time.Second, "length of the stalled-upstream flood")
+	only         = flag.String("only", "", "run only these row groups, comma-separated: throughput, hostile, lab, family")
 )
 
 func want(group string) bool {
@@ -73,10 +74,24 @@ func main() {
 		rows = append(rows, r...)
 		notes = append(notes, n...)
 	}
+	if want("hostile") {
+		r, err := hostileRows(bin, dir)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
+	}
 	if err := lab.Available(); err != nil {
 		notes = append(notes, "lab rows skipped: "+err.Error())
 	} else if want("lab") {
 		r, err := labRows(bin)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
+	}
+	if lab.Available() == nil && want("family") {
+		r, err := familyRows(bin)
 		if err != nil {
 			fail(err)
 		}

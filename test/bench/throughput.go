@@ -123,11 +123,11 @@ func compareRuns(bin, dir, label string, a, b side, upstream string, profile boo
 		}
 		corefile := sd.corefile
 		if profile {
-			port, err := freePort()
+			ports, err := lab.FreeLoopbackPorts(1)
 			if err != nil {
 				return comparison{}, err
 			}
-			pprofAddrs[i] = "127.0.0.1:" + port
+			pprofAddrs[i] = "127.0.0.1:" + ports[0]
 			corefile = strings.Replace(corefile, "errors\n", "errors\n    pprof "+pprofAddrs[i]+"\n", 1)
 		}
 		s, err := startLoopback(bin, dir, fmt.Sprintf("%s-%d", label, i), corefile, upstream, pinned...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +38,34 @@ type Upstream struct {
 
 // StartUpstream serves external.db on addr (port 0 picks one), with its sockets made in namespace
 // ns, or in the caller's own when ns is empty.
-func StartUpstream(ns, addr string) (*Upstream, error) {
+func StartUpstream(ns, addr string) (*Upstream, error) { return startUpstream(ns, addr, false) }
+
+// StartKubeUpstream is StartUpstream that also serves the sample cluster.local zone: what a
+// node-local server forwards to, kube-dns and the internet beyond it, in one.
+func StartKubeUpstream(ns, addr string) (*Upstream, error) { return startUpstream(ns, addr, true) }
+
+func startUpstream(ns, addr string, cluster bool) (*Upstream, error) {
 	z, err := file.Parse(strings.NewReader(externalZone), ".", "external.db", 0)
 	if err != nil {
 		return nil, fmt.Errorf("upstream zone: %w", err)
 	}
 	f := file.File{Zones: file.Zones{Z: map[string]*file.Zone{".": z}, Names: []string{"."}}}
+	if cluster {
+		p, err := RepoPath("zones/cluster.local.db")
+		if err != nil {
+			return nil, err
+		}
+		text, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		cz, err := file.Parse(strings.NewReader(string(text)), "cluster.local.", p, 0)
+		if err != nil {
+			return nil, fmt.Errorf("upstream cluster zone: %w", err)
+		}
+		f.Zones.Z["cluster.local."] = cz
+		f.Zones.Names = append(f.Zones.Names, "cluster.local.")
+	}
 	u := &Upstream{Addr: addr, counts: map[string]int{}}
 
 	pc, ln, err := ListenBoth(ns, addr)
@@ -218,4 +241,22 @@ func (u *Upstream) Close() {
 	for _, s := range u.servers {
 		s.Shutdown()
 	}
+}
+
+// FreeLoopbackPorts returns n distinct loopback ports, each free for UDP and TCP a moment ago, for
+// servers started in another process.
+func FreeLoopbackPorts(n int) ([]string, error) {
+	ports := make([]string, 0, n)
+	for range n {
+		pc, ln, err := ListenBoth("", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		// Held open until all are picked, so that none is picked twice.
+		defer pc.Close()
+		defer ln.Close()
+		_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+		ports = append(ports, port)
+	}
+	return ports, nil
 }

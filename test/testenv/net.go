@@ -25,14 +25,11 @@ func FreePort(t testing.TB) string {
 // started in another process.
 func FreeUDPTCPPort(t testing.TB) string {
 	t.Helper()
-	pc, ln, err := lab.ListenBoth("", "127.0.0.1:0")
+	ports, err := lab.FreeLoopbackPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	pc.Close()
-	ln.Close()
-	return port
+	return ports[0]
 }
 
 // HTTPGet returns the body of url once it answers 200 OK, trying for about a second; it fails t
