@@ -1,6 +1,7 @@
 package searchpath
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,8 +15,8 @@ import (
 // is guarded by mu.
 type client struct {
 	mu       sync.Mutex
-	trails   []trailRef
-	crowded  time.Time // until then no walk starts: a trail was dropped for room (see add)
+	trails   map[string]trailRef // by base
+	crowded  time.Time           // until then no walk starts: a trail was dropped for room (see add)
 	lists    []*learned
 	tokens   float64   // the walk budget left
 	refilled time.Time // when tokens was last refilled
@@ -84,54 +85,74 @@ type learned struct {
 	at      time.Time
 }
 
-// maxTrails bounds the trails of one client (the Walker's trail table bounds all of them);
-// maxLearned its learned lists (one per first domain:
-// a node's hostNetwork pods share its address and may sit in several namespaces); maxDomains the
-// length of a learned list (glibc and musl read at most 6 search domains from resolv.conf; a
-// dnsConfig may add a few).
+// maxTrails bounds the trails of one client (the Walker's trail table bounds all of them), and
+// settledAge is how old a trail must be to make room for another: by then its client has sent
+// all its later tries, unless one of them waited out a resolver timeout. maxLearned bounds the
+// learned lists of a client (one per first domain: a node's hostNetwork pods share its address and
+// may sit in several namespaces); maxDomains the length of a learned list (glibc and musl read at
+// most 6 search domains from resolv.conf; a dnsConfig may add a few).
 const (
-	maxTrails  = 64
+	maxTrails  = 1024
+	settledAge = 10 * time.Second
 	maxLearned = 4
 	maxDomains = 12
 )
 
-// add notes a trail of the client, dropping expired ones and, beyond maxTrails, the oldest. A
-// dropped trail's later tries can no longer be told from first tries: the client starts no walk
-// for as long as they may come (trailTTL), and its first tries are served as they are. Call with
-// c.mu held.
+// add notes a trail of the client, dropping expired ones when it has maxTrails, and then the
+// oldest. A dropped trail's later tries can no longer be told from first tries: if it was younger
+// than settledAge (the client continues more than maxTrails walks in that time), the client starts
+// no walk for as long as they may come (trailTTL), and its first tries are served as they are.
+// Call with c.mu held.
 func (c *client) add(ref trailRef, now time.Time) {
-	kept := c.trails[:0]
-	for _, o := range c.trails {
-		if o.expires.After(now) && o.base != ref.base {
-			kept = append(kept, o)
+	if c.trails == nil {
+		c.trails = make(map[string]trailRef)
+	}
+	if _, ok := c.trails[ref.base]; !ok && len(c.trails) >= maxTrails {
+		maps.DeleteFunc(c.trails, func(_ string, t trailRef) bool { return !t.expires.After(now) })
+		if len(c.trails) >= maxTrails {
+			oldest := ref
+			for _, t := range c.trails {
+				if t.expires.Before(oldest.expires) {
+					oldest = t
+				}
+			}
+			delete(c.trails, oldest.base)
+			if oldest.expires.Add(-trailTTL).After(now.Add(-settledAge)) {
+				c.crowded = now.Add(trailTTL)
+			}
 		}
 	}
-	if len(kept) >= maxTrails {
-		kept = slices.Delete(kept, 0, len(kept)-maxTrails+1)
-		c.crowded = now.Add(trailTTL)
-	}
-	c.trails = append(kept, ref)
+	c.trails[ref.base] = ref
 }
 
 // match returns the trail name is a later try of, and the domain it tries: name is the trail's
-// base followed by one of the client's search domains, or the base itself (domain ""). The first
-// try itself (base+first) is no later try: a client asking it again starts a new lookup. Nor is a
-// name below the first try, which shows the client asked the first try as is (a name given whole,
-// or with ndots dots or more) and now searches below it: belowFirst is set. Call with c.mu held.
+// base followed by one of the client's search domains, or the base itself (domain ""). Of two
+// trails whose bases both start name, the newer. The first try itself (base+first) is no later
+// try: a client asking it again starts a new lookup. Nor is a name below the first try, which
+// shows the client asked the first try as is (a name given whole, or with ndots dots or more) and
+// now searches below it: belowFirst is set. Call with c.mu held.
 func (c *client) match(name string, now time.Time) (ref trailRef, domain string, belowFirst, ok bool) {
-	for i := len(c.trails) - 1; i >= 0; i-- {
-		t := c.trails[i]
-		if !t.expires.After(now) || !strings.HasPrefix(name, t.base) {
-			continue
-		}
-		domain := name[len(t.base):]
-		if domain == t.first {
-			continue
-		}
-		below := len(domain) > len(t.first) && strings.HasPrefix(domain, t.first)
-		return t, domain, below, true
+	if len(c.trails) == 0 {
+		return trailRef{}, "", false, false
 	}
-	return trailRef{}, "", false, false
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		t, found := c.trails[name[:i+1]]
+		if !found || !t.expires.After(now) {
+			continue
+		}
+		d := name[i+1:]
+		if d == t.first || ok && !t.expires.After(ref.expires) {
+			continue
+		}
+		ref, domain, ok = t, d, true
+	}
+	if ok {
+		belowFirst = len(domain) > len(ref.first) && strings.HasPrefix(domain, ref.first)
+	}
+	return ref, domain, belowFirst, ok
 }
 
 // observe records that the client tried t's base with domain, and returns the search list its

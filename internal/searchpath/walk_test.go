@@ -939,8 +939,8 @@ func TestWalkDeclinedKeepsItsTail(t *testing.T) {
 }
 
 func TestWalkCrowdedClient(t *testing.T) {
-	// A client with more walks it continues than it can keep trails for starts no walk for a
-	// while: the later tries of the trail it lost could not be told from first tries.
+	// A client with more walks it continues than it can keep trails for (in settledAge) starts no
+	// walk for a while: the later tries of the trail it lost could not be told from first tries.
 	z := newZone()
 	wk := newWalker(t, z)
 	wk.Families = only(dns.TypeA)
@@ -951,14 +951,14 @@ func TestWalkCrowdedClient(t *testing.T) {
 			t.Fatalf("Expected walk %d to run", i)
 		}
 	}
-	before := testutil.ToFloat64(declined.WithLabelValues("", "full"))
+	before := testutil.ToFloat64(declined.WithLabelValues("", "crowded"))
 	for i := range 2 {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("m%d.example.default.svc.cluster.local.", i), dns.TypeA)
 		walk, _ := walkOf(t, wk, client, r)
 		wk.Complete(context.Background(), dnstest.NewRecorder(client), r, walk)
 	}
-	if got := testutil.ToFloat64(declined.WithLabelValues("", "full")) - before; got != 1 {
-		t.Errorf("Expected the walk after the one that dropped a trail declined as full, got %v", got)
+	if got := testutil.ToFloat64(declined.WithLabelValues("", "crowded")) - before; got != 1 {
+		t.Errorf("Expected the walk after the one that dropped a trail declined as crowded, got %v", got)
 	}
 	// Another client walks.
 	r := new(dns.Msg).SetQuestion("x.example.default.svc.cluster.local.", dns.TypeA)

@@ -243,7 +243,7 @@ func (wk *Walker) acquire() bool {
 }
 
 // start decides whether addr may start a walk now, and if so takes a token of its walk budget.
-// It returns why not ("full" or "budget"), or "".
+// It returns why not ("full", "crowded" or "budget"), or "".
 func (wk *Walker) start(addr netip.Addr) string {
 	now := time.Now()
 	if now.UnixNano() < wk.pausedUntil.Load() {
@@ -262,7 +262,9 @@ func (wk *Walker) start(addr netip.Addr) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now.Before(c.crowded) {
-		return "full"
+		// Still as busy: no walk for trailTTL after its last first try.
+		c.crowded = now.Add(trailTTL)
+		return "crowded"
 	}
 	if !c.has(wk.Budget, now) {
 		return "budget"
@@ -337,8 +339,13 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // Where the tables have no room for a trail, no later try can be told from a first try: walks
 // pause for as long as a client's later tries come (trailTTL), and their first tries are counted
 // as declined for "full".
+//
+// A crowded client (see client.add) starts no walk while it stays that busy, so its tries need
+// no trail.
 func (wk *Walker) unwalked(key pairKey, walk Walk, sh *shared, why string) {
-	wk.keepTrail(key, walk, make([]*future, walk.Len()))
+	if why != "crowded" {
+		wk.keepTrail(key, walk, make([]*future, walk.Len()))
+	}
 	sh.finish(&result{untouched: true, why: why})
 }
 

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/lab"
 )
 
 // Flood is a stream of queries from a set of clients.
 type Flood struct {
 	Clients int                // clients, each a socket on its own address, 127.0.<Net>.1 and up
 	Net     byte               // the third octet of the clients' addresses: floods at once differ in it
+	Addrs   []net.IP           // instead of Clients and Net: the clients' addresses
+	NS      string             // the network namespace of the clients' sockets; "": the caller's
 	Rate    int                // queries a second, over all clients
 	N       int                // queries in all
 	Name    func(i int) string // the name of query i, fully qualified
@@ -59,6 +62,13 @@ type pending struct {
 // Run sends f's queries to addr, paced at f.Rate, and returns once every answer has come or
 // f.Wait has passed since the last query was sent.
 func (f Flood) Run(addr string) (FloodResult, error) {
+	addrs := f.Addrs
+	if addrs == nil {
+		for i := range f.Clients {
+			addrs = append(addrs, net.IPv4(127, 0, f.Net, byte(i+1)))
+		}
+	}
+	f.Clients = len(addrs)
 	if f.Clients < 1 || f.Clients > 250 || f.Rate < 1 || f.N < 1 || f.Wait <= 0 {
 		return FloodResult{}, errors.New("flood: want 1 to 250 clients, a rate, queries and a wait")
 	}
@@ -71,7 +81,11 @@ func (f Flood) Run(addr string) (FloodResult, error) {
 	}
 	clients := make([]*floodClient, f.Clients)
 	for i := range clients {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, f.Net, byte(i+1))})
+		var conn *net.UDPConn
+		err := lab.Do(f.NS, func() (err error) {
+			conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: addrs[i]})
+			return err
+		})
 		if err != nil {
 			for _, c := range clients[:i] {
 				c.conn.Close()

@@ -38,6 +38,7 @@ var (
 	faultFlag   = flag.String("fault", "parallel", "emulated drop: parallel (the 2nd packet of a flow while the 1st is unanswered) or second (the 2nd packet of every flow)")
 	clients     = flag.Int("clients", 200, "dnsperf clients, each its own socket and source port")
 	probeRate   = flag.Int("probe", 100, "probe lookups (A+AAAA from a fresh socket) per second")
+	floodRate   = flag.Int("flood", 200, "random-subdomain first tries per second from a hostNetwork pod, beside the load; 0 for none")
 	interval    = flag.Duration("interval", 10*time.Second, "time between samples of RSS, goroutines and tables")
 	upDelay     = flag.Duration("upstream-delay", 2*time.Millisecond, "the upstream's delay before each answer")
 	cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile of CoreDNS, taken in the middle of the soak, to this file")
@@ -101,8 +102,8 @@ func run() int {
 	default:
 		return fail(fmt.Errorf("-fault: want parallel or second, got %q", *faultFlag))
 	}
-	if *clients < 1 || *duration < 5*time.Second || *dropPercent < 0 || *dropPercent > 100 || *headroom <= 0 || *headroom > 1 {
-		return fail(errors.New("want -clients ≥ 1, -duration ≥ 5s, -drop 0 to 100 and -headroom in (0, 1]"))
+	if *clients < 1 || *floodRate < 0 || *duration < 5*time.Second || *dropPercent < 0 || *dropPercent > 100 || *headroom <= 0 || *headroom > 1 {
+		return fail(errors.New("want -clients ≥ 1, -flood ≥ 0, -duration ≥ 5s, -drop 0 to 100 and -headroom in (0, 1]"))
 	}
 	bin := *corednsFlag
 	if bin == "" {
@@ -146,7 +147,7 @@ func run() int {
 	}
 	defer proc.Stop()
 
-	r := &report{fault: *faultFlag, drop: *dropPercent, duration: *duration, clients: *clients, probeRate: *probeRate, upDelay: *upDelay}
+	r := &report{fault: *faultFlag, drop: *dropPercent, duration: *duration, clients: *clients, probeRate: *probeRate, floodRate: *floodRate, upDelay: *upDelay}
 	s, err := takeSample(l, proc.Pid(), 0, "started, idle")
 	if err != nil {
 		return fail(err)
@@ -206,6 +207,12 @@ func run() int {
 		defer close(perfDone)
 		r.perf, perfErr = runDNSPerf(ctx, l.Client, qfile, true, paced(r.rate, int(duration.Seconds()))...)
 	}()
+	floodDone := make(chan struct{})
+	var floodErr error
+	go func() {
+		defer close(floodDone)
+		r.flood, floodErr = runFlood(l.Node, *floodRate, *duration)
+	}()
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan struct{})
 	go func() {
@@ -251,11 +258,15 @@ wait:
 	stopProbe()
 	sampleNow("end of load")
 	<-probeDone
+	<-floodDone
 	if ctx.Err() != nil {
 		return interrupted()
 	}
 	if perfErr != nil {
 		return fail(perfErr)
+	}
+	if floodErr != nil {
+		return fail(floodErr)
 	}
 	if sampleErr != nil {
 		return fail(sampleErr)

@@ -3,12 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/hostile"
 	"github.com/raceguard/raceguard/test/lab"
 )
 
@@ -19,6 +23,8 @@ type report struct {
 	drop                int
 	duration            time.Duration
 	clients, probeRate  int
+	floodRate           int
+	flood               hostile.FloodResult
 	upDelay             time.Duration
 	mix                 mix
 	rate, rampRate      int
@@ -75,6 +81,10 @@ func (r *report) print(w io.Writer) bool {
 		"Emulated conntrack race (`%s`): %d %% of %s.",
 		r.duration, r.rate, how, r.clients, r.upDelay, minTTL, maxTTL, len(r.mix.lines), r.mix.distinct, dupRun,
 		r.probeRate, probeTimeout, r.fault, r.drop, faultWhat)
+	if r.floodRate > 0 {
+		para += fmt.Sprintf(" And a random-subdomain flood: a hostNetwork pod (the node's address) sends %d first tries a "+
+			"second of names that exist nowhere, each new.", r.floodRate)
+	}
 	p("%s\n\n", wrap(para, 110))
 
 	if len(r.ramp) > 0 {
@@ -99,6 +109,10 @@ func (r *report) print(w io.Writer) bool {
 		p("| probe: ticks skipped (%d in flight) / socket errors / mismatched replies / SERVFAIL | %d / %d / %d / %d |\n",
 			probeInflight, pr.skipped, pr.sendErrors, pr.badReply, pr.servfail)
 	}
+	if r.floodRate > 0 {
+		p("| flood of random first tries from a hostNetwork pod: sent / answered within 5 s / mismatched / NXDOMAIN | %d / %d / %d / %d |\n",
+			r.flood.Sent, r.flood.Answered, r.flood.Mismatch, r.flood.Rcodes[dns.RcodeNameError])
+	}
 	p("| packets the fault dropped (node nft counter) | %d |\n", r.counters.FaultDrops)
 	p("| UDP queries the node saw from the client | %d |\n", r.counters.ClientUDP)
 	p("| UDP datagrams the kernel dropped for full buffers: node / client namespace | %d / %d |\n",
@@ -109,6 +123,10 @@ func (r *report) print(w io.Writer) bool {
 	p("| Latency | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|\n")
 	if r.perf.lat != nil {
 		p("| dnsperf, per query (%d answered) | %s |\n", r.perf.lat.n, r.perf.lat.percentileCells())
+	}
+	if r.floodRate > 0 {
+		p("| flood, per query (%d answered) | %s / - / %s / - / %s |\n", r.flood.Answered, r.flood.Quantile(0.5).Round(time.Microsecond),
+			r.flood.Quantile(0.99).Round(time.Microsecond), r.flood.Quantile(1).Round(time.Microsecond))
 	}
 	p("| probe, per lookup: A+AAAA, retries included (%d; %d ≥ %s) | %s |\n", pr.lat.n, pr.lat.atLeast(probeTimeout), probeTimeout, pr.lat.percentileCells())
 	p("\n")
@@ -168,6 +186,19 @@ func (r *report) printMechanisms(p func(string, ...any)) {
 		walks = append(walks, fmt.Sprintf("%s %.0f", o, d("coredns_raceguard_search_walks_total", map[string]string{"outcome": o})))
 	}
 	p("| search walks | %s |\n", strings.Join(walks, ", "))
+	var declined []string
+	reasons := map[string]bool{}
+	for _, smp := range b {
+		if smp.Name == "coredns_raceguard_search_declined_total" {
+			reasons[smp.Labels["reason"]] = true
+		}
+	}
+	for _, reason := range slices.Sorted(maps.Keys(reasons)) {
+		if n := d("coredns_raceguard_search_declined_total", map[string]string{"reason": reason}); n > 0 {
+			declined = append(declined, fmt.Sprintf("%s %.0f", reason, n))
+		}
+	}
+	p("| search: first tries served as they are, by reason | %s |\n", strings.Join(declined, ", "))
 	p("| search: queries saved / answered from memory | %.0f / %.0f |\n",
 		d("coredns_raceguard_search_queries_saved_total", nil), d("coredns_raceguard_search_remembered_total", nil))
 	p("| collapse: queries collapsed / retransmissions collapsed / waiter timeouts / overflows | %.0f / %.0f / %.0f / %.0f |\n",
@@ -231,6 +262,11 @@ func (r *report) printChecks(p func(string, ...any)) bool {
 	check(float64(buffers) < rampMaxLoss*float64(sent) && r.perf.QPS >= soakMinRate*float64(r.rate),
 		"rate sustained: %.0f q/s of %d reached (allowed ≥ %.0f %%: the ramp's step), %d of %d queries (%.3f %%) dropped at full socket buffers (allowed < %.1f %%, as in the ramp)%s",
 		r.perf.QPS, r.rate, soakMinRate*100, buffers, sent, 100*float64(buffers)/float64(max(1, sent)), rampMaxLoss*100, r.otherLoad())
+	if r.floodRate > 0 {
+		check(r.flood.Unanswered() == 0 && r.flood.Mismatch == 0 && r.flood.Rcodes[dns.RcodeServerFailure] == 0,
+			"flood answered: %d of %d random first tries from the hostNetwork pod answered within 5 s, %d SERVFAIL, %d mismatched",
+			r.flood.Answered, r.flood.Sent, r.flood.Rcodes[dns.RcodeServerFailure], r.flood.Mismatch)
+	}
 	check(r.perf.RCode("SERVFAIL")+r.probe.servfail == 0 && r.probe.failed == 0 && r.probe.badReply == 0,
 		"every query answered: %d SERVFAIL (dnsperf %d, probe %d), %d probe lookups failed after %d tries, %d mismatched replies",
 		r.perf.RCode("SERVFAIL")+r.probe.servfail, r.perf.RCode("SERVFAIL"), r.probe.servfail, r.probe.failed, probeAttempts, r.probe.badReply)
