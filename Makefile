@@ -68,9 +68,10 @@ monitoring-test:
 bench: coredns
 	RACEGUARD_COREDNS=$(CURDIR)/coredns $(GO) run ./test/bench
 
-## soak: a minute of dnsperf at 80% of the rate the machine sustains, against a node-local raceguard
-## in the lab with the emulated conntrack drop on; fails if memory or goroutines grow, if a query is
-## lost beyond the drops, or a table passes its capacity. Needs root and dnsperf. SOAK="-duration 5m"
+## soak: a minute of dnsperf at 80% of the rate the machine sustains, and a random-subdomain flood,
+## against a node-local raceguard in the lab with the emulated conntrack drop on; fails if memory or
+## goroutines grow, if a query is lost beyond the drops, or a table passes its capacity. Needs root
+## and dnsperf. SOAK="-duration 5m"
 soak: coredns
 	RACEGUARD_COREDNS=$(CURDIR)/coredns $(GO) run ./test/soak $(SOAK)
 
