@@ -64,9 +64,14 @@ monitoring-test:
 	promtool check rules monitoring/prometheus-rules.yaml
 	promtool test rules monitoring/prometheus-rules.test.yaml
 
-## bench: stock CoreDNS against the raceguard build, side by side; prints a markdown table
+## bench: the Go benchmarks (the hit path against stock; every shared table on the query path under
+## 1 to 8 goroutines), then stock CoreDNS against the raceguard build side by side, as a markdown
+## table. BENCH="-only hostile" (or throughput, lab, family) runs one group of the table.
+BENCH_TABLES = ./internal/bounded ./internal/fingerprint ./internal/family ./internal/searchpath ./plugin/collapse
 bench: coredns
-	RACEGUARD_COREDNS=$(CURDIR)/coredns $(GO) run ./test/bench
+	$(GO) test -run '^$$' -bench HitPath -benchmem -count 5 .
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2,4,8 $(BENCH_TABLES)
+	RACEGUARD_COREDNS=$(CURDIR)/coredns $(GO) run ./test/bench $(BENCH)
 
 ## soak: a minute of dnsperf at 80% of the rate the machine sustains, and a random-subdomain flood,
 ## against a node-local raceguard in the lab with the emulated conntrack drop on; fails if memory or

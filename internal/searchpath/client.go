@@ -67,7 +67,7 @@ type trailKey struct {
 // show its search list. Every field above mu is set before the trail is shared.
 type trail struct {
 	first   string    // the first search domain: the walk's first try is base+first
-	domains []string  // the domains after first the walk tried, in order; "" is the base itself
+	domains []string  // the domains after first the walk tried, in order ("" is the base itself); nil if it did not run
 	futures []*future // per domain: the walk's resolution, nil where it made none
 	do, cd  bool
 

@@ -269,13 +269,14 @@ func (wk *Walker) charge(client netip.Addr, n float64) {
 	}
 }
 
-// keepTrail keeps the walk for its client, who will continue it itself. Where a table has no
-// room for it, walks pause (see unwalked).
+// keepTrail keeps the walk for its client, who will continue it itself; futures are its
+// resolutions, nil for a walk that did not run, whose later tries all go down the chain. Where a
+// table has no room for it, walks pause (see unwalked).
 func (wk *Walker) keepTrail(key pairKey, walk Walk, futures []*future) {
-	t := &trail{
-		first: walk.First, do: key.do, cd: key.cd,
-		domains: append(append(make([]string, 0, len(walk.Rest)+1), walk.Rest...), ""),
-		futures: futures[1:],
+	t := &trail{first: walk.First, do: key.do, cd: key.cd}
+	if futures != nil {
+		t.domains = append(append(make([]string, 0, len(walk.Rest)+1), walk.Rest...), "")
+		t.futures = futures[1:]
 	}
 	if !wk.trails.Put(trailKey{client: key.client, base: walk.Base}, t, trailTTL) {
 		wk.pause() // the table counted its overflow

@@ -344,7 +344,7 @@ func (wk *Walker) Complete(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // no trail.
 func (wk *Walker) unwalked(key pairKey, walk Walk, sh *shared, why string) {
 	if why != "crowded" {
-		wk.keepTrail(key, walk, make([]*future, walk.Len()))
+		wk.keepTrail(key, walk, nil)
 	}
 	sh.finish(&result{untouched: true, why: why})
 }
@@ -431,15 +431,16 @@ func (s *shared) finish(res *result) {
 // the caller leads a walk of its own, unshared.
 func (wk *Walker) share(key pairKey, ts types) (*shared, bool) {
 	now := time.Now()
-	mine := &shared{started: now, types: ts, done: make(chan struct{})}
+	var mine *shared
 	got, ok := wk.pairs.UpdateAt(key, now, pairTTL, func(old *shared, found bool) *shared {
 		if found && now.Sub(old.started) < pairTTL {
 			return old
 		}
+		mine = &shared{started: now, types: ts, done: make(chan struct{})}
 		return mine
 	})
 	if !ok {
-		return mine, true
+		return &shared{started: now, types: ts, done: make(chan struct{})}, true
 	}
 	return got, got == mine
 }

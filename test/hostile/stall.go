@@ -17,7 +17,9 @@ type Stalled struct {
 	// highest during it (goroutines sampled every 250 ms; memory is the kernel's high-water mark).
 	BaseGoroutines, PeakGoroutines int
 	BaseRSS, PeakRSS               int64
-	Walks                          float64 // walks raceguard started (0 for stock)
+	CPU                            time.Duration // the server's CPU time over the flood
+	PeakHeap, PeakStacks           float64       // the Go heap and goroutine stacks in use, bytes, at their highest sampled
+	Walks                          float64       // walks raceguard started (0 for stock)
 	Declined                       map[string]float64
 }
 
@@ -52,6 +54,10 @@ func Stall(bin, dir string, l Layout, d time.Duration, rate int) (Stalled, error
 		return st, err
 	}
 	st.PeakGoroutines = st.BaseGoroutines
+	cpu0, err := lab.CPUTime(pid)
+	if err != nil {
+		return st, err
+	}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -65,12 +71,14 @@ func Stall(bin, dir string, l Layout, d time.Duration, rate int) (Stalled, error
 				return
 			case <-tick.C:
 			}
-			n, err := s.goroutines()
+			m, err := s.scrape()
 			if err != nil {
 				sampleErr = fmt.Errorf("sampling the server: %w", err)
 				return
 			}
-			st.PeakGoroutines = max(st.PeakGoroutines, n)
+			st.PeakGoroutines = max(st.PeakGoroutines, int(m.Sum("go_goroutines", nil)))
+			st.PeakHeap = max(st.PeakHeap, m.Sum("go_memstats_heap_inuse_bytes", nil))
+			st.PeakStacks = max(st.PeakStacks, m.Sum("go_memstats_stack_inuse_bytes", nil))
 		}
 	})
 	const wait = 5 * time.Second
@@ -98,6 +106,11 @@ func Stall(bin, dir string, l Layout, d time.Duration, rate int) (Stalled, error
 	if _, st.PeakRSS, err = memory(pid); err != nil {
 		return st, err
 	}
+	cpu1, err := lab.CPUTime(pid)
+	if err != nil {
+		return st, err
+	}
+	st.CPU = cpu1 - cpu0
 	m, err := s.scrape()
 	if err != nil {
 		return st, err
