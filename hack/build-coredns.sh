@@ -10,6 +10,8 @@
 #              cache; each name a walk tries goes where the client's own query for it would go,
 #              through the whole chain of the block that serves it.
 #   collapse   just after cache: it only sees misses, never a query acl refused.
+#   nodelocal  just after bind: its startup makes the addresses bind names before anything binds
+#              them (ready, health, pprof, prometheus and the servers all bind at startup).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,13 +35,16 @@ if [ "$(cat "$build/.raceguard-stamp" 2>/dev/null)" != "$stamp" ]; then
 	rm -rf "$build"
 	cp -r "$src" "$build"
 	chmod -R u+w "$build"
-	awk -v rg="raceguard:$module" -v co="collapse:$module/plugin/collapse" '
+	awk -v rg="raceguard:$module" -v co="collapse:$module/plugin/collapse" -v nl="nodelocal:$module/plugin/nodelocal" '
 		$0 == "rewrite:rewrite" { print rg }
 		{ print }
 		$0 == "cache:cache" { print co }
+		$0 == "bind:bind" { print nl }
 	' "$src/plugin.cfg" > "$build/plugin.cfg"
 	grep -qx "raceguard:$module" "$build/plugin.cfg" && grep -qx "collapse:$module/plugin/collapse" "$build/plugin.cfg" \
 		|| { echo "build-coredns: rewrite:rewrite or cache:cache not found in plugin.cfg" >&2; exit 1; }
+	grep -qx "nodelocal:$module/plugin/nodelocal" "$build/plugin.cfg" \
+		|| { echo "build-coredns: bind:bind not found in plugin.cfg" >&2; exit 1; }
 	(cd "$build" && go mod edit -require="$module@v0.0.0" -replace="$module=$root" && go generate coredns.go)
 	echo "$stamp" > "$build/.raceguard-stamp"
 fi

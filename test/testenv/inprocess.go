@@ -26,6 +26,7 @@ import (
 
 	_ "github.com/raceguard/raceguard"
 	_ "github.com/raceguard/raceguard/plugin/collapse"
+	_ "github.com/raceguard/raceguard/plugin/nodelocal"
 )
 
 func init() {
@@ -33,14 +34,15 @@ func init() {
 	dnsserver.Directives = Splice(dnsserver.Directives)
 }
 
-// Splice returns directives with raceguard inserted just before rewrite and collapse just after
-// cache. It panics if either anchor is missing, which only a CoreDNS upgrade can cause.
+// Splice returns directives with raceguard inserted just before rewrite, collapse just after cache
+// and nodelocal just after bind. It panics if an anchor is missing, which only a CoreDNS upgrade
+// can cause.
 func Splice(directives []string) []string {
 	out := slices.Clone(directives)
 	for _, d := range []struct {
 		name, anchor string
 		after        int
-	}{{"raceguard", "rewrite", 0}, {"collapse", "cache", 1}} {
+	}{{"raceguard", "rewrite", 0}, {"collapse", "cache", 1}, {"nodelocal", "bind", 1}} {
 		if slices.Contains(out, d.name) {
 			continue
 		}

@@ -1,0 +1,357 @@
+package nodenet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Node is the node set-up of one raceguard process: the listen addresses, the owner table of
+// NOTRACK rules, the firewall accept rules, and the periodic check that keeps them.
+type Node struct {
+	// Logf logs an informational line; nil discards it.
+	Logf func(format string, args ...any)
+
+	mu      sync.Mutex // serialises every change to the node; protects the fields below
+	cfg     Config
+	link    netlink.Link
+	kind    LinkKind
+	created map[netip.Addr]bool // addresses this process added
+	tbl     *table              // nil until Install
+	legacy  bool                // the iptables-legacy fallback was logged
+
+	installed atomic.Bool // the table is in place: what Ready reports
+}
+
+// New returns the Node for cfg. It changes nothing.
+func New(cfg Config) *Node {
+	return &Node{cfg: cfg, created: map[netip.Addr]bool{}}
+}
+
+func (n *Node) logf(format string, args ...any) {
+	if n.Logf != nil {
+		n.Logf(format, args...)
+	}
+}
+
+// HeldError is Preflight's answer when something other than a raceguard already serves DNS on a
+// listen address.
+type HeldError struct {
+	Addr   netip.Addr
+	Port   uint16
+	Socket string // the socket, or the IPVS virtual service, that holds it
+	Holder string // who holds it, as far as raceguard can see
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("%s is already served on the node: %s held by %s; refusing to start, nothing on the node was changed",
+		netip.AddrPortFrom(e.Addr, e.Port), e.Socket, e.Holder)
+}
+
+// Preflight checks, changing nothing, that this process may set the node up for cfg: it has
+// CAP_NET_ADMIN, and no other process serves DNS on one of the addresses. Sockets of a live
+// raceguard (one whose owner table lists the address: the old pod of a surge rollout) do not
+// count; a wildcard socket (0.0.0.0:53) and kube-proxy's IPVS virtual services do.
+func Preflight(cfg Config) error {
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	if err := checkNetAdmin(); err != nil {
+		return err
+	}
+	vs, err := ipvsHolds(cfg.Port, cfg.Addrs)
+	if err != nil {
+		return err
+	}
+	if len(vs) > 0 {
+		a, _ := netip.ParseAddrPort(strings.Fields(vs[0])[1])
+		return &HeldError{Addr: a.Addr(), Port: cfg.Port, Socket: "IPVS virtual service " + vs[0],
+			Holder: "kube-proxy in IPVS mode, which takes its packets before any socket (use the link-local address alone: link-local mode)"}
+	}
+	socks, err := sockets(cfg.Port, cfg.Addrs)
+	if err != nil {
+		return err
+	}
+	own, err := ownInodes()
+	if err != nil {
+		return err
+	}
+	cl, err := claims()
+	if err != nil {
+		return err
+	}
+	for _, a := range cfg.Addrs {
+		for _, s := range socks {
+			if own[s.inode] || !s.covers(a) {
+				continue
+			}
+			if len(cl[a]) > 0 && !s.local.Addr().IsUnspecified() {
+				continue // a live raceguard's socket: a surge rollout
+			}
+			return &HeldError{Addr: a, Port: cfg.Port, Socket: s.String(), Holder: holder(s)}
+		}
+	}
+	return nil
+}
+
+// Prepare makes the link and the addresses, before the servers bind them.
+func (n *Node) Prepare() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ensureAddrs(false)
+}
+
+// ensureAddrs makes the link and every missing address; restore counts what it put back.
+func (n *Node) ensureAddrs(restore bool) error {
+	l, kind, err := ensureLink(n.cfg.Interface)
+	if err != nil {
+		return err
+	}
+	if kind != n.kind {
+		if kind == LinkLo {
+			fallbacks.WithLabelValues("no_dummy").Inc()
+			n.logf("this kernel has no dummy links: the node-local addresses go on lo (IPv4 ones labelled %s)", loLabel)
+		} else {
+			n.logf("node-local addresses on dummy link %s", n.cfg.Interface)
+		}
+		link.Reset()
+		link.WithLabelValues(string(kind)).Set(1)
+	}
+	n.link, n.kind = l, kind
+	have, err := nodeAddrs(n.cfg.Addrs)
+	if err != nil {
+		return err
+	}
+	for _, a := range n.cfg.Addrs {
+		if _, ok := have[a]; !ok {
+			if err := addAddr(l, kind, a); err != nil {
+				addressPresent.WithLabelValues(a.String()).Set(0)
+				return err
+			}
+			n.created[a] = true
+			if restore {
+				restores.WithLabelValues("address").Inc()
+				n.logf("restored address %s on %s", a, l.Attrs().Name)
+			}
+		}
+		addressPresent.WithLabelValues(a.String()).Set(1)
+	}
+	return nil
+}
+
+// serving reports whether this process has a UDP socket and a listening TCP socket bound to
+// every address.
+func (n *Node) serving() (bool, error) {
+	socks, err := sockets(n.cfg.Port, n.cfg.Addrs)
+	if err != nil {
+		return false, err
+	}
+	own, err := ownInodes()
+	if err != nil {
+		return false, err
+	}
+	bound := map[string]bool{}
+	for _, s := range socks {
+		if own[s.inode] {
+			bound[s.String()] = true
+		}
+	}
+	for _, a := range n.cfg.Addrs {
+		for _, p := range []string{"udp", "tcp"} {
+			if !bound[socket{proto: p, local: netip.AddrPortFrom(a, n.cfg.Port)}.String()] {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// waitServing polls serving until it holds or ctx ends.
+func (n *Node) waitServing(ctx context.Context) error {
+	for {
+		ok, err := n.serving()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the server does not listen on UDP and TCP %v port %d (a bind directive with exactly these addresses is needed): %w",
+				n.cfg.Addrs, n.cfg.Port, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Install installs the table and the firewall accept rules, once the server listens on every
+// address (node-cache too installs its rules only once CoreDNS runs: a rule for a server that
+// failed to start would send the node's DNS nowhere). It waits at most timeout for the server.
+func (n *Node) Install(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := n.waitServing(ctx); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tbl == nil {
+		t, err := openTable()
+		if err != nil {
+			return err
+		}
+		n.tbl = t
+		n.logf("nftables table inet %s (owner: this process)", t.t.Name)
+	}
+	if err := n.tbl.apply(n.tbl.want(n.cfg)); err != nil {
+		return err
+	}
+	n.installed.Store(true)
+	rulesPresent.WithLabelValues("notrack").Set(1)
+	n.firewall(false)
+	return nil
+}
+
+// firewall ensures the accept rules; restore counts what it put back.
+func (n *Node) firewall(restore bool) {
+	if !n.cfg.Firewall {
+		return
+	}
+	added, err := ensureFirewall(n.cfg)
+	if err != nil {
+		errorsTotal.WithLabelValues("firewall").Inc()
+		n.logf("firewall accept rules: %v", err)
+	}
+	if restore && added > 0 {
+		restores.WithLabelValues("firewall").Add(float64(added))
+		n.logf("restored %d firewall accept rule(s) in iptables' filter chains", added)
+	}
+	present, ok := firewallPresent(n.cfg)
+	if ok {
+		rulesPresent.WithLabelValues("firewall").Set(boolGauge(present))
+	}
+	if !n.legacy && legacyFilter() {
+		n.legacy = true
+		fallbacks.WithLabelValues("iptables_legacy").Inc()
+		n.logf("iptables-legacy has a filter table, which raceguard cannot reach over netlink: if its INPUT or OUTPUT policy drops untracked packets, "+
+			"accept UDP and TCP port %d to and from %v there", n.cfg.Port, n.cfg.Addrs)
+	}
+}
+
+// Ready reports whether the NOTRACK rules are installed.
+func (n *Node) Ready() bool { return n.installed.Load() }
+
+// Check puts back whatever of the set-up is missing, and counts it.
+func (n *Node) Check() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.ensureAddrs(true); err != nil {
+		errorsTotal.WithLabelValues("address").Inc()
+		n.logf("node-local addresses: %v", err)
+	}
+	if n.tbl != nil {
+		want := n.tbl.want(n.cfg)
+		ok, err := n.tbl.intact(want)
+		if err == nil && !ok {
+			if err = n.tbl.apply(want); err == nil {
+				restores.WithLabelValues("notrack").Inc()
+				n.logf("restored the rules of table inet %s", n.tbl.t.Name)
+			}
+		}
+		if err != nil {
+			errorsTotal.WithLabelValues("notrack").Inc()
+			n.logf("table inet %s: %v", n.tbl.t.Name, err)
+		}
+		rulesPresent.WithLabelValues("notrack").Set(boolGauge(err == nil))
+	}
+	n.firewall(true)
+}
+
+// Reconfigure applies cfg, a reload's new configuration: new addresses are made and the rules
+// rewritten. Addresses no longer configured are left on the node until Teardown.
+func (n *Node) Reconfigure(cfg Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg.Equal(cfg) {
+		return nil
+	}
+	old := n.cfg
+	n.cfg = cfg
+	for _, a := range old.Addrs {
+		if !containsAddr(cfg.Addrs, a) {
+			addressPresent.DeleteLabelValues(a.String())
+		}
+	}
+	if err := n.ensureAddrs(false); err != nil {
+		return err
+	}
+	if n.tbl != nil {
+		if err := n.tbl.apply(n.tbl.want(cfg)); err != nil {
+			return err
+		}
+	}
+	if old.Firewall && !cfg.Firewall {
+		return removeFirewall()
+	}
+	n.firewall(false)
+	return nil
+}
+
+// Teardown removes what raceguard made, once the server is done (after lameduck): its table
+// always; and, unless another process still serves one of the addresses (the new pod of a surge
+// rollout), the firewall accept rules and the addresses and link a raceguard created. What an
+// administrator made is never removed.
+func (n *Node) Teardown() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var errs []error
+	if n.tbl != nil {
+		errs = append(errs, n.tbl.close())
+		n.tbl = nil
+		n.installed.Store(false)
+		rulesPresent.WithLabelValues("notrack").Set(0)
+	}
+	if peers := n.peers(); len(peers) > 0 {
+		n.logf("%s still served by %s: leaving the addresses and firewall rules to it", netip.AddrPortFrom(n.cfg.Addrs[0], n.cfg.Port), strings.Join(peers, ", "))
+		return errors.Join(errs...)
+	}
+	if n.cfg.Firewall {
+		errs = append(errs, removeFirewall())
+		rulesPresent.DeleteLabelValues("firewall")
+	}
+	have, err := nodeAddrs(n.cfg.Addrs)
+	errs = append(errs, err)
+	for a, na := range have {
+		if n.created[a] || na.raceguards(a) {
+			errs = append(errs, delAddr(na.link, a))
+			addressPresent.WithLabelValues(a.String()).Set(0)
+		}
+	}
+	errs = append(errs, delLinkIfEmpty(n.cfg.Interface))
+	link.Reset()
+	return errors.Join(errs...)
+}
+
+// peers returns the other processes' sockets on the listen addresses.
+func (n *Node) peers() []string {
+	socks, err := sockets(n.cfg.Port, n.cfg.Addrs)
+	if err != nil {
+		return nil
+	}
+	own, err := ownInodes()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range socks {
+		if !own[s.inode] && !s.local.Addr().IsUnspecified() {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}

@@ -1,0 +1,358 @@
+package nodenet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TableName is the name of raceguard's nftables table (family inet). A second raceguard running
+// beside the first, as in a surge rollout, names its own TableName-2, and so on.
+const TableName = "raceguard"
+
+// maxTables bounds the raceguard tables one node can have at once.
+const maxTables = 8
+
+// nftTableOwner is NFT_TABLE_F_OWNER (Linux 5.12): the table belongs to the netlink socket that
+// made it; no other socket may change it, `nft flush ruleset` passes it by, and the kernel deletes
+// it when that socket closes, which it does when the process exits for any reason.
+const nftTableOwner = 0x2
+
+// ErrNoOwnerTables is returned on kernels without owner tables.
+var ErrNoOwnerTables = errors.New("the kernel has no nftables owner tables (NFT_TABLE_F_OWNER, Linux 5.12 and later): " +
+	"without them a dead raceguard would leave its NOTRACK rules for hostNetwork clients behind and black-hole their DNS")
+
+// table is raceguard's table, held by the lasting netfilter socket that owns it.
+type table struct {
+	conn *nftables.Conn // lasting: every change goes over the socket that owns the table
+	sock *netlink.Conn  // that socket, for the table's creation (google/nftables v0.3.0 sends table flags as 0)
+	t    *nftables.Table
+}
+
+// openTable makes raceguard's table: TableName, or the first free TableName-N when another
+// raceguard already has one (surge). It is empty until apply.
+func openTable() (*table, error) {
+	var sock *netlink.Conn
+	conn, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		sock = c
+		return nil
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("netfilter socket: %w", permission(err))
+	}
+	for i := 1; i <= maxTables; i++ {
+		name := TableName
+		if i > 1 {
+			name += "-" + strconv.Itoa(i)
+		}
+		err := newOwnedTable(sock, name)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			conn.CloseLasting()
+			if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+				return nil, fmt.Errorf("%w (%v)", ErrNoOwnerTables, err)
+			}
+			return nil, fmt.Errorf("create table inet %s: %w", name, permission(err))
+		}
+		return &table{conn: conn, sock: sock, t: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}}, nil
+	}
+	conn.CloseLasting()
+	return nil, fmt.Errorf("tables inet %s to %s-%d all exist: too many raceguards on this node", TableName, TableName, maxTables)
+}
+
+// newOwnedTable sends one batch with a NEWTABLE (NLM_F_EXCL) carrying the owner flag over sock.
+func newOwnedTable(sock *netlink.Conn, name string) error {
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: append([]byte(name), 0)},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: binary.BigEndian.AppendUint32(nil, nftTableOwner)},
+	})
+	if err != nil {
+		return err
+	}
+	batch := func(t uint16) netlink.Message {
+		return netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(t), Flags: netlink.Request},
+			Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+		}
+	}
+	msgs := []netlink.Message{
+		batch(unix.NFNL_MSG_BATCH_BEGIN),
+		{
+			Header: netlink.Header{
+				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWTABLE),
+				Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl,
+			},
+			Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		},
+		batch(unix.NFNL_MSG_BATCH_END),
+	}
+	if err := sock.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	defer sock.SetReadDeadline(time.Time{})
+	if _, err := sock.SendMessages(msgs); err != nil {
+		return err
+	}
+	_, err = sock.Receive() // the NEWTABLE's acknowledgement, or its error
+	return err
+}
+
+// close deletes the table and closes its socket (which alone would delete it too).
+func (t *table) close() error {
+	t.conn.DelTable(t.t)
+	err := t.conn.Flush()
+	t.conn.CloseLasting()
+	return err
+}
+
+// Rule comments: they name each rule in `nft list ruleset`, and let check recognise the rules.
+const (
+	commentPods    = "raceguard: DNS to the node-local addresses skips conntrack and DNAT while raceguard listens"
+	commentReplies = "raceguard: its replies skip conntrack"
+	commentLocal   = "raceguard: hostNetwork clients' DNS skips conntrack and DNAT while raceguard runs"
+	commentHealth  = "raceguard: health probes skip conntrack, as node-cache does"
+)
+
+// spec is the content of raceguard's table for a Config.
+type spec struct {
+	sets   map[string][]netip.Addr // addrs4, addrs6: the listen addresses
+	chains []*nftables.Chain
+	rules  []*nftables.Rule
+}
+
+// want builds the table's content for cfg:
+//
+//	table inet raceguard {
+//	    flags owner
+//	    set addrs4 { type ipv4_addr; elements = { ADDRS } }
+//	    chain prerouting {
+//	        type filter hook prerouting priority raw; policy accept;
+//	        ip daddr @addrs4 udp dport 53 socket wildcard 0 counter notrack
+//	        ip daddr @addrs4 tcp dport 53 socket wildcard 0 counter notrack
+//	    }
+//	    chain output {
+//	        type filter hook output priority raw; policy accept;
+//	        ip saddr @addrs4 udp sport 53 counter notrack
+//	        ip saddr @addrs4 tcp sport 53 counter notrack
+//	        ip daddr @addrs4 udp dport 53 counter notrack
+//	        ip daddr @addrs4 tcp dport 53 counter notrack
+//	        ip daddr @addrs4 tcp dport HEALTH counter notrack
+//	        ip saddr @addrs4 tcp sport HEALTH counter notrack
+//	    }
+//	}
+//
+// and the same with ip6 and addrs6 for IPv6 addresses. See the package documentation for why
+// each rule is there and what condition keeps it harmless when raceguard is gone.
+func (t *table) want(cfg Config) spec {
+	v4, v6 := split(cfg.Addrs)
+	s := spec{sets: map[string][]netip.Addr{}}
+	pre := &nftables.Chain{Name: "prerouting", Table: t.t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)}
+	out := &nftables.Chain{Name: "output", Table: t.t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)}
+	s.chains = []*nftables.Chain{pre, out}
+
+	rule := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
+		exprs = append(exprs, &expr.Counter{}, &expr.Notrack{})
+		s.rules = append(s.rules, &nftables.Rule{Table: t.t, Chain: c, Exprs: exprs,
+			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
+	}
+	for _, fam := range []struct {
+		set   string
+		addrs []netip.Addr
+		proto byte
+		saddr uint32 // offset in the network header
+		daddr uint32
+		len   uint32
+	}{{"addrs4", v4, unix.NFPROTO_IPV4, 12, 16, 4}, {"addrs6", v6, unix.NFPROTO_IPV6, 8, 24, 16}} {
+		if len(fam.addrs) == 0 {
+			continue
+		}
+		s.sets[fam.set] = fam.addrs
+		addr := func(offset uint32) []expr.Any {
+			return []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.proto}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: fam.len},
+				&expr.Lookup{SourceRegister: 1, SetName: fam.set},
+			}
+		}
+		port := func(l4 byte, offset uint32, p uint16) []expr.Any {
+			return []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p)},
+			}
+		}
+		const sport, dport = 0, 2
+		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			// Only while a socket is bound to the very address (not a wildcard) the packet is for:
+			// with raceguard gone, kube-proxy's DNAT takes the query to kube-dns as before.
+			rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(l4, dport, cfg.Port), []expr.Any{
+				&expr.Socket{Key: expr.SocketKeyWildcard, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+			})...)
+		}
+		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			rule(out, commentReplies, slices.Concat(addr(fam.saddr), port(l4, sport, cfg.Port))...)
+		}
+		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			rule(out, commentLocal, slices.Concat(addr(fam.daddr), port(l4, dport, cfg.Port))...)
+		}
+		if cfg.HealthPort != 0 {
+			rule(out, commentHealth, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_TCP, dport, cfg.HealthPort))...)
+			rule(out, commentHealth, slices.Concat(addr(fam.saddr), port(unix.IPPROTO_TCP, sport, cfg.HealthPort))...)
+		}
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// apply replaces the table's content with s in one batch, so the node never sees a half-made
+// table.
+func (t *table) apply(s spec) error {
+	c := t.conn
+	c.FlushTable(t.t)
+	sets := map[string]*nftables.Set{}
+	for _, name := range []string{"addrs4", "addrs6"} {
+		addrs, ok := s.sets[name]
+		if !ok {
+			continue
+		}
+		set := &nftables.Set{Table: t.t, Name: name, KeyType: nftables.TypeIPAddr}
+		if name == "addrs6" {
+			set.KeyType = nftables.TypeIP6Addr
+		}
+		if err := c.AddSet(set, nil); err != nil {
+			return err
+		}
+		c.FlushSet(set)
+		var elems []nftables.SetElement
+		for _, a := range addrs {
+			elems = append(elems, nftables.SetElement{Key: a.AsSlice()})
+		}
+		if err := c.SetAddElements(set, elems); err != nil {
+			return err
+		}
+		sets[name] = set
+	}
+	for _, ch := range s.chains {
+		c.AddChain(ch)
+	}
+	for _, r := range s.rules {
+		for _, e := range r.Exprs {
+			if l, ok := e.(*expr.Lookup); ok {
+				l.SetID = sets[l.SetName].ID
+			}
+		}
+		c.AddRule(r)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install table inet %s: %w", t.t.Name, permission(err))
+	}
+	return nil
+}
+
+// intact reports whether the kernel's table holds what s asks for: the sets with their elements,
+// and in each chain the rules, recognised by their comments.
+func (t *table) intact(s spec) (bool, error) {
+	c := t.conn
+	for name, addrs := range s.sets {
+		set, err := c.GetSetByName(t.t, name)
+		if err != nil {
+			return false, nil
+		}
+		elems, err := c.GetSetElements(set)
+		if err != nil {
+			return false, err
+		}
+		var got []netip.Addr
+		for _, e := range elems {
+			if a, ok := netip.AddrFromSlice(e.Key); ok {
+				got = append(got, a)
+			}
+		}
+		if !sameAddrs(got, addrs) {
+			return false, nil
+		}
+	}
+	for _, ch := range s.chains {
+		var want []string
+		for _, r := range s.rules {
+			if r.Chain == ch {
+				cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+				want = append(want, cm)
+			}
+		}
+		rules, err := c.GetRules(t.t, ch)
+		if err != nil {
+			return false, nil // no such chain
+		}
+		var got []string
+		for _, r := range rules {
+			cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			got = append(got, cm)
+		}
+		if !slices.Equal(got, want) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
+}
+
+// claims returns, for each address, the raceguard tables of the namespace that list it: proof
+// that a live raceguard serves it, since an owner table dies with its process.
+func claims() (map[netip.Addr][]string, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, err
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables tables: %w", permission(err))
+	}
+	out := map[netip.Addr][]string{}
+	for _, tb := range tables {
+		if tb.Name != TableName && !strings.HasPrefix(tb.Name, TableName+"-") || tb.Flags&nftTableOwner == 0 {
+			continue
+		}
+		for _, name := range []string{"addrs4", "addrs6"} {
+			set, err := c.GetSetByName(tb, name)
+			if err != nil {
+				continue
+			}
+			elems, err := c.GetSetElements(set)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range elems {
+				if a, ok := netip.AddrFromSlice(e.Key); ok {
+					out[a] = append(out[a], tb.Name)
+				}
+			}
+		}
+	}
+	return out, nil
+}
