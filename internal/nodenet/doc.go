@@ -11,7 +11,9 @@ lo where the kernel has no dummy links; either way the link kind is logged and e
 the server listens on every address, one nftables table (family inet) over netlink:
 
   - prerouting, raw priority (before conntrack): DNS (UDP and TCP) to the addresses is NOTRACK,
-    only while a socket is bound to the very address the packet is for (`socket wildcard 0`);
+    only while a socket takes the packet (`socket wildcard 0` for UDP: bound to the very address;
+    `socket transparent 0` for TCP, whose handshake ACK meets a request socket, which has no
+    "wildcard" to report);
   - output, raw priority: the server's replies are NOTRACK (conntrack never saw the query); so is
     DNS that the node itself sends to the addresses (hostNetwork pods), and, as node-cache does,
     the kubelet's health probes to the health port.
@@ -32,7 +34,7 @@ by. After a SIGKILL the node is exactly as without raceguard: a pod's query to t
 tracked and DNATed by kube-proxy to kube-dns, with no cleanup by anyone.
 
 The prerouting rules also need a listening socket: the `socket` expression looks the packet's
-socket up, and `wildcard 0` holds only for a socket bound to that address, so a raceguard that is
+socket up (`wildcard 0` holds only for a socket bound to that address), so a raceguard that is
 alive but not listening (still starting, or a server that failed to bind) does not capture DNS.
 That condition cannot serve the output chain: there the packet already belongs to the sending
 socket, which the expression then reports on (a connected glibc socket is "not wildcard" whether a

@@ -141,7 +141,7 @@ type spec struct {
 //	    chain prerouting {
 //	        type filter hook prerouting priority raw; policy accept;
 //	        ip daddr @addrs4 udp dport 53 socket wildcard 0 counter notrack
-//	        ip daddr @addrs4 tcp dport 53 socket wildcard 0 counter notrack
+//	        ip daddr @addrs4 tcp dport 53 socket transparent 0 counter notrack
 //	    }
 //	    chain output {
 //	        type filter hook output priority raw; policy accept;
@@ -199,14 +199,21 @@ func (t *table) want(cfg Config) spec {
 			}
 		}
 		const sport, dport = 0, 2
-		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-			// Only while a socket is bound to the very address (not a wildcard) the packet is for:
-			// with raceguard gone, kube-proxy's DNAT takes the query to kube-dns as before.
-			rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(l4, dport, cfg.Port), []expr.Any{
-				&expr.Socket{Key: expr.SocketKeyWildcard, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-			})...)
-		}
+		// Only while a socket takes the packet: with raceguard gone, kube-proxy's DNAT takes the
+		// query to kube-dns as before. UDP: a socket bound to the very address, not a wildcard
+		// one. TCP: any socket, because the lookup also finds the handshake's request socket and
+		// a time-wait socket, which have no "wildcard" to report (the expression breaks), and the
+		// handshake's last ACK must skip conntrack like the rest, or kube-proxy's DNAT would
+		// send it to kube-dns; a wildcard TCP listener on the port cannot coexist with
+		// raceguard's listener on the address anyway.
+		rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_UDP, dport, cfg.Port), []expr.Any{
+			&expr.Socket{Key: expr.SocketKeyWildcard, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+		})...)
+		rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_TCP, dport, cfg.Port), []expr.Any{
+			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+		})...)
 		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			rule(out, commentReplies, slices.Concat(addr(fam.saddr), port(l4, sport, cfg.Port))...)
 		}

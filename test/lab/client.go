@@ -44,6 +44,7 @@ type Result struct {
 	Err     string   // "" on success, else the EAI_* name
 	Addrs   []string // sorted, without duplicates
 	Elapsed time.Duration
+	Ended   time.Time // when the lab read the result (the lookup began about Elapsed earlier)
 }
 
 // String renders the outcome a program would see (the error or the address set), not the timing.
@@ -90,8 +91,11 @@ func (rc ResolvConf) String() string {
 
 // writeClientFiles writes the files `ip netns exec` bind-mounts over /etc in the client. Each is
 // replaced by a rename, so a client already running keeps the file it started with.
-func (l *Lab) writeClientFiles(rc ResolvConf) error {
-	dir := filepath.Join("/etc/netns", l.Client)
+func (l *Lab) writeClientFiles(rc ResolvConf) error { return writeNetnsFiles(l.Client, rc) }
+
+// writeNetnsFiles writes resolv.conf, hosts and nsswitch.conf for namespace ns.
+func writeNetnsFiles(ns string, rc ResolvConf) error {
+	dir := filepath.Join("/etc/netns", ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -159,17 +163,70 @@ func gaiBinary(libc Libc) (string, error) {
 // Lookup resolves each name with a fresh getaddrinfo in the client pod, using libc's resolver
 // and the resolv.conf rc, spreading the names over up to workers client processes.
 func (l *Lab) Lookup(libc Libc, family Family, rc ResolvConf, workers int, names ...string) ([]Result, error) {
+	if err := l.clientResolv.acquire(l.Client, rc); err != nil {
+		return nil, err
+	}
+	defer l.clientResolv.release()
+	return l.lookupIn(l.Client, libc, family, workers, names)
+}
+
+// resolvGate lets client runs with the same resolv.conf run at once, and makes a run with another
+// one wait until they are done before it rewrites the files.
+type resolvGate struct {
+	mu    sync.Mutex
+	cond  *sync.Cond // on mu
+	cur   string     // the resolv.conf written last; protected by mu
+	users int        // runs using cur; protected by mu
+}
+
+func (g *resolvGate) acquire(ns string, rc ResolvConf) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	want := rc.String()
+	for g.users > 0 && g.cur != want {
+		g.cond.Wait()
+	}
+	if g.cur != want {
+		if err := writeNetnsFiles(ns, rc); err != nil {
+			return err
+		}
+		g.cur = want
+	}
+	g.users++
+	return nil
+}
+
+func (g *resolvGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.users--
+	if g.users == 0 && g.cond != nil {
+		g.cond.Broadcast()
+	}
+}
+
+// LookupFromNode is Lookup by a client in the node's own namespace, as a hostNetwork pod with
+// dnsPolicy ClusterFirstWithHostNet: its packets take the output path, not prerouting. The
+// node's resolv.conf applies to every later `ip netns exec` in the node, CoreDNS included (the lab
+// Corefiles name their upstreams and search domains, so they do not read it).
+func (l *Lab) LookupFromNode(libc Libc, family Family, rc ResolvConf, workers int, names ...string) ([]Result, error) {
+	if err := l.nodeResolv.acquire(l.Node, rc); err != nil {
+		return nil, err
+	}
+	defer l.nodeResolv.release()
+	return l.lookupIn(l.Node, libc, family, workers, names)
+}
+
+// lookupIn runs the lookups of Lookup in namespace ns.
+func (l *Lab) lookupIn(ns string, libc Libc, family Family, workers int, names []string) ([]Result, error) {
 	bin, err := gaiBinary(libc)
 	if err != nil {
 		return nil, err
 	}
 	flag := map[Family]string{Unspec: "", Inet: "-4", Inet6: "-6"}[family]
-
-	l.resolvMu.Lock()
-	defer l.resolvMu.Unlock()
-	if err := l.writeClientFiles(rc); err != nil {
-		return nil, err
-	}
 
 	workers = max(1, min(workers, len(names)))
 	results := make([][]Result, workers)
@@ -183,7 +240,7 @@ func (l *Lab) Lookup(libc Libc, family Family, rc ResolvConf, workers int, names
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[w], errs[w] = l.runGai(bin, flag, mine)
+			results[w], errs[w] = runGai(ns, bin, flag, mine)
 		}()
 	}
 	wg.Wait()
@@ -197,9 +254,9 @@ func (l *Lab) Lookup(libc Libc, family Family, rc ResolvConf, workers int, names
 	return out, nil
 }
 
-// runGai runs one client process over names and parses its output.
-func (l *Lab) runGai(bin, flag string, names []string) ([]Result, error) {
-	args := []string{"netns", "exec", l.Client, bin}
+// runGai runs one client process over names in namespace ns and parses its output.
+func runGai(ns, bin, flag string, names []string) ([]Result, error) {
+	args := []string{"netns", "exec", ns, bin}
 	if flag != "" {
 		args = append(args, flag)
 	}
@@ -225,7 +282,7 @@ func (l *Lab) runGai(bin, flag string, names []string) ([]Result, error) {
 			continue
 		}
 		us, _ := strconv.ParseInt(f[2], 10, 64)
-		r := Result{Name: f[0], Elapsed: time.Duration(us) * time.Microsecond}
+		r := Result{Name: f[0], Elapsed: time.Duration(us) * time.Microsecond, Ended: time.Now()}
 		if f[1] != "OK" {
 			r.Err = f[1]
 		}

@@ -167,13 +167,35 @@ func (p *Process) Log() string {
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits for it.
-func (p *Process) Stop() {
+func (p *Process) Stop() { p.StopWithin(5 * time.Second) }
+
+// StopWithin is Stop with a grace period of d (a lameduck period must fit in it).
+func (p *Process) StopWithin(d time.Duration) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(d):
 		p.cmd.Process.Kill()
 		<-p.done
+	}
+}
+
+// Kill kills the process with SIGKILL, as the OOM killer does, and waits for it.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -34,12 +34,15 @@ import (
 
 // Addresses inside every lab.
 const (
-	ClusterIP    = "10.96.0.10"
-	ClientIPv4   = "10.32.1.2"
-	ClientIPv6   = "fd00:32:1::2"
-	UpstreamIP   = "10.32.0.53"
-	NodeDomain   = "lab.internal"
-	PodNamespace = "default"
+	ClusterIP         = "10.96.0.10"
+	UpstreamClusterIP = "10.96.0.11" // kube-dns-upstream: the same DNS servers, for a node-local server
+	LinkLocalIP       = "169.254.20.10"
+	ServiceCIDR       = "10.96.0.0/16"
+	ClientIPv4        = "10.32.1.2"
+	ClientIPv6        = "fd00:32:1::2"
+	UpstreamIP        = "10.32.0.53"
+	NodeDomain        = "lab.internal"
+	PodNamespace      = "default"
 )
 
 // DNSIPs are the addresses of the two DNS servers behind the ClusterIP.
@@ -61,10 +64,13 @@ type Lab struct {
 	coredns string // the custom CoreDNS binary
 	dir     string // Corefiles, logs and client binaries of this lab
 
-	resolvMu sync.Mutex // serialises resolv.conf changes with the client runs that depend on them
+	clientResolv resolvGate // the client's resolv.conf, shared by the client runs that use it
+	nodeResolv   resolvGate // the same for the node's own (LookupFromNode)
 
 	serversMu sync.Mutex
 	servers   [2]*Process // protected by serversMu
+
+	nodeLocalSeq int // names the node-local servers' files
 }
 
 var labSeq atomic.Int32
@@ -147,6 +153,7 @@ func (l *Lab) build() error {
 		{"-n", l.Client, "link", "set", "eth0", "up"},
 		{"-n", l.Client, "route", "add", "default", "via", "10.32.1.1"},
 	}
+
 	for _, s := range []struct{ ns, dev, addr string }{
 		{l.DNS[0], "d1", DNSIPs[0]}, {l.DNS[1], "d2", DNSIPs[1]}, {l.Upstream, "u0", UpstreamIP},
 	} {
@@ -158,6 +165,9 @@ func (l *Lab) build() error {
 			[]string{"-n", s.ns, "route", "add", "default", "via", "10.32.0.1"},
 		)
 	}
+	// The node's own route to the Services, for kube-proxy's DNAT of its own (hostNetwork)
+	// queries: a socket needs a route before the output hook runs.
+	steps = append(steps, []string{"-n", l.Node, "route", "add", ServiceCIDR, "dev", "br0"})
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
 			return err

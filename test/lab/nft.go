@@ -7,8 +7,11 @@ import (
 )
 
 // nodeRuleset is the node's nftables: kube-proxy's ClusterIP DNAT (the nft flavour of its
-// "statistic --mode random" rules), counters for queries the client sent and queries delivered to
-// a DNS server, and an empty chain for the fault rule.
+// "statistic --mode random" rules), for the pods' traffic (prerouting) and the node's own
+// (output), of the kube-dns ClusterIP and of kube-dns-upstream, the second Service of the same
+// DNS servers that a node-local server forwards to; counters for queries the client sent, queries
+// delivered to a DNS server behind the DNAT, and queries delivered to a server on the node itself;
+// and an empty chain for the fault rule.
 //
 // Hook priorities: sent (-300) runs before conntrack (-200) and sees every packet; fault (-150)
 // runs after conntrack, so "ct original packets" is known, and before DNAT (-100).
@@ -16,18 +19,21 @@ const nodeRuleset = `
 table ip kube {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		ip daddr ` + ClusterIP + ` meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod 2 map { 0 : 10.32.0.6, 1 : 10.32.0.7 }
+	}
+	chain output {
+		type nat hook output priority -100; policy accept;
 	}
 }
 table inet lab {
 	counter client_udp {}
 	counter client_tcp {}
 	counter server_udp {}
+	counter local_udp {}
 	counter fault_drops {}
 	chain sent {
 		type filter hook prerouting priority -300; policy accept;
-		iifname "c0" ip daddr ` + ClusterIP + ` udp dport 53 counter name "client_udp"
-		iifname "c0" ip daddr ` + ClusterIP + ` tcp dport 53 tcp flags & (syn | ack) == syn counter name "client_tcp"
+		iifname "c0" ip daddr { ` + ClusterIP + `, ` + LinkLocalIP + ` } udp dport 53 counter name "client_udp"
+		iifname "c0" ip daddr { ` + ClusterIP + `, ` + LinkLocalIP + ` } tcp dport 53 tcp flags & (syn | ack) == syn counter name "client_tcp"
 	}
 	chain fault {
 		type filter hook prerouting priority -150; policy accept;
@@ -36,12 +42,18 @@ table inet lab {
 		type filter hook forward priority 0; policy accept;
 		iifname "c0" udp dport 53 counter name "server_udp"
 	}
+	chain local {
+		type filter hook input priority 0; policy accept;
+		iifname "c0" udp dport 53 counter name "local_udp"
+	}
 }
 `
 
 func (l *Lab) nftInit() error {
-	_, err := runInput(nodeRuleset, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
-	return err
+	if _, err := runInput(nodeRuleset, "ip", "netns", "exec", l.Node, "nft", "-f", "-"); err != nil {
+		return err
+	}
+	return l.SetBackends(len(DNSIPs))
 }
 
 // SetBackends makes the ClusterIP DNAT to the first n DNS servers (1 or 2): 1 models a node-local
@@ -53,16 +65,21 @@ func (l *Lab) SetBackends(n int) error {
 	return l.SetBackendIPs(DNSIPs[:n]...)
 }
 
-// SetBackendIPs makes the ClusterIP DNAT to ips, at random.
+// SetBackendIPs makes the ClusterIP (and kube-dns-upstream's) DNAT to ips, at random, for the
+// pods and for the node itself.
 func (l *Lab) SetBackendIPs(ips ...string) error {
 	var m []string
 	for i, ip := range ips {
 		m = append(m, fmt.Sprintf("%d : %s", i, ip))
 	}
-	n := len(ips)
-	script := "flush chain ip kube prerouting\n" +
-		"add rule ip kube prerouting ip daddr " + ClusterIP + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
-		fmt.Sprint(n) + " map { " + strings.Join(m, ", ") + " }\n"
+	script := ""
+	for _, chain := range []string{"prerouting", "output"} {
+		script += "flush chain ip kube " + chain + "\n"
+		for _, svc := range []string{ClusterIP, UpstreamClusterIP} {
+			script += "add rule ip kube " + chain + " ip daddr " + svc + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
+				fmt.Sprint(len(ips)) + " map { " + strings.Join(m, ", ") + " }\n"
+		}
+	}
 	_, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
 	return err
 }
@@ -108,15 +125,16 @@ func (l *Lab) SetFault(f Fault, percent int) error {
 
 // Counters are the node's packet counts since the lab was built.
 type Counters struct {
-	ClientUDP  int // UDP queries the client sent to the ClusterIP
+	ClientUDP  int // UDP queries the client sent to the ClusterIP or the link-local address
 	ClientTCP  int // TCP connections the client opened to the ClusterIP
-	ServerUDP  int // UDP queries delivered to a DNS server
+	ServerUDP  int // UDP queries delivered to a DNS server behind the DNAT
+	LocalUDP   int // UDP queries delivered to a server on the node (node-local, NOTRACK)
 	FaultDrops int // packets the fault rule dropped
 }
 
 // Sub returns c - o, the counts between two readings.
 func (c Counters) Sub(o Counters) Counters {
-	return Counters{c.ClientUDP - o.ClientUDP, c.ClientTCP - o.ClientTCP, c.ServerUDP - o.ServerUDP, c.FaultDrops - o.FaultDrops}
+	return Counters{c.ClientUDP - o.ClientUDP, c.ClientTCP - o.ClientTCP, c.ServerUDP - o.ServerUDP, c.LocalUDP - o.LocalUDP, c.FaultDrops - o.FaultDrops}
 }
 
 // Counters reads the node's counters.
@@ -148,6 +166,8 @@ func (l *Lab) Counters() (Counters, error) {
 			c.ClientTCP = o.Counter.Packets
 		case "server_udp":
 			c.ServerUDP = o.Counter.Packets
+		case "local_udp":
+			c.LocalUDP = o.Counter.Packets
 		case "fault_drops":
 			c.FaultDrops = o.Counter.Packets
 		}

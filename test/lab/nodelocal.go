@@ -1,0 +1,91 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/ti-mo/conntrack"
+)
+
+// NodeLocalCorefile is raceguard as the node's own DNS server, set up by its nodelocal directive in
+// transparent mode: it binds the kube-dns ClusterIP and the link-local address, so pods reach it
+// without any change, and forwards to kube-dns-upstream, the same DNS servers behind another
+// ClusterIP (the ClusterIP it binds now leads to itself). NODELOCAL is for extra nodelocal options
+// (NodeLocalWith). A text/template over CorefileData.
+const NodeLocalCorefile = `.:{{.Port}} {
+    bind ` + LinkLocalIP + ` ` + ClusterIP + `
+    nodelocal {
+        check_interval 1s
+        NODELOCAL
+    }
+    errors
+    prometheus {{.Metrics}}
+    raceguard {
+        node_search ` + NodeDomain + `
+    }
+    cache 30
+    collapse
+    forward . ` + UpstreamClusterIP + `
+}
+`
+
+// NodeLocalWith returns NodeLocalCorefile with extra nodelocal options.
+func NodeLocalWith(options string) string {
+	return strings.Replace(NodeLocalCorefile, "NODELOCAL", options, 1)
+}
+
+// LinkLocalResolvConf is DefaultResolvConf with the link-local address as nameserver: a pod of a
+// node whose kubelet has clusterDNS [169.254.20.10] (link-local mode).
+func LinkLocalResolvConf() ResolvConf {
+	rc := DefaultResolvConf()
+	rc.Nameserver = LinkLocalIP
+	return rc
+}
+
+// StartNodeLocal runs CoreDNS in the node's namespace, as the hostNetwork DaemonSet does, on
+// corefile (Port 53, Metrics 10.32.0.1:9153) and returns once it answers on the link-local
+// address. Unlike StartNodeDNS it leaves the DNAT alone: nodelocal takes the ClusterIP's queries
+// itself. wrap is passed to StartProcess. The caller stops it.
+func (l *Lab) StartNodeLocal(corefile string, wrap ...string) (*Process, error) {
+	text, err := Render(corefile, CorefileData{Port: "53", Metrics: NodeIP + ":9153", Upstream: l.Up.Addr, Kubeconfig: l.kubeconfig}, l.dir)
+	if err != nil {
+		return nil, err
+	}
+	l.nodeLocalSeq++
+	return StartProcess(l.Node, l.coredns, l.dir, fmt.Sprintf("node-local-%d", l.nodeLocalSeq), text, LinkLocalIP+":53", wrap...)
+}
+
+// NodeExec runs a command in the node's namespace and returns its combined output.
+func (l *Lab) NodeExec(args ...string) (string, error) { return nsExec(l.Node, args...) }
+
+// NodeRuleset returns `nft list ruleset` of the node.
+func (l *Lab) NodeRuleset() (string, error) { return nsExec(l.Node, "nft", "list", "ruleset") }
+
+// PodDNSFlows returns the node's conntrack entries of DNS queries from the client pod (its
+// addresses as source, port 53 as destination), read over netlink as `conntrack -L` does.
+func (l *Lab) PodDNSFlows() ([]string, error) {
+	var flows []conntrack.Flow
+	err := Do(l.Node, func() error {
+		c, err := conntrack.Dial(nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		flows, err = c.Dump(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conntrack dump: %w", err)
+	}
+	client := []netip.Addr{netip.MustParseAddr(ClientIPv4), netip.MustParseAddr(ClientIPv6)}
+	var out []string
+	for _, f := range flows {
+		o := f.TupleOrig
+		if o.Proto.DestinationPort == 53 && (o.IP.SourceAddress == client[0] || o.IP.SourceAddress == client[1]) {
+			out = append(out, fmt.Sprintf("proto %d %s:%d -> %s:%d (reply from %s)", o.Proto.Protocol,
+				o.IP.SourceAddress, o.Proto.SourcePort, o.IP.DestinationAddress, o.Proto.DestinationPort, f.TupleReply.IP.SourceAddress))
+		}
+	}
+	return out, nil
+}
