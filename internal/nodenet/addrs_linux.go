@@ -42,14 +42,14 @@ func ensureLink(name string) (netlink.Link, LinkKind, error) {
 		}
 		if l.Attrs().Flags&net.FlagUp == 0 {
 			if err := netlink.LinkSetUp(l); err != nil {
-				return nil, "", fmt.Errorf("link %s up: %w", name, permission(err))
+				return nil, "", permission("link "+name+" up", err)
 			}
 		}
 		return l, LinkDummy, nil
 	}
 	var notFound netlink.LinkNotFoundError
 	if !errors.As(err, &notFound) {
-		return nil, "", fmt.Errorf("link %s: %w", name, permission(err))
+		return nil, "", permission("link "+name, err)
 	}
 	err = netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}})
 	if errors.Is(err, unix.EOPNOTSUPP) {
@@ -60,7 +60,7 @@ func ensureLink(name string) (netlink.Link, LinkKind, error) {
 		return lo, LinkLo, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("add dummy link %s: %w", name, permission(err))
+		return nil, "", permission("add dummy link "+name, err)
 	}
 	if l, err = netlink.LinkByName(name); err != nil {
 		return nil, "", fmt.Errorf("link %s: %w", name, err)
@@ -124,7 +124,7 @@ func addAddr(link netlink.Link, kind LinkKind, ip netip.Addr) error {
 		a.Flags = unix.IFA_F_NODAD
 	}
 	if err := netlink.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add %s to %s: %w", ip, link.Attrs().Name, permission(err))
+		return permission(fmt.Sprintf("add %s to %s", ip, link.Attrs().Name), err)
 	}
 	return nil
 }

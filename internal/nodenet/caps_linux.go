@@ -28,11 +28,11 @@ func checkNetAdmin() error {
 	return nil
 }
 
-// permission turns EPERM, as a netlink change answers without the capability over the network
-// namespace, into ErrNoNetAdmin.
-func permission(err error) error {
+// permission wraps err, the failure of what, and turns EPERM, which netlink answers without the
+// capability over the network namespace, into ErrNoNetAdmin.
+func permission(what string, err error) error {
 	if errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%w (%v)", ErrNoNetAdmin, err)
+		return fmt.Errorf("%w (%s: %v)", ErrNoNetAdmin, what, err)
 	}
-	return err
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -141,7 +141,7 @@ func ensureFirewall(cfg Config) (added int, err error) {
 			}
 		}
 		if err := c.Flush(); err != nil {
-			return added, fmt.Errorf("iptables filter %s: %w", r.chain, permission(err))
+			return added, permission("iptables filter "+r.chain, err)
 		}
 	}
 	return added, nil

@@ -49,23 +49,30 @@ func openTable() (*table, error) {
 		return nil
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("netfilter socket: %w", permission(err))
+		return nil, permission("netfilter socket", err)
+	}
+	exists := func(name string) bool {
+		_, err := conn.ListTableOfFamily(name, nftables.TableFamilyINet)
+		return err == nil
 	}
 	for i := 1; i <= maxTables; i++ {
 		name := TableName
 		if i > 1 {
 			name += "-" + strconv.Itoa(i)
 		}
+		if exists(name) {
+			continue // another raceguard's (an owner table of another socket refuses EEXIST's NLM_F_EXCL with EPERM)
+		}
 		err := newOwnedTable(sock, name)
-		if errors.Is(err, unix.EEXIST) {
-			continue
+		if errors.Is(err, unix.EEXIST) || (errors.Is(err, unix.EPERM) && exists(name)) {
+			continue // made meanwhile
 		}
 		if err != nil {
 			conn.CloseLasting()
 			if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
 				return nil, fmt.Errorf("%w (%v)", ErrNoOwnerTables, err)
 			}
-			return nil, fmt.Errorf("create table inet %s: %w", name, permission(err))
+			return nil, permission("create table inet "+name, err)
 		}
 		return &table{conn: conn, sock: sock, t: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}}, nil
 	}
@@ -230,6 +237,13 @@ func (t *table) want(cfg Config) spec {
 
 func ptr[T any](v T) *T { return &v }
 
+// tableFlags returns t's flags as the kernel sent them: google/nftables v0.3.0 decodes the
+// attribute in host byte order, and the kernel sends it in network byte order.
+func tableFlags(t *nftables.Table) uint32 {
+	b := binary.NativeEndian.AppendUint32(nil, t.Flags)
+	return binary.BigEndian.Uint32(b)
+}
+
 // apply replaces the table's content with s in one batch, so the node never sees a half-made
 // table.
 func (t *table) apply(s spec) error {
@@ -270,7 +284,7 @@ func (t *table) apply(s spec) error {
 		c.AddRule(r)
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install table inet %s: %w", t.t.Name, permission(err))
+		return permission("install table inet "+t.t.Name, err)
 	}
 	return nil
 }
@@ -338,11 +352,11 @@ func claims() (map[netip.Addr][]string, error) {
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, fmt.Errorf("list nftables tables: %w", permission(err))
+		return nil, permission("list nftables tables", err)
 	}
 	out := map[netip.Addr][]string{}
 	for _, tb := range tables {
-		if tb.Name != TableName && !strings.HasPrefix(tb.Name, TableName+"-") || tb.Flags&nftTableOwner == 0 {
+		if tb.Name != TableName && !strings.HasPrefix(tb.Name, TableName+"-") || tableFlags(tb)&nftTableOwner == 0 {
 			continue
 		}
 		for _, name := range []string{"addrs4", "addrs6"} {

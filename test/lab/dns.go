@@ -83,6 +83,7 @@ func Render(corefile string, d CorefileData, dir string) (string, error) {
 // Process is a CoreDNS server process.
 type Process struct {
 	cmd  *exec.Cmd
+	conf string // the Corefile
 	log  string
 	done chan struct{}
 }
@@ -112,7 +113,7 @@ func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*
 		logf.Close()
 		return nil, err
 	}
-	p := &Process{cmd: cmd, log: logf.Name(), done: make(chan struct{})}
+	p := &Process{cmd: cmd, conf: conf, log: logf.Name(), done: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -162,6 +163,9 @@ func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.log)
 	return string(b)
 }
+
+// Conf returns the path of the process's Corefile, which the reload plugin watches.
+func (p *Process) Conf() string { return p.conf }
 
 // Pid returns the process id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
