@@ -101,7 +101,7 @@ func parse(c *caddy.Controller) (*NodeLocal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c.ServerBlockKeys) > 0 && len(zones) > 0 && !sameZones(zones, c.ServerBlockKeys) {
+	if !sameZones(zones, c.ServerBlockKeys) {
 		return nil, c.Err("nodelocal: takes no zones; its addresses are the server block's bind addresses")
 	}
 	config := dnsserver.GetConfig(c)
