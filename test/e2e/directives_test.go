@@ -23,6 +23,16 @@ func TestDirectiveOrder(t *testing.T) {
 	if i := slices.Index(dnsserver.Directives, "collapse"); i < 1 || dnsserver.Directives[i-1] != "cache" {
 		t.Errorf("Expected collapse just after cache; got %v", dnsserver.Directives)
 	}
+	// nodelocal makes the addresses at startup, before any plugin that binds them at its own.
+	n := slices.Index(dnsserver.Directives, "nodelocal")
+	if n < 1 || dnsserver.Directives[n-1] != "bind" {
+		t.Errorf("Expected nodelocal just after bind; got %v", dnsserver.Directives)
+	}
+	for _, binder := range []string{"ready", "health", "pprof", "prometheus"} {
+		if b := slices.Index(dnsserver.Directives, binder); b < n {
+			t.Errorf("Expected nodelocal before %s, which binds its listener at startup; got %v", binder, dnsserver.Directives)
+		}
+	}
 
 	root, err := lab.RepoPath(".build")
 	if err != nil {

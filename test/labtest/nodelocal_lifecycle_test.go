@@ -431,3 +431,37 @@ func counters(t *testing.T, l *lab.Lab) lab.Counters {
 	}
 	return c
 }
+
+// TestNodeLocalReadmeLab starts the examples of plugin/nodelocal/README.md on the lab's node (they
+// would change the machine the test runs on): each starts, answers on the link-local address, and
+// leaves nothing behind on SIGTERM.
+func TestNodeLocalReadmeLab(t *testing.T) {
+	l := testenv.NewLab(t)
+	testenv.StartDNS(t, l, lab.StockCorefile)
+	readme, err := lab.RepoPath("plugin/nodelocal/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := testenv.CorefilesFromReadme(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) == 0 {
+		t.Fatal("Expected ~~~ corefile examples in plugin/nodelocal/README.md")
+	}
+	for i, b := range blocks {
+		p, err := l.StartNodeLocal(b)
+		if err != nil {
+			t.Errorf("Example %d did not start: %v\n%s", i, err, b)
+			continue
+		}
+		m := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+		if r, err := lab.Exchange(l.Client, "udp", lab.LinkLocalIP+":53", m, 2*time.Second); err != nil || len(r.Answer) == 0 {
+			t.Errorf("Example %d: Expected an answer from the pod, got %v %v", i, r, err)
+		}
+		p.StopWithin(15 * time.Second)
+		if left := leftBehind(t, l); len(left) > 0 {
+			t.Errorf("Example %d: Expected nothing left after SIGTERM, got %v", i, left)
+		}
+	}
+}
