@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -501,19 +502,45 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
 		t.Error("DaemonSet: declares container ports, which hostNetwork turns into hostPorts: the surge pod would never be scheduled")
 	}
 
-	// The link-local address: DNS, health and ready all on it.
+	// Transparent mode: the link-local address and the kube-dns ClusterIP, set up by nodelocal;
+	// health and ready on the link-local address, its health port's probes out of conntrack.
 	binds := directiveArgs(corefile, "bind")
-	if len(binds) != 1 || len(binds[0]) != 1 {
-		t.Fatalf("DaemonSet Corefile: want one bind with one address, got %v", binds)
+	if len(binds) != 1 || len(binds[0]) != 2 || binds[0][1] != "{$KUBE_DNS_SERVICE_HOST}" {
+		t.Fatalf("DaemonSet Corefile: want one bind with the link-local address and {$KUBE_DNS_SERVICE_HOST}, got %v", binds)
 	}
 	ip := net.ParseIP(binds[0][0])
 	if ip == nil || !ip.IsLinkLocalUnicast() {
-		t.Errorf("DaemonSet Corefile: bind %v, want a link-local address", binds[0])
+		t.Errorf("DaemonSet Corefile: bind %v, want a link-local address first", binds[0])
 	}
+	_, healthPort := corefileListener(t, corefile, "health")
 	for _, d := range []string{"health", "ready"} {
 		if host, _ := corefileListener(t, corefile, d); host != binds[0][0] {
 			t.Errorf("DaemonSet Corefile: %s on %q, want the bind address %s", d, host, binds[0][0])
 		}
+	}
+	if nl := directiveArgs(corefile, "nodelocal"); len(nl) != 1 || len(nl[0]) != 0 {
+		t.Errorf("DaemonSet Corefile: want nodelocal, once, without zones, got %v", nl)
+	}
+	if hp := directiveArgs(corefile, "health_port"); len(hp) != 1 || hp[0][0] != strconv.Itoa(healthPort) {
+		t.Errorf("DaemonSet Corefile: want nodelocal's health_port %d, the health plugin's, got %v", healthPort, hp)
+	}
+	// Its upstream is kube-dns-upstream, a second Service of the kube-dns pods: the ClusterIP it
+	// binds leads to itself.
+	if fw := directiveArgs(corefile, "forward"); len(fw) != 1 || !slices.Equal(fw[0], []string{".", "{$KUBE_DNS_UPSTREAM_SERVICE_HOST}"}) {
+		t.Errorf("DaemonSet Corefile: want forward . {$KUBE_DNS_UPSTREAM_SERVICE_HOST}, got %v", fw)
+	}
+	upstream := false
+	for _, svc := range objectsOf[*corev1.Service](b) {
+		if svc.Name != "kube-dns-upstream" {
+			continue
+		}
+		upstream = svc.Namespace == "kube-system" && maps.Equal(svc.Spec.Selector, map[string]string{"k8s-app": "kube-dns"}) && len(svc.Spec.Ports) == 2
+		for _, p := range svc.Spec.Ports {
+			upstream = upstream && p.Port == 53 && p.TargetPort.IntValue() == 53
+		}
+	}
+	if !upstream {
+		t.Error("deploy/node-local: want Service kube-system/kube-dns-upstream selecting k8s-app: kube-dns on port 53, UDP and TCP")
 	}
 
 	// No API access: no kubernetes plugin, no token, no RBAC.
@@ -531,9 +558,9 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
 	if n := len(objectsOf[*rbacv1.ClusterRole](b)) + len(objectsOf[*rbacv1.Role](b)); n > 0 {
 		t.Errorf("deploy/node-local: %d roles, want none", n)
 	}
-	// The upstream is the kube-dns Service's ClusterIP from the service-link environment.
-	if strings.Contains(corefile, "{$KUBE_DNS_SERVICE_HOST}") && spec.EnableServiceLinks != nil && !*spec.EnableServiceLinks {
-		t.Error("DaemonSet: the Corefile reads KUBE_DNS_SERVICE_HOST, but service links are off")
+	// The ClusterIPs come from the service-link environment.
+	if strings.Contains(corefile, "_SERVICE_HOST}") && spec.EnableServiceLinks != nil && !*spec.EnableServiceLinks {
+		t.Error("DaemonSet: the Corefile reads Service addresses from the environment, but service links are off")
 	}
 }
 
@@ -722,12 +749,20 @@ func checkServiceMonitor(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) {
 	}
 }
 
-// servable rewrites a manifest's Corefile to run on this machine: the link-local address becomes
-// loopback, the server ports ephemeral (testenv.EphemeralPorts), health, ready and prometheus
+// servable rewrites a manifest's Corefile to run on this machine: the server binds loopback
+// instead of the link-local address and the ClusterIP, the server ports ephemeral (testenv.EphemeralPorts), health, ready and prometheus
 // listen on the given addresses, and lameduck is cut short so that stopping a server does not take
 // 10 s.
+//
+// The node set-up is left out: nodelocal would change this machine's addresses and nftables.
+// test/labtest runs it, on a lab node (TestNodeLocal*Lab).
 func servable(corefile string, listen map[string]string) string {
-	c := strings.ReplaceAll(corefile, "169.254.20.10", "127.0.0.1")
+	c := regexp.MustCompile(`(?m)^\s*nodelocal \{\n(?:.*\n)*?\s*\}\n`).ReplaceAllString(corefile, "")
+	if len(directiveArgs(c, "nodelocal")) > 0 {
+		panic("servable: a nodelocal stanza is left, which would set up this machine")
+	}
+	c = regexp.MustCompile(`(?m)^(\s*bind) .*$`).ReplaceAllString(c, "${1} 169.254.20.10")
+	c = strings.ReplaceAll(c, "169.254.20.10", "127.0.0.1")
 	c = testenv.EphemeralPorts(c)
 	c = regexp.MustCompile(`(?m)^(\s*lameduck)\s+\S+`).ReplaceAllString(c, "${1} 200ms")
 	lines := strings.Split(c, "\n")
@@ -768,8 +803,8 @@ func answerA(r *dns.Msg) string {
 
 // TestDeployCorefiles starts the two ConfigMaps' Corefiles in-process, chained as in a cluster:
 // the cluster Corefile's kubernetes plugin reads a fake API server, and the node-local Corefile
-// forwards to it through KUBE_DNS_SERVICE_HOST, the variable the kubelet sets from the kube-dns
-// Service. It runs in a child process because of the kubernetes plugin's globals
+// forwards to it through KUBE_DNS_UPSTREAM_SERVICE_HOST, the variable the kubelet sets from the
+// kube-dns-upstream Service. It runs in a child process because of the kubernetes plugin's globals
 // (testenv.Isolated).
 func TestDeployCorefiles(t *testing.T) {
 	if !testenv.Isolated(t) {
@@ -815,7 +850,7 @@ func TestDeployCorefiles(t *testing.T) {
 	}
 
 	// The node-local Corefile, forwarding to the kube-dns above.
-	t.Setenv("KUBE_DNS_SERVICE_HOST", udp)
+	t.Setenv("KUBE_DNS_UPSTREAM_SERVICE_HOST", udp)
 	health, ready = testenv.FreePort(t), testenv.FreePort(t)
 	corefile = servable(corefileOf(t, nodeLocal, oneOf[*appsv1.DaemonSet](t, nodeLocal).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": "127.0.0.1:0"})
@@ -850,7 +885,7 @@ func TestDeployNodeLocalSurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := testenv.LoopbackUpstream(t)
-	t.Setenv("KUBE_DNS_SERVICE_HOST", up.Addr) // inherited by the processes
+	t.Setenv("KUBE_DNS_UPSTREAM_SERVICE_HOST", up.Addr) // inherited by the processes
 
 	b := loadBundle(t, "node-local")
 	dnsAddr := "127.0.0.1:" + testenv.FreeUDPTCPPort(t)
