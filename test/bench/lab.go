@@ -159,6 +159,54 @@ func labRows(bin string) ([]row, error) {
 		return nil, err
 	}
 
+	// Node-local: raceguard on the node with nodelocal (transparent mode), in front of the same
+	// stock kube-dns, under the same drop. The pods' queries skip conntrack, where the emulated
+	// race lives.
+	nodeLocal := map[lab.Libc][2]int{}
+	var podFlows int
+	if err := l.StartDNS(lab.StockCorefile); err != nil {
+		return nil, err
+	}
+	p, err := l.StartNodeLocal(lab.NodeLocalWith(""))
+	if err != nil {
+		return nil, err
+	}
+	if err := l.WaitNodeLocalRules(15 * time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	if err := l.SetFault(lab.FaultSecond, *dropPercent); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+		rs, err := l.Lookup(libc, lab.Unspec, lab.DefaultResolvConf(), *workers, slices.Repeat([]string{"example.org"}, *lookups)...)
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
+		slow := 0
+		for _, r := range rs {
+			if r.Elapsed >= time.Second {
+				slow++
+			}
+		}
+		nodeLocal[libc] = [2]int{slow, len(rs)}
+	}
+	flows, err := l.PodDNSFlows()
+	p.StopWithin(15 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range flows {
+		if !strings.Contains(f, "reply from "+lab.DNSIPs[0]) && !strings.Contains(f, "reply from "+lab.DNSIPs[1]) {
+			podFlows++ // not a DNATed one of the stock runs above
+		}
+	}
+	if err := l.SetFault(lab.FaultOff, 0); err != nil {
+		return nil, err
+	}
+
 	rows := []row{{
 		fmt.Sprintf("glibc lookup of a never-seen external name, %s upstream: median", delay),
 		coldStock.Round(100 * time.Microsecond).String(), coldRG.Round(100 * time.Microsecond).String(),
@@ -180,6 +228,13 @@ func labRows(bin string) ([]row, error) {
 			row{fmt.Sprintf("%s lookup p99 under that drop (packets dropped)", libc),
 				fmt.Sprintf("%s (%d)", stock.p99[libc].Round(time.Millisecond), stock.drops[libc]),
 				fmt.Sprintf("%s (%d)", rg.p99[libc].Round(time.Millisecond), rg.drops[libc]), ""})
+	}
+	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
+		s, r := stock.stalled[libc], nodeLocal[libc]
+		rows = append(rows, row{fmt.Sprintf("%s lookups of example.org stalled ≥1 s, %d %% emulated pair drop: kube-dns through the DNAT vs node-local raceguard (nodelocal)", libc, *dropPercent),
+			fmt.Sprintf("%d / %d (%.1f %%)", s[0], s[1], 100*frac(s[0], s[1])),
+			fmt.Sprintf("%d / %d (%.1f %%)", r[0], r[1], 100*frac(r[0], r[1])),
+			fmt.Sprintf("%d conntrack entries for pod queries to node-local", podFlows)})
 	}
 	return rows, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/ti-mo/conntrack"
 )
@@ -54,6 +55,23 @@ func (l *Lab) StartNodeLocal(corefile string, wrap ...string) (*Process, error) 
 	}
 	l.nodeLocalSeq++
 	return StartProcess(l.Node, l.coredns, l.dir, fmt.Sprintf("node-local-%d", l.nodeLocalSeq), text, LinkLocalIP+":53", wrap...)
+}
+
+// WaitNodeLocalRules waits, at most timeout, until the node-local server reports its rules
+// installed (its metrics, at 10.32.0.1:9153): StartNodeLocal returns once it answers, and the
+// rules go in once it listens on every address, a moment later.
+func (l *Lab) WaitNodeLocalRules(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := l.ScrapeNode()
+		if err == nil && m.Sum("coredns_raceguard_nodelocal_rules_present", map[string]string{"kind": "notrack"}) == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the node-local server did not install its rules within %s (%v)", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // NodeExec runs a command in the node's namespace and returns its combined output.

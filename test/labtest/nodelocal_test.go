@@ -35,14 +35,8 @@ func startNodeLocal(t *testing.T, l *lab.Lab, options string, wrap ...string) *l
 // waitInstalled waits until the node-local server reports its rules installed.
 func waitInstalled(t *testing.T, l *lab.Lab, p *lab.Process) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		m, err := l.ScrapeNode()
-		if err == nil && m.Sum("coredns_raceguard_nodelocal_rules_present", map[string]string{"kind": "notrack"}) == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("The node-local server did not install its rules within 15s: %v\n%s", err, p.Log())
-		}
+	if err := l.WaitNodeLocalRules(15 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, p.Log())
 	}
 }
 
