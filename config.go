@@ -38,11 +38,20 @@ type searchConfig struct {
 	parallel bool
 	// deadline is how much longer than its first try's own answer a client waits for a walk.
 	deadline time.Duration
-	// nodeLocal says this server sees every try of its clients: it learns their search lists.
-	nodeLocal bool
+	// nodeLocal says this server sees every try of its clients: it learns their search lists. Set
+	// by the node_local option or, when the Corefile does not set it (nodeLocalSet), at startup
+	// when the block has a NodeLocaler.
+	nodeLocal, nodeLocalSet bool
 	// budget bounds the walks each client starts; maxWalks the walks running at once.
 	budget   searchpath.Budget
 	maxWalks int
+}
+
+// NodeLocaler is implemented by a plugin that makes its server block a node-local server
+// (nodelocal). raceguard finds it over the block's handlers at startup, as cache finds its
+// ZoneBypassers, and turns node_local on unless the Corefile sets it.
+type NodeLocaler interface {
+	NodeLocal() bool
 }
 
 const (

@@ -59,6 +59,15 @@ func setup(c *caddy.Controller) error {
 		rg.traced = dnsserver.GetConfig(c).Handler("trace") != nil
 		return nil
 	})
+	if rg.walker != nil && !rg.search.nodeLocalSet {
+		// As cache finds its ZoneBypassers: nodelocal in the block makes this server node-local.
+		c.OnStartup(func() error {
+			if hasNodeLocal(dnsserver.GetConfig(c).Handlers()) {
+				rg.search.nodeLocal, rg.walker.Learn = true, true
+			}
+			return nil
+		})
+	}
 	c.OnStartup(rg.OnStartup)
 	if rg.prefetch != nil {
 		c.OnStartup(func() error {
@@ -88,6 +97,16 @@ func setup(c *caddy.Controller) error {
 func hasCollapse(handlers []plugin.Handler) bool {
 	for _, h := range handlers {
 		if _, ok := h.(*collapse.Collapse); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasNodeLocal reports whether handlers, a server block's, include a NodeLocaler that says so.
+func hasNodeLocal(handlers []plugin.Handler) bool {
+	for _, h := range handlers {
+		if n, ok := h.(NodeLocaler); ok && n.NodeLocal() {
 			return true
 		}
 	}
@@ -181,6 +200,7 @@ func parse(c *caddy.Controller) (*RaceGuard, error) {
 		return nil, err
 	}
 	rg.Zones = zones
+	rg.search.nodeLocalSet = seen["node_local"]
 	if err := rg.check(seen); err != nil {
 		return nil, c.Err(err.Error())
 	}
