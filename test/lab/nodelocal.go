@@ -80,6 +80,22 @@ func (l *Lab) NodeExec(args ...string) (string, error) { return nsExec(l.Node, a
 // NodeRuleset returns `nft list ruleset` of the node.
 func (l *Lab) NodeRuleset() (string, error) { return nsExec(l.Node, "nft", "list", "ruleset") }
 
+// NewFlows returns the entries of after that before does not have: a pod's lookups use a new
+// source port each, so these are the entries its lookups between the two dumps made.
+func NewFlows(before, after []string) []string {
+	seen := map[string]bool{}
+	for _, f := range before {
+		seen[f] = true
+	}
+	var out []string
+	for _, f := range after {
+		if !seen[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // PodDNSFlows returns the node's conntrack entries of DNS queries from the client pod (its
 // addresses as source, port 53 as destination), read over netlink as `conntrack -L` does.
 func (l *Lab) PodDNSFlows() ([]string, error) {

@@ -119,6 +119,10 @@ func TestNodeLocalNoStallLab(t *testing.T) {
 		rc   lab.ResolvConf
 	}{{"transparent (nameserver " + lab.ClusterIP + ")", lab.DefaultResolvConf()}, {"link-local (nameserver " + lab.LinkLocalIP + ")", lab.LinkLocalResolvConf()}} {
 		c0, _ := l.Counters()
+		flows0, err := l.PodDNSFlows()
+		if err != nil {
+			t.Fatal(err)
+		}
 		g, m := run(mode.rc)
 		c1, _ := l.Counters()
 		d := c1.Sub(c0)
@@ -144,12 +148,12 @@ func TestNodeLocalNoStallLab(t *testing.T) {
 				t.Errorf("%s: TCP lookup of %s took %s", mode.name, r.Name, r.Elapsed)
 			}
 		}
-		flows, err := l.PodDNSFlows()
+		flows1, err := l.PodDNSFlows()
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The entries of the kube-dns run above time out after 30 s or more: count new ones only.
-		if fresh := freshFlows(flows); len(fresh) > 0 {
+		if fresh := lab.NewFlows(flows0, flows1); len(fresh) > 0 {
 			t.Errorf("%s: Expected no conntrack entry for a pod DNS query to the node-local server, got %d: %v", mode.name, len(fresh), fresh[:min(5, len(fresh))])
 		}
 	}
@@ -168,19 +172,6 @@ func lookupsOK(t *testing.T, l *lab.Lab, libc lab.Libc, rc lab.ResolvConf, names
 		}
 	}
 	return rs
-}
-
-// freshFlows keeps the conntrack entries of pod DNS queries to the node-local addresses that were
-// not DNATed: a query that reached the node-local server through conntrack.
-func freshFlows(flows []string) []string {
-	var out []string
-	for _, f := range flows {
-		// A DNATed entry's reply comes from a DNS server's own address.
-		if !strings.Contains(f, "reply from "+lab.DNSIPs[0]) && !strings.Contains(f, "reply from "+lab.DNSIPs[1]) {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // TestNodeLocalRealRaceLab: real parallel A+AAAA pairs (two CPUs, one socket, the same instant)
