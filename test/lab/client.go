@@ -44,7 +44,8 @@ type Result struct {
 	Err     string   // "" on success, else the EAI_* name
 	Addrs   []string // sorted, without duplicates
 	Elapsed time.Duration
-	Ended   time.Time // when the lab read the result (the lookup began about Elapsed earlier)
+	Started time.Time // when the lookup began, by the client's clock
+	Ended   time.Time // when the lab read the result
 }
 
 // String renders the outcome a program would see (the error or the address set), not the timing.
@@ -278,11 +279,12 @@ func runGai(ns, bin, flag string, names []string) ([]Result, error) {
 	s := bufio.NewScanner(stdout)
 	for s.Scan() {
 		f := strings.Split(s.Text(), "\t")
-		if len(f) != 4 {
+		if len(f) != 5 {
 			continue
 		}
 		us, _ := strconv.ParseInt(f[2], 10, 64)
-		r := Result{Name: f[0], Elapsed: time.Duration(us) * time.Microsecond, Ended: time.Now()}
+		start, _ := strconv.ParseInt(f[4], 10, 64)
+		r := Result{Name: f[0], Elapsed: time.Duration(us) * time.Microsecond, Started: time.UnixMicro(start), Ended: time.Now()}
 		if f[1] != "OK" {
 			r.Err = f[1]
 		}

@@ -14,6 +14,8 @@ import (
 // without any change, and forwards to kube-dns-upstream, the same DNS servers behind another
 // ClusterIP (the ClusterIP it binds now leads to itself). NODELOCAL is for extra nodelocal options
 // (NodeLocalWith). A text/template over CorefileData.
+//
+// raceguard's node_local is not set: nodelocal turns it on.
 const NodeLocalCorefile = `.:{{.Port}} {
     bind ` + LinkLocalIP + ` ` + ClusterIP + `
     nodelocal {

@@ -348,12 +348,13 @@ func TestNodeLocalKillLab(t *testing.T) {
 			if g.who == "hostNetwork" { // AF_INET
 				w, _, _ = strings.Cut(w, ",")
 			}
+			start, end := r.Started, r.Started.Add(r.Elapsed)
 			if r.String() != w {
-				failed = append(failed, fmt.Sprintf("%s: %s", r.Name, r))
+				failed = append(failed, fmt.Sprintf("%s: %s (began %s after the kill signal, the restart at %s; took %s)", r.Name, r,
+					start.Sub(signalled).Round(time.Millisecond), restarted.Sub(signalled).Round(time.Millisecond), r.Elapsed.Round(time.Millisecond)))
 			}
-			start := r.Ended.Add(-r.Elapsed)
 			switch {
-			case start.Before(killed) && r.Ended.After(signalled):
+			case start.Before(killed) && end.After(signalled):
 				// Its query may have reached the process between the signal and its end: its
 				// socket buffers die with it, and the client's retry is all that can answer.
 				inFlight++

@@ -9,8 +9,9 @@
  * hints most programs use, so glibc asks A and AAAA in parallel when the pod has an IPv6 address.
  *
  * One line per NAME on stdout, tab-separated:
- *   NAME  RESULT  MICROSECONDS  ADDRESS,ADDRESS,...
- * RESULT is OK or the EAI_* name of the error. Built with gcc against glibc and with
+ *   NAME  RESULT  MICROSECONDS  ADDRESS,ADDRESS,...  START
+ * RESULT is OK or the EAI_* name of the error; START is when the lookup began, in microseconds
+ * since the Unix epoch (CLOCK_REALTIME), for tests that place lookups against events. Built with gcc against glibc and with
  * musl-gcc -static against musl.
  */
 #define _GNU_SOURCE
@@ -49,7 +50,7 @@ static const char *eai_name(int rc) {
 
 static void lookup(const char *name, int family) {
 	struct addrinfo hints, *res = NULL, *ai;
-	struct timespec t0, t1;
+	struct timespec t0, t1, wall;
 	char line[8192], addr[INET6_ADDRSTRLEN];
 	size_t n;
 	int rc;
@@ -59,6 +60,7 @@ static void lookup(const char *name, int family) {
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = family == AF_UNSPEC ? AI_ADDRCONFIG : 0;
 
+	clock_gettime(CLOCK_REALTIME, &wall);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = getaddrinfo(name, NULL, &hints, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -75,7 +77,7 @@ static void lookup(const char *name, int family) {
 	}
 	if (res != NULL)
 		freeaddrinfo(res);
-	printf("%s\n", line);
+	printf("%s\t%lld\n", line, (long long)wall.tv_sec * 1000000 + wall.tv_nsec / 1000);
 	fflush(stdout);
 }
 
