@@ -40,9 +40,15 @@ type LookupKey struct {
 	Name   string
 }
 
-// LookupAll resolves names with both C libraries and every family, and returns the outcomes
-// and the UDP queries the clients sent.
+// LookupAll resolves names with both C libraries and every family, as a ClusterFirst pod
+// (lab.DefaultResolvConf), and returns the outcomes and the UDP queries the clients sent.
 func LookupAll(t *testing.T, l *lab.Lab, names []string) (map[LookupKey]string, int) {
+	t.Helper()
+	return LookupWith(t, l, lab.DefaultResolvConf(), names)
+}
+
+// LookupWith is LookupAll for a client whose resolv.conf is rc.
+func LookupWith(t *testing.T, l *lab.Lab, rc lab.ResolvConf, names []string) (map[LookupKey]string, int) {
 	t.Helper()
 	out := map[LookupKey]string{}
 	before, err := l.Counters()
@@ -51,7 +57,7 @@ func LookupAll(t *testing.T, l *lab.Lab, names []string) (map[LookupKey]string, 
 	}
 	for _, libc := range []lab.Libc{lab.Glibc, lab.Musl} {
 		for _, family := range []lab.Family{lab.Unspec, lab.Inet, lab.Inet6} {
-			rs, err := l.Lookup(libc, family, lab.DefaultResolvConf(), 8, names...)
+			rs, err := l.Lookup(libc, family, rc, 8, names...)
 			if err != nil {
 				t.Fatal(err)
 			}

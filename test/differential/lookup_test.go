@@ -34,11 +34,7 @@ func TestSearchDifferential(t *testing.T) {
 		t.Errorf("Expected no more queries with a raceguard Deployment, got %d against %d", clusterQueries, stockQueries)
 	}
 
-	node, err := l.StartNodeDNS(strings.Replace(lab.RaceguardCorefile, "node_search", "node_local on\n        node_search", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop()
+	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
 	local, localQueries := LookupAll(t, l, zoo)
 	for _, d := range DiffLookups(stock, local) {
 		t.Error("node-local: " + d)

@@ -1,0 +1,87 @@
+package differential
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
+)
+
+// The lab runs a Corefile in one of two layouts: a cluster Deployment (the two DNS servers behind
+// the ClusterIP's random DNAT, so a client's tries spread over both) or a node-local server (one
+// server in the node's namespace, the only one the ClusterIP leads to, which sees every try).
+
+// startDeployment runs corefile on both DNS servers behind the ClusterIP.
+func startDeployment(t *testing.T, l *lab.Lab, corefile string) {
+	t.Helper()
+	if err := backends(l); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartDNS(t, l, corefile)
+}
+
+// backends leads the ClusterIP to the two DNS servers, and no flow to the node-local server.
+func backends(l *lab.Lab) error {
+	if err := l.SetBackends(len(lab.DNSIPs)); err != nil {
+		return err
+	}
+	return l.FlushConntrack()
+}
+
+// startNodeLocal runs corefile as the node's own DNS server, and returns the function that stops
+// it and leads the ClusterIP back to the DNS servers (also called when the test ends).
+func startNodeLocal(t *testing.T, l *lab.Lab, corefile string) (stop func()) {
+	t.Helper()
+	p, err := l.StartNodeDNS(corefile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FlushConntrack(); err != nil { // no flow of the client may reach the DNS servers
+		p.Stop()
+		t.Fatal(err)
+	}
+	stop = func() {
+		p.Stop()
+		if err := backends(l); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// withNodeLocal returns corefile with node_local on in its raceguard block.
+func withNodeLocal(corefile string) string {
+	return strings.Replace(corefile, "raceguard {", "raceguard {\n        node_local on", 1)
+}
+
+// teach makes a node-local server learn the search list of a client with rc, as it does from any
+// client's first lookup that walks on by itself: one lookup of a name that exists nowhere, so the
+// client tries every name of its list.
+func teach(t *testing.T, l *lab.Lab, rc lab.ResolvConf) {
+	t.Helper()
+	if _, err := l.Lookup(lab.Glibc, lab.Unspec, rc, 1, "learn.nosuch.example"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nodeSum returns the sum of the node-local server's samples of metric name whose labels include
+// labels.
+func nodeSum(t *testing.T, l *lab.Lab, name string, labels map[string]string) float64 {
+	t.Helper()
+	m, err := l.ScrapeNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Sum(name, labels)
+}
+
+// reportDiffs fails t with each difference of got (with raceguard, in the run named what) from
+// want (without).
+func reportDiffs(t *testing.T, what string, want, got map[LookupKey]string) {
+	t.Helper()
+	for _, d := range DiffLookups(want, got) {
+		t.Error(what + ": " + d)
+	}
+}

@@ -1,0 +1,18 @@
+package lab
+
+import "github.com/ti-mo/conntrack"
+
+// FlushConntrack empties the node's conntrack table. A flow keeps the DNAT target it got on its
+// first packet for as long as its entry lives (30 s for UDP), so after the ClusterIP's backends
+// change (SetBackends, StartNodeDNS) a client that reuses a source port still reaches the old
+// backend: a node-local server would miss that try of its client's walk. Flush after a change.
+func (l *Lab) FlushConntrack() error {
+	return Do(l.Node, func() error {
+		c, err := conntrack.Dial(nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Flush()
+	})
+}
