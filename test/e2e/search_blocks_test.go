@@ -201,3 +201,37 @@ func blocksCompletions(t *testing.T, rg string) {
 	refused(clientBlocked, "many.example.com") // the acl applies to the client's own address
 	refused(clientOK, "wpad")                  // wpad. is served by no block, though the upstream has it
 }
+
+// TestSearchLearnedListAcrossBlocks is the smallest reproduction of a node-local raceguard
+// learning a client's search list wrong where another server block serves one of its domains.
+// The pod adds corp.test to its list (dnsConfig.searches); corp.test is a stub domain, its own
+// block. raceguard, in the root block, sees the client's tries in every domain but corp.test, so
+// the list it learns goes from the node's domain straight to the name itself. It then completes
+// "wiki.eu" to the public wiki.eu. where the client's own walk stops at wiki.eu.corp.test, a name
+// the company's servers answer with other addresses.
+func TestSearchLearnedListAcrossBlocks(t *testing.T) {
+	up := testenv.LoopbackUpstream(t)
+	corp, err := lab.RepoPath(lab.CorpZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corefile := func(raceguard string) string {
+		return "corp.test:0 {\n    file " + corp + " corp.test\n}\n.:0 {\n" + raceguard +
+			"    file " + testenv.ClusterZone(t) + " cluster.local\n    forward . " + up.Addr + "\n}\n"
+	}
+	var addrs []string
+	for _, rg := range []string{"", "    raceguard {\n        node_search " + lab.NodeDomain + "\n        node_local on\n        sibling_prefetch off\n    }\n"} {
+		i, udp, _, err := testenv.CoreDNSServerAndPorts(corefile(rg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { i.Stop() })
+		addrs = append(addrs, udp)
+	}
+	list := append(slices.Clone(clusterFirst), "corp.test")
+	walkLookup(t, clientOK, addrs[1], "learn.nosuch.example", list)
+	want, _ := walkLookup(t, clientOK, addrs[0], "wiki.eu", list)
+	if got, _ := walkLookup(t, clientOK, addrs[1], "wiki.eu", list); got != want {
+		t.Errorf("Expected wiki.eu to end at wiki.eu.corp.test (%s) as without raceguard, got %s", want, got)
+	}
+}
