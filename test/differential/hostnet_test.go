@@ -107,3 +107,26 @@ func hostTeach(t *testing.T, l *lab.Lab, pod hostPod) {
 		t.Fatal(err)
 	}
 }
+
+// TestHostNetworkSameNamespace reproduces, with real glibc and musl clients, a node-local
+// raceguard answering a hostNetwork pod with another pod's search list. Two hostNetwork pods of
+// namespace default share the node's address: one with ClusterFirstWithHostNet, whose list the
+// server learns, and one with dnsPolicy None and no node domain. The server keeps one list per
+// address and namespace, so it completes the second pod's lookups of names found only in the
+// node's domain (the jira.eu) where its own resolver ends with EAI_NONAME.
+func TestHostNetworkSameNamespace(t *testing.T) {
+	l := testenv.NewLab(t)
+	first := hostPod{"default", hostResolvConf("default")}
+	none := lab.PolicyNone(clusterSearch, "ndots:5")
+	none.Nameserver = lab.NodeIP
+	second := hostPod{"default, dnsPolicy None", none}
+	names := []string{"jira.eu", "registry", "srv.corp"}
+
+	stop := startNodeLocal(t, l, lab.StockCorefile)
+	stock, _ := hostLookups(t, l, second, names)
+	stop()
+	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
+	hostTeach(t, l, first)
+	got, _ := hostLookups(t, l, second, names)
+	reportDiffs(t, "node-local", stock, got)
+}
