@@ -19,7 +19,15 @@
 //
 // The lookup differential (TestSearchDifferential in lookup_test.go) runs real glibc and musl
 // getaddrinfo over a zoo of names in the network-namespace lab, against stock and raceguard
-// Corefiles in turn: LookupAll collects the outcomes and DiffLookups lists where they differ.
-// It needs root, as every lab test (see package test/testenv); package test/labtest uses the same
-// two functions for the kubernetes plugin's differential.
+// Corefiles in turn: LookupAll (LookupWith for another resolv.conf) collects the outcomes and
+// DiffLookups lists where they differ. It needs root, as every lab test (see package
+// test/testenv); package test/labtest uses the same two functions for the kubernetes plugin's
+// differential. layouts.go runs a Corefile as a cluster Deployment or as a node-local server.
+// The same machinery proves issue 11's cases, each on the names it is about:
+//
+//   - TestBlocksDifferential: a multi-block Corefile in NodeLocal DNSCache's shape (lab.Blocks);
+//   - TestPodSettingsDifferential and TestHostNetworkDifferential: pod DNS settings;
+//   - TestAsIsDifferential: names asked as is that look like a search walk's first try;
+//   - TestSmallUDPDifferential: completions that would not fit a 512-byte client;
+//   - TestOneLabelDifferential: one-label names on a node-local server.
 package differential
