@@ -38,6 +38,7 @@ type RaceGuard struct {
 	fingerprints *fingerprint.Tracker   // late siblings and retransmissions
 	families     *family.Tracker        // which address types each client asks
 	traced       bool                   // the trace plugin is in the server block: see next
+	unobserve    func()                 // stops the tries of other blocks reaching walker
 }
 
 // RaceGuard prefetches the sibling of every miss the block's collapse resolves.

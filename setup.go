@@ -17,9 +17,11 @@ import (
 	"github.com/raceguard/raceguard/internal/correlate"
 	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
+	"github.com/raceguard/raceguard/internal/localaddr"
 	"github.com/raceguard/raceguard/internal/option"
 	"github.com/raceguard/raceguard/internal/searchpath"
 	"github.com/raceguard/raceguard/internal/sibling"
+	"github.com/raceguard/raceguard/internal/tries"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
@@ -63,7 +65,19 @@ func setup(c *caddy.Controller) error {
 		// As cache finds its ZoneBypassers: nodelocal in the block makes this server node-local.
 		c.OnStartup(func() error {
 			if hasNodeLocal(dnsserver.GetConfig(c).Handlers()) {
-				rg.search.nodeLocal, rg.walker.Learn = true, true
+				rg.learn()
+			}
+			return nil
+		})
+	}
+	if rg.walker != nil && (rg.search.nodeLocal || !rg.search.nodeLocalSet) {
+		// A server that may learn its clients' lists sees their tries in every block of its
+		// listener (package tries), and learns no list for the node's own addresses.
+		tries.AddObservers(c.Context(), func(p plugin.Plugin) { dnsserver.AddPluginToAllServerBlocks(c, p) })
+		c.OnStartup(func() error {
+			if rg.walker.Learn {
+				rg.walker.Shared = localaddr.New().Has
+				rg.unobserve = tries.Register(tries.Listeners(dnsserver.GetConfig(c)), rg.walker)
 			}
 			return nil
 		})
@@ -156,8 +170,23 @@ func (rg *RaceGuard) OnStartup() error {
 	return nil
 }
 
+// learn makes the server node-local: it learns its clients' search lists, and completes one-label
+// names within them.
+func (rg *RaceGuard) learn() {
+	rg.search.nodeLocal, rg.walker.Learn = true, true
+	if in, ok := rg.source.(*searchpath.Infer); ok {
+		in.OneLabel = true
+	}
+}
+
+// ObservesTries implements tries.SelfObserving: raceguard notes the tries of its own block.
+func (rg *RaceGuard) ObservesTries() bool { return true }
+
 // OnShutdown stops what OnStartup started and releases the tables.
 func (rg *RaceGuard) OnShutdown() error {
+	if rg.unobserve != nil {
+		rg.unobserve()
+	}
 	if rg.node != nil {
 		rg.node.Stop()
 	}

@@ -172,6 +172,28 @@ func (t *trail) observe(domain string) (domains []string, ended, changed bool) {
 	return slices.Clone(t.seen), t.ended, changed
 }
 
+// follows reports whether a try of t's base under domain can be the client's next try of t's
+// walk. After a namespace domain (<ns>.svc.<cluster domain>) every list kubelet writes goes on
+// with its parent (svc.<cluster domain>) and that one's parent (the cluster domain), the
+// hierarchy raceguard trusts for every such list: a try elsewhere among the first two is a name
+// asked as is that happens to share the base (db.shop.svc.cluster.local. after
+// db.default.svc.cluster.local.), and teaches nothing. The A and the AAAA of one try, and
+// retransmissions, are one try.
+func (t *trail) follows(domain string) bool {
+	t.mu.Lock()
+	n := len(t.seen)
+	same := n > 0 && t.seen[n-1] == domain
+	t.mu.Unlock()
+	if same || n >= 2 || !strings.HasPrefix(t.first[strings.IndexByte(t.first, '.')+1:], "svc.") {
+		return true
+	}
+	want := t.first
+	for range n + 1 {
+		want = want[strings.IndexByte(want, '.')+1:]
+	}
+	return domain == want
+}
+
 // markAsIs marks t's first try as a name asked as is, and reports whether it was not marked yet.
 func (t *trail) markAsIs() bool {
 	t.mu.Lock()

@@ -43,8 +43,11 @@ A completion is sent only when it cannot change what the client ends with:
     shares; a pod with a custom dnsConfig may lack the node's domains or have its own. Where the
     server sees every try of its clients (Walker.Learn, a node-local deployment), the tries a
     client sends itself after a walk passed through show its real list, and later walks follow
-    and trust that list. A name of another namespace than the client's learned one is no first
-    try of it, and is answered as asked; so is a one-label base of a client whose list is unknown.
+    and trust that list. Tries other server blocks serve come in through ObserveTry (package
+    tries); a try that cannot be the next (trail.follows) is a name asked as is; an address
+    several clients share (Walker.Shared: the node's own) gets no list. A name of another
+    namespace than the client's learned one is no first try of it, and is answered as asked; so
+    is a one-label base of a client whose list is unknown.
   - The completed reply must fit the client's size (UDP: 512 bytes without EDNS): the completion
     carries a longer question and a CNAME, and musl before 1.2.4 keeps what fits of a truncated
     reply without retrying over TCP.

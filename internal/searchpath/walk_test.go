@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -982,5 +983,144 @@ func TestWalkPausedWhenTrailsFull(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(declined.WithLabelValues("", "full")) - before; got != 1 {
 		t.Errorf("Expected the third walk declined as full after the second found no room, got %v", got)
+	}
+}
+
+// firstTry sends the first try name of a client at w through wk, with its walk planned from list
+// as Infer plans it (trusted in the namespace's hierarchy), and returns the reply.
+func firstTry(wk *Walker, w dns.ResponseWriter, name string, list []string) *dns.Msg {
+	ctx := context.Background()
+	r := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	walk, _ := Expand(name, list)
+	walk.Trusted = walk.Local
+	rec := dnstest.NewRecorder(w)
+	if walk, ok := wk.Admit(ctx, w, r, walk); ok {
+		wk.Complete(ctx, rec, r, walk)
+	}
+	return rec.Msg
+}
+
+func TestWalkLearnsTriesOtherBlocksServe(t *testing.T) {
+	// A client's try under corp.test goes to another server block (a stub domain): this Walker
+	// hears of it through ObserveTry (package tries) and learns it in its place in the list. The
+	// walk of wiki.eu then stops at wiki.eu.corp.test, as the client's own does, not at the
+	// public wiki.eu.
+	z := newZone("wiki.eu. 30 IN A 192.0.2.93", "wiki.eu.corp.test. 30 IN A 10.8.0.91")
+	wk := newWalker(t, z)
+	wk.Learn = true
+	w := &test.ResponseWriter{RemoteIP: "10.32.1.7"}
+	addr := netip.MustParseAddr("10.32.1.7")
+	ctx := context.Background()
+	list := []string{"default.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal.", "corp.test."}
+	// The client's first lookup walks on by itself.
+	firstTry(wk, w, "learn.nosuch.example.default.svc.cluster.local.", list[:4])
+	for _, d := range list[1:] {
+		name := "learn.nosuch.example." + d
+		if d == "corp.test." {
+			wk.ObserveTry(ctx, addr, name) // served by the corp.test block
+			continue
+		}
+		wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(name, dns.TypeA), name)
+	}
+	wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion("learn.nosuch.example.", dns.TypeA), "learn.nosuch.example.")
+
+	r := new(dns.Msg).SetQuestion("wiki.eu.default.svc.cluster.local.", dns.TypeA)
+	walk, _ := Expand(r.Question[0].Name, list[:4])
+	if walk, ok := wk.Admit(ctx, w, r, walk); !ok || !slices.Equal(walk.Rest, list[1:]) {
+		t.Fatalf("Expected the walk to follow the learned list %v, got %v", list[1:], walk.Rest)
+	}
+	if m := firstTry(wk, w, r.Question[0].Name, list[:4]); m == nil || len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "wiki.eu.corp.test." {
+		t.Errorf("Expected a completion to wiki.eu.corp.test., got %v", m)
+	}
+}
+
+func TestWalkLearnsNothingFromNamesAsIs(t *testing.T) {
+	// A client that asks db.default.svc.cluster.local. as is (none), then db.shop.svc.cluster.local.:
+	// the second cannot be the next try of a walk from namespace default (that is
+	// svc.cluster.local), so it is counted as a name asked as is, and the list stays.
+	z := newZone()
+	wk := newWalker(t, z)
+	wk.Learn = true
+	w := &test.ResponseWriter{RemoteIP: "10.32.1.8"}
+	ctx := context.Background()
+	teach(wk, w, "learn.nosuch.example.")
+	firstTry(wk, w, "db.default.svc.cluster.local.", podList)
+	before := testutil.ToFloat64(asIsCount.WithLabelValues(""))
+	const next = "db.shop.svc.cluster.local."
+	if _, tail := wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(next, dns.TypeA), next); !tail {
+		t.Error("Expected the name to go down the chain as it is")
+	}
+	if got := testutil.ToFloat64(asIsCount.WithLabelValues("")) - before; got != 1 {
+		t.Errorf("Expected one name asked as is counted, got %v", got)
+	}
+	c, _ := wk.clients.Get(netip.MustParseAddr("10.32.1.8"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lists) != 1 || !slices.Equal(c.lists[0].domains, podList[1:]) {
+		t.Errorf("Expected the client's list as it was taught, got %+v", c.lists)
+	}
+}
+
+// teach makes wk learn the client at w's list, podList: the client walks base to its end itself.
+func teach(wk *Walker, w dns.ResponseWriter, base string) {
+	ctx := context.Background()
+	firstTry(wk, w, base+podList[0], podList)
+	for _, d := range append(podList[1:], "") {
+		wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(base+d, dns.TypeA), base+d)
+	}
+}
+
+func TestWalkSharedAddress(t *testing.T) {
+	// The node's own address is shared by its hostNetwork pods: no list is learned for it, and
+	// its walks are those of a client whose list is unknown (no one-label names, the namespace's
+	// hierarchy trusted only).
+	z := newZone("registry.lab.internal. 30 IN A 10.32.0.60")
+	wk := newWalker(t, z)
+	wk.Learn = true
+	node := netip.MustParseAddr("10.32.0.1")
+	wk.Shared = func(a netip.Addr) bool { return a == node }
+	w := &test.ResponseWriter{RemoteIP: "10.32.0.1"}
+	ctx := context.Background()
+	teach(wk, w, "learn.nosuch.example.")
+	if c, ok := wk.clients.Get(node); ok {
+		c.mu.Lock()
+		n := len(c.lists)
+		c.mu.Unlock()
+		if n != 0 {
+			t.Errorf("Expected no list learned for the node's address, got %d", n)
+		}
+	}
+	r := new(dns.Msg).SetQuestion("registry.default.svc.cluster.local.", dns.TypeA)
+	walk, _ := Expand(r.Question[0].Name, podList)
+	if _, ok := wk.Admit(ctx, w, r, walk); ok {
+		t.Error("Expected a one-label name of the node's address not walked")
+	}
+}
+
+func TestTrailFollows(t *testing.T) {
+	tr := &trail{first: "default.svc.cluster.local."}
+	for _, tc := range []struct {
+		domain string
+		want   bool
+	}{
+		{"shop.svc.cluster.local.", false},
+		{"cluster.local.", false},
+		{"svc.cluster.local.", true},
+	} {
+		if got := tr.follows(tc.domain); got != tc.want {
+			t.Errorf("follows(%q) after nothing = %v, want %v", tc.domain, got, tc.want)
+		}
+	}
+	tr.observe("svc.cluster.local.")
+	if !tr.follows("svc.cluster.local.") || !tr.follows("cluster.local.") || tr.follows("lab.internal.") {
+		t.Error("Expected the same try again, or the cluster domain, after svc.cluster.local.")
+	}
+	tr.observe("cluster.local.")
+	if !tr.follows("corp.test.") || !tr.follows("") {
+		t.Error("Expected any domain after the namespace's hierarchy")
+	}
+	// A list that does not start with a namespace domain (search with a fixed list) has no rule.
+	if fixed := (&trail{first: "corp.test."}); !fixed.follows("lab.internal.") {
+		t.Error("Expected no rule after a first domain that is no namespace's")
 	}
 }

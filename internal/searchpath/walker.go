@@ -58,8 +58,13 @@ type Walker struct {
 	Deadline time.Duration
 	// Learn is set where this server sees every try of its clients (a node-local deployment): it
 	// learns each client's search list from the walks it continues itself, and completes beyond
-	// the namespace's own hierarchy, and one-label names, only within a learned list.
+	// the namespace's own hierarchy, and one-label names, only within a learned list. The tries
+	// that other server blocks of the listener serve come in through ObserveTry.
 	Learn bool
+	// Shared, when set, reports whether an address is one several clients share: the node's own,
+	// its hostNetwork pods'. Where the Walker learns, it learns no list for such an address and
+	// completes its walks as for a client whose list is unknown.
+	Shared func(netip.Addr) bool
 	// Families, when set, says which address types a client asks: a walk resolves the type its
 	// first try asks, and the other only for a client that asked it recently, so that a client
 	// asking one type alone is walked as its own resolver walks, at its own upstream cost. When
@@ -120,39 +125,12 @@ func (wk *Walker) Close() {
 // the name is a later try of a walk the client continues itself, which must go down the chain as
 // it is and never be completed. Neither: the query is new.
 func (wk *Walker) Recall(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (m *dns.Msg, tail bool) {
-	if wk.clients.Empty() {
-		return nil, false
-	}
 	addr := query.ClientAddr(w)
-	c, ok := wk.clients.Get(addr)
+	c, ref, t, domain, ok := wk.trailOf(ctx, addr, name)
 	if !ok {
 		return nil, false
 	}
-	now := time.Now()
-	c.mu.Lock()
-	ref, domain, below, ok := c.match(name, now)
-	c.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	t, ok := wk.trails.Get(trailKey{client: addr, base: ref.base})
-	if !ok {
-		return nil, false // expired, or the table had to drop it: the try is served as new
-	}
-	if below {
-		if t.markAsIs() {
-			asIsCount.WithLabelValues(metrics.WithServer(ctx)).Inc()
-		}
-		return nil, false
-	}
-	if wk.Learn {
-		if domains, ended, changed := t.observe(domain); changed {
-			c.mu.Lock()
-			c.learn(ref.first, domains, ended, now)
-			c.mu.Unlock()
-			wk.clients.Put(addr, c, learnTTL) // keeps what was learned for its whole lifetime
-		}
-	}
+	wk.learnFrom(ctx, c, addr, ref, t, domain)
 
 	i := slices.Index(t.domains, domain)
 	do, cd := query.DNSSECBits(r)
@@ -175,11 +153,82 @@ func (wk *Walker) Recall(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, 
 	return m, false
 }
 
+// ObserveTry notes the try of name (lower-cased) by the client at addr that another server block
+// of this Walker's listener serves (package tries): where the Walker learns, the client's tries
+// there belong to its list as much as those it sees itself.
+func (wk *Walker) ObserveTry(ctx context.Context, addr netip.Addr, name string) {
+	if !wk.Learn {
+		return
+	}
+	if c, ref, t, domain, ok := wk.trailOf(ctx, addr, name); ok {
+		wk.learnFrom(ctx, c, addr, ref, t, domain)
+	}
+}
+
+// trailOf returns the trail of the client at addr that name is a later try of, and the domain it
+// tries. A name below the trail's first try shows the first try was a name asked as is: it is
+// counted once, and is no later try.
+func (wk *Walker) trailOf(ctx context.Context, addr netip.Addr, name string) (c *client, ref trailRef, t *trail, domain string, ok bool) {
+	if wk.clients.Empty() {
+		return nil, ref, nil, "", false
+	}
+	if c, ok = wk.clients.Get(addr); !ok {
+		return nil, ref, nil, "", false
+	}
+	now := time.Now()
+	c.mu.Lock()
+	ref, domain, below, ok := c.match(name, now)
+	c.mu.Unlock()
+	if !ok {
+		return nil, ref, nil, "", false
+	}
+	if t, ok = wk.trails.Get(trailKey{client: addr, base: ref.base}); !ok {
+		return nil, ref, nil, "", false // expired, or the table had to drop it: the try is served as new
+	}
+	if below {
+		wk.asIs(ctx, t)
+		return nil, ref, nil, "", false
+	}
+	return c, ref, t, domain, true
+}
+
+// learnFrom notes that the client at addr tried ref's base under domain, and learns the list its
+// tries show so far, where the Walker learns and the address is one client's (see Shared). A try
+// that cannot be the next of the walk (see trail.follows) shows a name asked as is: counted, and
+// nothing of the trail is learned.
+func (wk *Walker) learnFrom(ctx context.Context, c *client, addr netip.Addr, ref trailRef, t *trail, domain string) {
+	if !wk.Learn || wk.shared(addr) {
+		return
+	}
+	if !t.follows(domain) {
+		wk.asIs(ctx, t)
+		return
+	}
+	if domains, ended, changed := t.observe(domain); changed {
+		c.mu.Lock()
+		c.learn(ref.first, domains, ended, time.Now())
+		c.mu.Unlock()
+		wk.clients.Put(addr, c, learnTTL) // keeps what was learned for its whole lifetime
+	}
+}
+
+// asIs marks t's first try as a name asked as is, counted once.
+func (wk *Walker) asIs(ctx context.Context, t *trail) {
+	if t.markAsIs() {
+		asIsCount.WithLabelValues(metrics.WithServer(ctx)).Inc()
+	}
+}
+
+// shared reports whether addr is an address several clients share (Shared).
+func (wk *Walker) shared(addr netip.Addr) bool { return wk.Shared != nil && wk.Shared(addr) }
+
 // Admit decides whether the query r, the first try of walk, may be completed for its client, and
 // returns the walk to run: where the Walker learns and knows the client's own search list, the
 // walk follows that list and trusts all of it. A query it refuses goes down the chain untouched.
 func (wk *Walker) Admit(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk) (Walk, bool) {
-	if walk.OneLabel && !wk.Learn {
+	addr := query.ClientAddr(w)
+	learns := wk.Learn && !wk.shared(addr)
+	if walk.OneLabel && !learns {
 		// A one-label base is ambiguous unless every try of its client is seen (see Expand): most
 		// queries of a cluster have one (a service in the pod's own namespace), and pass here.
 		return walk, false
@@ -190,44 +239,33 @@ func (wk *Walker) Admit(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, w
 	if o := r.IsEdns0(); o != nil && o.Do() || r.AuthenticatedData || r.IsTsig() != nil {
 		return wk.decline(ctx, walk, "dnssec")
 	}
-	if !wk.Learn && wk.Budget.Rate == 0 {
+	if !learns {
 		return walk, true
 	}
-	addr := query.ClientAddr(w)
 	now := time.Now()
 	c, ok := wk.clients.Get(addr)
-	if !ok && wk.Budget.Rate > 0 {
-		c, ok = wk.clients.Update(addr, learnTTL, func(c *client, found bool) *client {
-			if !found {
-				c = &client{}
-			}
-			return c
-		})
-	}
 	if !ok {
-		// A client the table has no room for: nothing learned, no budget kept. Its walks are
-		// those of a client whose list is unknown, which the cap on walks still bounds.
+		// Nothing learned of this client yet: its walks are those of a client whose list is
+		// unknown.
 		return walk, !walk.OneLabel
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if wk.Learn {
-		c.expire(now.Add(-learnTTL))
-		switch l := c.list(walk.First); {
-		case l != nil:
-			walk.Rest, walk.Verify = l.domains, false // l.domains is never modified, only replaced
-			walk.Trusted = len(l.domains) + 1
-			if l.ended {
-				walk.Trusted++
-			}
-			walk.Local = local(walk.First, walk.Rest)
-		case c.knowsOther(walk.First):
-			// This client's tries are under another namespace domain: this name is no first try
-			// of it (a name asked as is), or a new pod took the address; either way, as asked.
-			return wk.decline(ctx, walk, "other_namespace")
-		case walk.OneLabel:
-			return wk.decline(ctx, walk, "one_label")
+	c.expire(now.Add(-learnTTL))
+	switch l := c.list(walk.First); {
+	case l != nil:
+		walk.Rest, walk.Verify = l.domains, false // l.domains is never modified, only replaced
+		walk.Trusted = len(l.domains) + 1
+		if l.ended {
+			walk.Trusted++
 		}
+		walk.Local = local(walk.First, walk.Rest)
+	case c.knowsOther(walk.First):
+		// This client's tries are under another namespace domain: this name is no first try of it
+		// (a name asked as is), or a new pod took the address; either way, as asked.
+		return wk.decline(ctx, walk, "other_namespace")
+	case walk.OneLabel:
+		return wk.decline(ctx, walk, "one_label")
 	}
 	return walk, true
 }
