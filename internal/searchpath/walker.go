@@ -125,6 +125,9 @@ func (wk *Walker) Close() {
 // the name is a later try of a walk the client continues itself, which must go down the chain as
 // it is and never be completed. Neither: the query is new.
 func (wk *Walker) Recall(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (m *dns.Msg, tail bool) {
+	if wk.clients.Empty() {
+		return nil, false // the hit path of a server with no walk in memory
+	}
 	addr := query.ClientAddr(w)
 	c, ref, t, domain, ok := wk.trailOf(ctx, addr, name)
 	if !ok {
