@@ -1,0 +1,36 @@
+package artifacts
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// TestLicense: LICENSE is CoreDNS's own, the Apache License 2.0, byte for byte as in the CoreDNS
+// module this one builds against; NOTICE names the product and its copyright holders first, as
+// the license's section 4(d) expects of a NOTICE file, and says what the binaries contain.
+func TestLicense(t *testing.T) {
+	_, src := corednsSource(t)
+	want, err := os.ReadFile(filepath.Join(src, "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := repoFile(t, "LICENSE"); !bytes.Equal(got, want) {
+		t.Errorf("LICENSE differs from CoreDNS's %s", filepath.Join(src, "LICENSE"))
+	}
+	if !bytes.Contains(want, []byte("Apache License\n                           Version 2.0, January 2004")) {
+		t.Errorf("CoreDNS's LICENSE is no longer the Apache License 2.0: decide what raceguard's is")
+	}
+
+	notice := repoFile(t, "NOTICE")
+	if !regexp.MustCompile(`\Araceguard\nCopyright 20\d\d(-20\d\d)? The raceguard Authors\n`).Match(notice) {
+		t.Errorf("NOTICE: want the product name, then its copyright line; got\n%s", notice)
+	}
+	for _, s := range []string{"Apache License, Version 2.0", "CoreDNS"} {
+		if !bytes.Contains(notice, []byte(s)) {
+			t.Errorf("NOTICE does not mention %s", s)
+		}
+	}
+}
