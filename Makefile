@@ -41,14 +41,14 @@ fuzz-short:
 	./hack/fuzz.sh 5s
 
 ## image: the container image of Dockerfile, built with buildah from ./coredns; tagged
-## $(IMAGE):dev and $(IMAGE):$(VERSION), the commit the binary reports (`coredns -version`).
+## $(IMAGE):dev and $(IMAGE):$(VERSION), the raceguard version the binary reports (`coredns -version`).
 ## IMAGE_BUILD="docker build" or "podman build" builds the same context with those. Needs root:
 ## setcap gives the staged copy of the binary cap_net_bind_service.
 IMAGE = localhost/raceguard
 IMAGE_BUILD = buildah bud --format oci
-VERSION = $(shell ./coredns -version | sed -n 's/.*, raceguard-//p')
+VERSION = $(shell ./coredns -version | sed -n '1s/.*+raceguard-//p')
 REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-COREDNS_VERSION = $(shell ./coredns -version | sed -n 's/^CoreDNS-//p')
+COREDNS_VERSION = $(shell ./coredns -version | sed -n '1s/^CoreDNS-\([0-9.]*\).*/\1/p')
 image: coredns
 	rm -rf .build/image && mkdir -p .build/image
 	cp coredns .build/image/coredns

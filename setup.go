@@ -12,6 +12,7 @@ import (
 	"github.com/coredns/coredns/plugin/autopath"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
+	_ "github.com/raceguard/raceguard/internal/buildinfo" // coredns -version and coredns_raceguard_build_info
 	"github.com/raceguard/raceguard/internal/coarse"
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/internal/correlate"

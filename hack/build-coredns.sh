@@ -52,8 +52,12 @@ fi
 # Our go.sum covers every module we need beyond CoreDNS's own.
 sort -u "$build/go.sum" "$root/go.sum" -o "$build/go.sum"
 
-commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then commit=$commit-dirty; fi
+# The replace leaves the binary's build information without a version for raceguard: stamp the
+# checkout's (`git describe`: the latest v* tag, commits since, the commit, -dirty), which
+# `coredns -version` and coredns_raceguard_build_info report (internal/buildinfo).
+version=$(git -C "$root" describe --tags --always --dirty --match 'v[0-9]*' 2>/dev/null || echo devel)
+revision=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)
+info=github.com/raceguard/raceguard/internal/buildinfo
 cd "$build"
 CGO_ENABLED=0 go build -trimpath -o "$out" \
-	-ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=raceguard-$commit" .
+	-ldflags "-s -w -X $info.version=$version -X $info.revision=$revision" .

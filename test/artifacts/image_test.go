@@ -181,10 +181,10 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	version := regexp.MustCompile(`raceguard-(\S+)`).FindStringSubmatch(out)
-	coreVersion := regexp.MustCompile(`CoreDNS-(\S+)`).FindStringSubmatch(out)
+	version := regexp.MustCompile(`\+raceguard-(\S+)`).FindStringSubmatch(out)
+	coreVersion := regexp.MustCompile(`CoreDNS-([0-9.]+)`).FindStringSubmatch(out)
 	if version == nil || coreVersion == nil {
-		t.Fatalf("%s -version: no CoreDNS version or raceguard commit in %q", bin, out)
+		t.Fatalf("%s -version: no CoreDNS version or raceguard version in %q", bin, out)
 	}
 	revision := "unknown"
 	if root, err := lab.RepoPath(""); err == nil {
