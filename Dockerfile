@@ -1,27 +1,24 @@
 # raceguard: CoreDNS v1.15.0 with the raceguard and collapse directives, in CoreDNS's own image
-# style: the binary is built outside (`make coredns`) and copied in; the image is FROM scratch.
+# style (numeric non-root user, the binary with cap_net_bind_service, FROM scratch), for every
+# platform of one manifest list: `make image` (hack/build-image.sh) builds linux/amd64 and
+# linux/arm64 with buildah, as any user, without Docker and without root.
 #
-# `make image` prepares the build context and builds this file with buildah (`buildah bud`); the
-# same file builds with `docker build` and `podman build` once the context is prepared:
+# The build context is .build/image/, which hack/build-image.sh fills: for each platform, the
+# static CoreDNS binary built outside (CGO_ENABLED=0, cross-compiled by the go command) and the
+# image's whole root filesystem as one tar, rootfs-$TARGETARCH.tar, written by hack/rootfs: the
+# binary with its file capability as a PAX security.capability header (setcap needs root on the
+# build host; a FROM scratch image has no setcap to RUN), /etc/passwd and /etc/group (root and
+# nonroot, 65532), the CA certificates (forward over TLS, the kubernetes plugin's API server
+# connection), and LICENSE and NOTICE. ADD extracts the tar with the attribute; buildah, podman,
+# Docker's classic builder and BuildKit all keep it. There is no shell, no libc and no package
+# manager in the image.
 #
-#   make image                              # buildah bud, tags localhost/raceguard:dev and :$(VERSION)
-#   make image IMAGE_BUILD="docker build"   # the same with Docker (untested here: no Docker engine)
-#
-# The context is the repository root; .dockerignore sends only .build/image/, which the Makefile
-# fills with:
-#   coredns                 a copy of ./coredns with the file capability cap_net_bind_service=+ep
-#                           (set with setcap on the host: a FROM scratch image has no setcap, and
-#                           base images with one cannot be pulled everywhere this is built; buildah
-#                           COPY keeps the security.capability xattr, test/artifacts/image_test.go checks it
-#                           by binding a port below 1024 as uid 65532)
-#   ca-certificates.crt     the build host's /etc/ssl/certs/ca-certificates.crt, for forward over
-#                           TLS and the kubernetes plugin's API server connection
-#   passwd, group           root and nonroot (65532), as in distroless's nonroot image
-#
-# There is no shell, no libc and no package manager in the image: the binary is static
-# (CGO_ENABLED=0).
+# TARGETARCH is set by buildah and by BuildKit per platform
+# (`docker buildx build --platform linux/amd64,linux/arm64 -f Dockerfile .build/image` after
+# `hack/build-image.sh context`; untested here: no Docker engine).
 FROM scratch
 
+ARG TARGETARCH=amd64
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG COREDNS_VERSION=1.15.0
@@ -29,14 +26,12 @@ ARG COREDNS_VERSION=1.15.0
 LABEL org.opencontainers.image.title="raceguard" \
       org.opencontainers.image.description="CoreDNS ${COREDNS_VERSION} with raceguard: server-side search completion, collapsed duplicate queries and per-node proof of the conntrack race" \
       org.opencontainers.image.source="https://github.com/raceguard/raceguard" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       io.coredns.version="${COREDNS_VERSION}"
 
-COPY .build/image/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY .build/image/passwd /etc/passwd
-COPY .build/image/group /etc/group
-COPY .build/image/coredns /coredns
+ADD rootfs-${TARGETARCH}.tar /
 
 # The numeric uid/gid (distroless's "nonroot"), not a name: Kubernetes can only verify
 # runAsNonRoot against a numeric USER (coredns/coredns#7542). The file capability lets it bind :53.

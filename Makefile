@@ -40,24 +40,14 @@ fuzz:
 fuzz-short:
 	./hack/fuzz.sh 5s
 
-## image: the container image of Dockerfile, built with buildah from ./coredns; tagged
-## $(IMAGE):dev and $(IMAGE):$(VERSION), the raceguard version the binary reports (`coredns -version`).
-## IMAGE_BUILD="docker build" or "podman build" builds the same context with those. Needs root:
-## setcap gives the staged copy of the binary cap_net_bind_service.
+## image: the container image for linux/amd64 and linux/arm64 (PLATFORMS) in one manifest list,
+## $(IMAGE):<version> (hack/version.sh) and $(IMAGE):dev, built by hack/build-image.sh with buildah,
+## as any user: no Docker, no root. Push it with
+## `buildah manifest push --all $(IMAGE):<version> docker://REGISTRY/raceguard:<version>`.
 IMAGE = localhost/raceguard
-IMAGE_BUILD = buildah bud --format oci
-VERSION = $(shell ./coredns -version | sed -n '1s/.*+raceguard-//p')
-REVISION = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-COREDNS_VERSION = $(shell ./coredns -version | sed -n '1s/^CoreDNS-\([0-9.]*\).*/\1/p')
-image: coredns
-	rm -rf .build/image && mkdir -p .build/image
-	cp coredns .build/image/coredns
-	setcap cap_net_bind_service=+ep .build/image/coredns
-	cp /etc/ssl/certs/ca-certificates.crt .build/image/ca-certificates.crt
-	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > .build/image/passwd
-	printf 'root:x:0:\nnonroot:x:65532:\n' > .build/image/group
-	$(IMAGE_BUILD) -f Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-		--build-arg COREDNS_VERSION=$(COREDNS_VERSION) -t $(IMAGE):dev -t $(IMAGE):$(VERSION) .
+PLATFORMS = linux/amd64 linux/arm64
+image:
+	IMAGE=$(IMAGE) PLATFORMS="$(PLATFORMS)" ./hack/build-image.sh
 
 ## monitoring-test: promtool checks and unit tests of the alert rules in monitoring/
 monitoring-test:

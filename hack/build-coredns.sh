@@ -53,9 +53,9 @@ fi
 sort -u "$build/go.sum" "$root/go.sum" -o "$build/go.sum"
 
 # The replace leaves the binary's build information without a version for raceguard: stamp the
-# checkout's (`git describe`: the latest v* tag, commits since, the commit, -dirty), which
-# `coredns -version` and coredns_raceguard_build_info report (internal/buildinfo).
-version=$(git -C "$root" describe --tags --always --dirty --match 'v[0-9]*' 2>/dev/null || echo devel)
+# checkout's (hack/version.sh), which `coredns -version` and coredns_raceguard_build_info report
+# (internal/buildinfo).
+version=$("$root/hack/version.sh")
 revision=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)
 info=github.com/raceguard/raceguard/internal/buildinfo
 cd "$build"

@@ -2,14 +2,16 @@ package artifacts
 
 import (
 	"context"
-	"encoding/json"
+	"debug/elf"
 	"fmt"
-	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,14 +37,15 @@ const (
 )
 
 // imageTools skips t (or, with RACEGUARD_LAB=require, fails it) without root, buildah, podman,
-// runc or setcap.
+// runc or setpriv. Root is for running the image with podman as deploy/ runs it, and for setpriv,
+// with which the test builds the image as an unprivileged user.
 func imageTools(t *testing.T) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"buildah", "podman", "runc", "setcap"} {
+	for _, tool := range []string{"buildah", "podman", "runc", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -50,7 +53,7 @@ func imageTools(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "the image test needs " + strings.Join(missing, ", ") + " (apt-get install buildah podman runc libcap2-bin)"
+	msg := "the image test needs " + strings.Join(missing, ", ") + " (apt-get install buildah podman runc util-linux)"
 	if os.Getenv("RACEGUARD_LAB") == "require" {
 		t.Fatalf("RACEGUARD_LAB=require: %s", msg)
 	}
@@ -69,114 +72,65 @@ func podman(ctx context.Context, args ...string) (string, error) {
 	return imageCommand(ctx, "podman", append(append([]string{}, podmanGlobal...), args...)...)
 }
 
-func imageCopyFile(dst, src string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
+// nobody is the user the test builds the image as: an unprivileged one, with no subordinate
+// ids (buildah then maps it alone into its user namespace, as root of every file of the image).
+const nobody = 65534
 
-// stageImage lays out a build context as `make image` does in the repository (Dockerfile,
-// .dockerignore and .build/image/), in a directory of its own so that the test never touches the
-// checkout's .build/image.
-func stageImage(t *testing.T, ctx context.Context, bin string) string {
+// buildImage runs hack/build-image.sh, as `make image` does, for linux/amd64 and linux/arm64,
+// with buildah run as nobody in a storage of its own under dir (which nobody must be able to
+// read), and returns the OCI archive of the manifest list it made. The script's go steps (cross-compiling, writing the layers) run as
+// the test's user; they need no privilege either.
+func buildImage(t *testing.T, ctx context.Context, dir string) string {
 	t.Helper()
-	dir := t.TempDir()
-	stage := filepath.Join(dir, ".build", "image")
-	if err := os.MkdirAll(stage, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"Dockerfile", ".dockerignore"} {
-		src, err := lab.RepoPath(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imageCopyFile(filepath.Join(dir, f), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := imageCopyFile(filepath.Join(stage, "coredns"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := imageCommand(ctx, "setcap", "cap_net_bind_service=+ep", filepath.Join(stage, "coredns")); err != nil {
-		t.Fatal(err)
-	}
-	if err := imageCopyFile(filepath.Join(stage, "ca-certificates.crt"), "/etc/ssl/certs/ca-certificates.crt", 0o644); err != nil {
-		t.Fatalf("CA certificates (apt-get install ca-certificates): %v", err)
-	}
-	files := map[string]string{
-		"passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
-		"group":  "root:x:0:\nnonroot:x:65532:\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(stage, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// privilegedPort returns a port below 1024 free on 127.0.0.1 for UDP and TCP: binding it as uid
-// 65532 proves the binary's file capability.
-func privilegedPort(t *testing.T) int {
-	t.Helper()
-	for port := 1023; port > 900; port-- {
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("No free port between 901 and 1023")
-	return 0
-}
-
-// procStatus returns the fields of /proc/pid/status.
-func procStatus(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	script, err := lab.RepoPath("hack/build-image.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
+	home := filepath.Join(dir, "home") // nobody's: its storage, runtime and temporary files
+	for _, d := range []string{filepath.Join(dir, "context"), home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return out
+	if err := os.Chown(home, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(home, "image.tar")
+	asNobody := fmt.Sprintf("setpriv --reuid=%d --regid=%d --clear-groups env HOME=%[3]s XDG_RUNTIME_DIR=%[3]s TMPDIR=%[3]s "+
+		"buildah --storage-driver vfs --root %[3]s/storage --runroot %[3]s/run", nobody, nobody, home)
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Env = append(os.Environ(), "IMAGE=localhost/raceguard-imagetest", "PLATFORMS=linux/amd64 linux/arm64",
+		"OUT="+filepath.Join(dir, "context"), "ARCHIVE="+archive, "BUILDAH="+asNobody)
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/build-image.sh: %v\n%s", err, out)
+	}
+	st, err := os.Stat(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hack/build-image.sh, buildah as uid %d: %s; OCI archive of both platforms %.1f MB", nobody, time.Since(start).Round(time.Second), float64(st.Size())/1e6)
+	return archive
 }
 
-// TestImage builds the Dockerfile's image with buildah from the binary the other tests run, the
-// way `make image` does, checks its configuration, runs it with podman under the two security
-// contexts of deploy/ (the cluster Deployment's image user 65532, and the node-local DaemonSet's
-// root with only NET_ADMIN and NET_BIND_SERVICE), queries it over loopback, and removes the
-// containers and the image it made.
+// TestImage builds the image the way `make image` does, for linux/amd64 and linux/arm64 into one
+// manifest list, with buildah as an unprivileged user; checks the list, each image's
+// configuration and its layer (the binary's architecture from its ELF header, its file
+// capability, the files beside it); then runs the image of this machine's platform with podman
+// under the two security contexts of deploy/ (the cluster Deployment's image user 65532, and the
+// node-local DaemonSet's root with only NET_ADMIN and NET_BIND_SERVICE), queries it over
+// loopback, and removes the containers and the image it made.
 func TestImage(t *testing.T) {
 	imageTools(t)
 	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// Cross-compiling CoreDNS for the other platform takes minutes on a cold build cache.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 
-	// The version and commit the binary reports are the image's labels, as in `make image`.
+	// The versions the binary reports, and the commit, are the image's labels.
 	out, err := imageCommand(ctx, bin, "-version")
 	if err != nil {
 		t.Fatal(err)
@@ -193,74 +147,72 @@ func TestImage(t *testing.T) {
 		}
 	}
 
-	dir := stageImage(t, ctx, bin)
-	tag := fmt.Sprintf("localhost/raceguard-imagetest:%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	dir, err := os.MkdirTemp("", "raceguard-imagetest-") // 0755 up to /, unlike t.TempDir's
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := buildImage(t, ctx, dir)
+	images := readOCIArchive(t, archive)
+	if len(images) != 2 {
+		t.Fatalf("The manifest list has %d images, want linux/amd64 and linux/arm64", len(images))
+	}
+	for _, want := range []struct {
+		arch    string
+		machine elf.Machine
+	}{{"amd64", elf.EM_X86_64}, {"arm64", elf.EM_AARCH64}} {
+		img, ok := images["linux/"+want.arch]
+		if !ok {
+			t.Errorf("The manifest list has no linux/%s image: %v", want.arch, slices.Collect(maps.Keys(images)))
+			continue
+		}
+		t.Run(want.arch, func(t *testing.T) {
+			checkImageConfig(t, img.config, want.arch, map[string]string{
+				"org.opencontainers.image.version":  version[1],
+				"org.opencontainers.image.revision": revision,
+				"io.coredns.version":                coreVersion[1],
+			})
+			checkImageLayer(t, img, want.machine)
+		})
+	}
+
+	// Run this machine's image: podman pulls it from the archive's manifest list.
+	out, err = podman(ctx, "pull", "--quiet", "oci-archive:"+archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(out)
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()
-		if out, err := podman(cctx, "rmi", "-f", tag); err != nil {
-			t.Errorf("Removing %s: %v %s", tag, err, out)
+		if out, err := podman(cctx, "rmi", "-f", id); err != nil {
+			t.Errorf("Removing %s: %v %s", id, err, out)
 		}
 	})
-	start := time.Now()
-	if _, err := imageCommand(ctx, "buildah", "bud", "--format", "oci", "--quiet", "-f", filepath.Join(dir, "Dockerfile"),
-		"--build-arg", "VERSION="+version[1], "--build-arg", "REVISION="+revision,
-		"--build-arg", "COREDNS_VERSION="+coreVersion[1], "-t", tag, dir); err != nil {
-		t.Fatal(err)
+	image := id
+	out, err = podman(ctx, "image", "inspect", "--format", "{{.Architecture}}", image)
+	if err != nil || strings.TrimSpace(out) != runtime.GOARCH {
+		t.Fatalf("podman pulled a %q image from the manifest list, want this machine's %s: %v", strings.TrimSpace(out), runtime.GOARCH, err)
 	}
-	t.Logf("buildah bud: %s", time.Since(start).Round(time.Millisecond))
-
-	// The configuration: CoreDNS's conventions.
-	out, err = podman(ctx, "image", "inspect", tag)
+	// The binary in the image is the one built: it reports the same versions.
+	out, err = podman(ctx, append(append([]string{"run", "--rm"}, podmanRun...), image, "-version")...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inspect []struct {
-		Config struct {
-			User         string
-			Entrypoint   []string
-			ExposedPorts map[string]struct{}
-			WorkingDir   string
-			Labels       map[string]string
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &inspect); err != nil || len(inspect) != 1 {
-		t.Fatalf("podman image inspect: %v\n%s", err, out)
-	}
-	cfg := inspect[0].Config
-	if cfg.User != "65532:65532" {
-		t.Errorf("USER %q, want 65532:65532 (numeric, for runAsNonRoot)", cfg.User)
-	}
-	if strings.Join(cfg.Entrypoint, " ") != "/coredns" {
-		t.Errorf("ENTRYPOINT %v, want [/coredns]", cfg.Entrypoint)
-	}
-	for _, p := range []string{"53/tcp", "53/udp", "9153/tcp"} {
-		if _, ok := cfg.ExposedPorts[p]; !ok {
-			t.Errorf("EXPOSE: no %s in %v", p, cfg.ExposedPorts)
-		}
-	}
-	for k, want := range map[string]string{
-		"org.opencontainers.image.version":  version[1],
-		"org.opencontainers.image.revision": revision,
-		"io.coredns.version":                coreVersion[1],
-	} {
-		if cfg.Labels[k] != want {
-			t.Errorf("Label %s = %q, want %q", k, cfg.Labels[k], want)
-		}
-	}
-	// The binary in the image is the one built: it reports the same commit.
-	out, err = podman(ctx, append(append([]string{"run", "--rm"}, podmanRun...), tag, "-version")...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "raceguard-"+version[1]) || !strings.Contains(out, "CoreDNS-"+coreVersion[1]) {
-		t.Errorf("The image's /coredns -version said %q, want CoreDNS-%s and raceguard-%s", out, coreVersion[1], version[1])
+	if !strings.Contains(out, "CoreDNS-"+coreVersion[1]+"+raceguard-"+version[1]+"\n") {
+		t.Errorf("The image's /coredns -version said %q, want CoreDNS-%s+raceguard-%s", out, coreVersion[1], version[1])
 	}
 
 	zones, err := lab.RepoPath("zones")
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// Kubernetes' allowPrivilegeEscalation: false and capabilities: drop: [ALL], as deploy/ sets.
+	restricted := []string{"--security-opt", "no-new-privileges", "--cap-drop", "ALL"}
 
 	// run starts a container of the image with securityContext-like flags, serving the bundled
 	// cluster zone on a port below 1024 of 127.0.0.1, checks that it answers, and returns its name,
@@ -293,9 +245,9 @@ func TestImage(t *testing.T) {
 			}
 		})
 		args := append([]string{"run", "-d", "--name", container}, podmanRun...)
-		args = append(args, "--read-only", "--security-opt", "no-new-privileges", "--cap-drop", "ALL")
+		args = append(args, "--read-only")
 		args = append(args, security...)
-		args = append(args, "-v", conf+":/etc/coredns:ro", "-v", zones+":/zones:ro", tag, "-conf", "/etc/coredns/Corefile")
+		args = append(args, "-v", conf+":/etc/coredns:ro", "-v", zones+":/zones:ro", image, "-conf", "/etc/coredns/Corefile")
 		if _, err := podman(ctx, args...); err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +307,7 @@ func TestImage(t *testing.T) {
 	// too, to show that a non-root process never gets it: the reason the node-local DaemonSet
 	// runs as root.
 	t.Run("image user", func(t *testing.T) {
-		container, pid, metrics := run(t, "nonroot", "--cap-add", "NET_BIND_SERVICE,NET_ADMIN")
+		container, pid, metrics := run(t, "nonroot", slices.Concat(restricted, []string{"--cap-add", "NET_BIND_SERVICE,NET_ADMIN"})...)
 		st := procStatus(t, pid)
 		if uid := strings.Fields(st["Uid"]); len(uid) != 4 || strings.Join(uid, " ") != "65532 65532 65532 65532" {
 			t.Errorf("Uid %q, want 65532 (real, effective, saved, fs)", st["Uid"])
@@ -377,10 +329,26 @@ func TestImage(t *testing.T) {
 		}
 	})
 
+	// The binary's file capability alone: the image's user with podman's default capability
+	// bounding set (NET_BIND_SERVICE among it), nothing added, so nothing ambient. podman gives a
+	// non-root process the capabilities --cap-add names as ambient ones, which Kubernetes does
+	// not: the subtest above binds its port with or without the file capability, this one only
+	// with it.
+	t.Run("file capability", func(t *testing.T) {
+		_, pid, _ := run(t, "filecap")
+		st := procStatus(t, pid)
+		if st["CapAmb"] != "0000000000000000" {
+			t.Errorf("CapAmb %s, want none: the bind must come from the file capability", st["CapAmb"])
+		}
+		if c := caps(t, st); c != 1<<capNetBindService {
+			t.Errorf("CapEff %x, want exactly CAP_NET_BIND_SERVICE (%x), from the file capability", c, 1<<capNetBindService)
+		}
+	})
+
 	// As the node-local DaemonSet runs it: root with only NET_ADMIN and NET_BIND_SERVICE; the
 	// conntrack statistics come over netlink.
 	t.Run("node-local security context", func(t *testing.T) {
-		_, pid, metrics := run(t, "nodelocal", "--user", "0:0", "--cap-add", "NET_ADMIN,NET_BIND_SERVICE")
+		_, pid, metrics := run(t, "nodelocal", slices.Concat(restricted, []string{"--user", "0:0", "--cap-add", "NET_ADMIN,NET_BIND_SERVICE"})...)
 		st := procStatus(t, pid)
 		if c := caps(t, st); c != 1<<capNetBindService|1<<capNetAdmin {
 			t.Errorf("CapEff %x, want exactly NET_ADMIN and NET_BIND_SERVICE (%x)", c, 1<<capNetBindService|1<<capNetAdmin)
@@ -389,4 +357,40 @@ func TestImage(t *testing.T) {
 			t.Errorf("coredns_raceguard_conntrack_up %v, want source netlink at 1", up)
 		}
 	})
+}
+
+// privilegedPort returns a port below 1024 free on 127.0.0.1 for UDP and TCP: binding it as uid
+// 65532 proves the binary's file capability.
+func privilegedPort(t *testing.T) int {
+	t.Helper()
+	for port := 1023; port > 900; port-- {
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("No free port between 901 and 1023")
+	return 0
+}
+
+// procStatus returns the fields of /proc/pid/status.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
 }
