@@ -1,0 +1,130 @@
+package artifacts
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRelease runs hack/release.sh, as CONTRIBUTING.md says a release is cut, in a scratch git
+// repository holding this checkout's script, CHANGELOG.md and README.md: two releases in a row,
+// then each check that must refuse one. After each release the README's Compilation section must
+// name the version where TestCompilation reads it.
+func TestRelease(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("Skipping: no git")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "hack"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"hack/release.sh", "CHANGELOG.md", "README.md"} {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(f, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), repoFile(t, f), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	run := func(name string, args ...string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), name, args...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(name string, args ...string) string {
+		t.Helper()
+		out, err := run(name, args...)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must("git", "init", "-q", "-b", "main")
+	must("git", "add", "-A")
+	must("git", "commit", "-q", "-m", "Before the release")
+	read := func(f string) string {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	unreleased := read("CHANGELOG.md")
+	unreleased = unreleased[strings.Index(unreleased, "## [Unreleased]")+len("## [Unreleased]"):]
+	if i := strings.Index(unreleased, "\n## ["); i >= 0 {
+		unreleased = unreleased[:i]
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+
+	released := func(version, previous, entries string) {
+		t.Helper()
+		must("hack/release.sh", version)
+		if got := strings.TrimSpace(must("git", "log", "-1", "--format=%s")); got != "Release "+version {
+			t.Errorf("%s: commit %q, want %q", version, got, "Release "+version)
+		}
+		if got := strings.TrimSpace(must("git", "cat-file", "-t", version)); got != "tag" {
+			t.Errorf("%s: a %s, want an annotated tag", version, got)
+		}
+		if must("git", "rev-list", "-1", version) != must("git", "rev-parse", "HEAD") {
+			t.Errorf("%s does not tag the release commit", version)
+		}
+		changelog := read("CHANGELOG.md")
+		number := strings.TrimPrefix(version, "v")
+		if want := "## [Unreleased]\n\n## [" + number + "] - " + today + entries; !strings.Contains(changelog, want) {
+			t.Errorf("%s: CHANGELOG.md does not have the Unreleased entries under %q", version, "## ["+number+"] - "+today)
+		}
+		link := "[" + number + "]: https://github.com/raceguard/raceguard/releases/tag/" + version
+		if previous != "" {
+			link = "[" + number + "]: https://github.com/raceguard/raceguard/compare/" + previous + "..." + version
+		}
+		if want := "[Unreleased]: https://github.com/raceguard/raceguard/compare/" + version + "...HEAD\n" + link + "\n"; !strings.Contains(changelog, want) {
+			t.Errorf("%s: CHANGELOG.md's links: want\n%s", version, want)
+		}
+		readme := read("README.md")
+		section := readme[strings.Index(readme, "\n## Compilation\n"):]
+		section = section[:strings.Index(section[1:], "\n## ")+1]
+		if m := goGetRE.FindStringSubmatch(section); m == nil || m[1] != version {
+			t.Errorf("%s: README.md's go get line names %v", version, m)
+		}
+		if m := supportedRE.FindStringSubmatch(strings.Join(strings.Fields(section), " ")); m == nil || m[1] != version {
+			t.Errorf("%s: README.md's supported statement names %v", version, m)
+		}
+		if !strings.Contains(section, "+raceguard-"+version+"`") {
+			t.Errorf("%s: README.md's -version output does not name it", version)
+		}
+	}
+	released("v0.1.0", "", unreleased)
+
+	refused := func(why string, args ...string) {
+		t.Helper()
+		out, err := run("hack/release.sh", args...)
+		if err == nil {
+			t.Errorf("%s: release.sh %v succeeded:\n%s", why, args, out)
+		} else {
+			t.Logf("%s: %s", why, strings.TrimSpace(out))
+		}
+	}
+	refused("nothing unreleased", "v0.2.0")
+	refused("an existing tag", "v0.1.0")
+	refused("not a version", "0.2.0")
+
+	// A fix, then the next release.
+	entry := "\n\n### Fixed\n\n- A fix."
+	if err := os.WriteFile(filepath.Join(dir, "CHANGELOG.md"), []byte(strings.Replace(read("CHANGELOG.md"), "## [Unreleased]", "## [Unreleased]"+entry, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused("uncommitted changes", "v0.1.1")
+	must("git", "commit", "-q", "-am", "A fix")
+	refused("below the latest release", "v0.0.9")
+	must("git", "checkout", "-q", "-b", "topic")
+	refused("not on main", "v0.1.1")
+	must("git", "checkout", "-q", "main")
+	released("v0.1.1", "v0.1.0", entry)
+}
