@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 GO ?= go
 
-.PHONY: all coredns run test check bench soak fuzz fuzz-short clean image monitoring-test
+.PHONY: all coredns run test check bench soak fuzz fuzz-short clean image monitoring monitoring-test
 
 all: coredns
 
@@ -48,6 +48,11 @@ IMAGE = localhost/raceguard
 PLATFORMS = linux/amd64 linux/arm64
 image:
 	IMAGE=$(IMAGE) PLATFORMS="$(PLATFORMS)" ./hack/build-image.sh
+
+## monitoring: regenerate monitoring/kube-prometheus's PrometheusRule and dashboard ConfigMap from
+## monitoring/prometheus-rules.yaml and monitoring/grafana-dashboard.json (hack/monitoring.sh)
+monitoring:
+	./hack/monitoring.sh
 
 ## monitoring-test: promtool checks and unit tests of the alert rules in monitoring/
 monitoring-test:

@@ -186,6 +186,19 @@ func loadBundle(t *testing.T, dir string) *bundle {
 	return b
 }
 
+// checkBuiltIn fails t for every object of b whose kind a cluster without the Prometheus
+// operator does not have: `kubectl apply -f deploy/<variant>/` must work in any cluster. The
+// operator's objects are in monitoring/kube-prometheus, applied apart.
+func checkBuiltIn(t *testing.T, b *bundle) {
+	t.Helper()
+	for _, o := range b.objs {
+		switch o.(type) {
+		case *serviceMonitor, *prometheusRule:
+			t.Errorf("deploy/%s: a %T (%s) needs the Prometheus operator's CRDs: it belongs in monitoring/kube-prometheus", b.dir, o, o.(metav1.Object).GetName())
+		}
+	}
+}
+
 func objectsOf[T runtime.Object](b *bundle) []T {
 	var out []T
 	for _, o := range b.objs {
@@ -356,9 +369,9 @@ func TestDeployManifests(t *testing.T) {
 			for _, c := range pod.Spec.Containers {
 				images = append(images, c.Image)
 			}
+			checkBuiltIn(t, b)
 			checkPod(t, b, pod)
 			checkRBAC(t, b, pod, corefileOf(t, b, pod))
-			checkServiceMonitor(t, b, pod)
 		})
 	}
 	for _, img := range images {
@@ -638,6 +651,21 @@ func checkCluster(t *testing.T, b *bundle, d *appsv1.Deployment) {
 	if p := directiveArgs(corefile, "prometheus"); len(p) != 1 || len(p[0]) != 1 || p[0][0] != ":9153" {
 		t.Errorf("Deployment Corefile: prometheus %v, want :9153", p)
 	}
+	// Scraped as kube-dns is, with no ServiceMonitor of ours: kube-prometheus-stack's coreDns
+	// monitor selects pods labelled k8s-app: kube-dns in kube-system on 9153 (checked above), and
+	// kube-prometheus's the kube-dns Service's port named metrics.
+	metrics := false
+	for _, p := range svc.Spec.Ports {
+		metrics = metrics || (p.Name == "metrics" && p.TargetPort.IntValue() == 9153)
+	}
+	if !metrics {
+		t.Error("kube-dns Service: no port named metrics targeting 9153, which kube-prometheus's CoreDNS ServiceMonitor scrapes")
+	}
+	// That ServiceMonitor's jobLabel is app.kubernetes.io/name (the Service's name without it); its
+	// CoreDNS alerts (coredns-mixin's CoreDNSDown among them) select job="kube-dns".
+	if job, ok := svc.Labels["app.kubernetes.io/name"]; ok && job != "kube-dns" {
+		t.Errorf("kube-dns Service: label app.kubernetes.io/name %q would make kube-prometheus's CoreDNS job %q, not kube-dns", job, job)
+	}
 }
 
 // checkRBAC: only list and watch, only what the Corefile's kubernetes plugin reads, and a binding
@@ -697,11 +725,10 @@ func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile str
 	}
 }
 
-// checkServiceMonitor: the ServiceMonitor selects a Service of the directory whose named port
-// reaches the Corefile's prometheus listener on the pods.
-func checkServiceMonitor(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) {
+// checkServiceMonitor: sm selects a Service of deploy/<b.dir> whose named port reaches the
+// Corefile's prometheus listener on the pods.
+func checkServiceMonitor(t *testing.T, sm *serviceMonitor, b *bundle, pod corev1.PodTemplateSpec) {
 	t.Helper()
-	sm := oneOf[*serviceMonitor](t, b)
 	_, metricsPort := corefileListener(t, corefileOf(t, b, pod), "prometheus")
 	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 	if err != nil || sel.Empty() {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,7 +24,8 @@ import (
 
 // The monitoring artifacts: monitoring/grafana-dashboard.json, monitoring/prometheus-rules.yaml
 // (plain Prometheus rules, unit-tested by promtool in prometheus-rules.test.yaml through `make
-// monitoring-test`) and monitoring/prometheusrule.yaml (the same groups for the operator).
+// monitoring-test`), the runbooks of monitoring/runbooks, and monitoring/kube-prometheus (the
+// operator's objects and the dashboard's ConfigMap, kubeprometheus_test.go).
 
 func repoFile(t *testing.T, rel string) []byte {
 	t.Helper()
@@ -75,30 +75,12 @@ func promtool(t *testing.T) string {
 	return ""
 }
 
-// TestMonitoringRules: the operator's PrometheusRule carries exactly the plain rules' groups;
-// every alert has a severity, a summary, a description and a duration; and every alert has a
-// promtool unit test where it fires and one where it does not.
+// TestMonitoringRules: every alert has a severity, a summary, a description, a duration and a
+// runbook; every alert has a promtool unit test where it fires and one where it does not; and no
+// alert duplicates one of kube-prometheus's. (monitoring/kube-prometheus/prometheusrule.yaml
+// carries the same groups: TestMonitoringKubePrometheus.)
 func TestMonitoringRules(t *testing.T) {
 	plain := plainRules(t)
-	path, err := lab.RepoPath("monitoring/prometheusrule.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := decodeManifests(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(objs) != 1 {
-		t.Fatalf("monitoring/prometheusrule.yaml: %d documents, want 1", len(objs))
-	}
-	pr, ok := objs[0].(*prometheusRule)
-	if !ok {
-		t.Fatalf("monitoring/prometheusrule.yaml: a %T, want a PrometheusRule", objs[0])
-	}
-	if !reflect.DeepEqual(plain.Groups, pr.Spec.Groups) {
-		t.Error("monitoring/prometheusrule.yaml and monitoring/prometheus-rules.yaml have different groups: edit both")
-	}
-
 	alerts := map[string]bool{}
 	for _, g := range plain.Groups {
 		for _, r := range g.Rules {
@@ -118,23 +100,34 @@ func TestMonitoringRules(t *testing.T) {
 			if d, err := time.ParseDuration(r.For); err != nil || d < 5*time.Minute {
 				t.Errorf("Alert %s: for %q, want 5m or more: these are trends, not blips", r.Alert, r.For)
 			}
+			if want := runbookBase + r.Alert + ".md"; r.Annotations["runbook_url"] != want {
+				t.Errorf("Alert %s: runbook_url %q, want %s", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			// A full conntrack table is node-exporter's (kube-prometheus's
+			// NodeHighNumberConntrackEntriesUsed): no second alert for it.
+			if strings.Contains(r.Expr, "coredns_raceguard_conntrack_entries") || strings.Contains(r.Expr, "early_drop") {
+				t.Errorf("Alert %s alerts on the conntrack table's fill, which kube-prometheus does", r.Alert)
+			}
 		}
 	}
 	for _, want := range []string{"RaceguardConntrackDropsWithLateSiblings", "RaceguardConntrackRaceCorrelated",
-		"RaceguardConntrackReaderDown", "RaceguardCollapseOverflow", "RaceguardTableOverflow"} {
+		"RaceguardConntrackReaderDown", "RaceguardLateSiblingsHigh", "RaceguardCollapseOverflow", "RaceguardTableOverflow",
+		"RaceguardNodeLocalDown"} {
 		if !alerts[want] {
 			t.Errorf("No alert %s", want)
 		}
 	}
+	checkRunbooks(t, plain, loadDashboard(t))
 
 	var tests struct {
 		RuleFiles          []string `json:"rule_files"`
 		EvaluationInterval string   `json:"evaluation_interval"`
 		Tests              []struct {
-			Name          string `json:"name"`
-			Interval      string `json:"interval"`
-			InputSeries   []any  `json:"input_series"`
-			AlertRuleTest []struct {
+			Name           string `json:"name"`
+			Interval       string `json:"interval"`
+			InputSeries    []any  `json:"input_series"`
+			PromQLExprTest []any  `json:"promql_expr_test"`
+			AlertRuleTest  []struct {
 				EvalTime  string `json:"eval_time"`
 				Alertname string `json:"alertname"`
 				ExpAlerts []any  `json:"exp_alerts"`
