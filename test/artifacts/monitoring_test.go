@@ -240,7 +240,7 @@ func TestMonitoringDashboard(t *testing.T) {
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Type
 	}
-	for name, typ := range map[string]string{"datasource": "datasource", "job": "query", "node": "query"} {
+	for name, typ := range map[string]string{"datasource": "datasource", "cluster": "query", "job": "query", "node": "query"} {
 		if vars[name] != typ {
 			t.Errorf("Dashboard: template variable %s of type %q, want %q", name, vars[name], typ)
 		}
@@ -264,8 +264,17 @@ func TestMonitoringDashboard(t *testing.T) {
 			t.Errorf("Panel %q: no queries", p.Title)
 		}
 		for _, tg := range p.Targets {
-			if !strings.Contains(tg.Expr, `job=~"$job"`) || !strings.Contains(tg.Expr, `node=~"$node"`) {
-				t.Errorf("Panel %q: %s does not select job=~\"$job\" and node=~\"$node\"", p.Title, tg.Expr)
+			// Every selector of the expression, not just one of them.
+			sels := selectorRE.FindAllString(tg.Expr, -1)
+			if len(sels) != len(metricName.FindAllString(tg.Expr, -1)) {
+				t.Errorf("Panel %q: a metric without label matchers in %s", p.Title, tg.Expr)
+			}
+			for _, sel := range sels {
+				for _, m := range []string{`cluster=~"$cluster"`, `job=~"$job"`, `node=~"$node"`} {
+					if !strings.Contains(sel, m) {
+						t.Errorf("Panel %q: selector %s of %s does not select %s", p.Title, sel, tg.Expr, m)
+					}
+				}
 			}
 		}
 	}
@@ -291,7 +300,7 @@ func TestMonitoringDashboard(t *testing.T) {
 	t.Run("promtool", func(t *testing.T) {
 		p := promtool(t)
 		// Each expression, with the dashboard's variables filled in, as a recording rule.
-		fill := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", `"$job"`, `".*"`, `"$node"`, `".*"`)
+		fill := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", `"$cluster"`, `".*"`, `"$job"`, `".*"`, `"$node"`, `".*"`)
 		var b strings.Builder
 		b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
 		for i, e := range d.exprs() {
@@ -309,6 +318,9 @@ func TestMonitoringDashboard(t *testing.T) {
 }
 
 var metricName = regexp.MustCompile(`\bcoredns_[a-z0-9_]+`)
+
+// selectorRE matches the series selectors of an expression: a metric name and its label matchers.
+var selectorRE = regexp.MustCompile(`\bcoredns_[a-z0-9_]+\{[^}]*\}`)
 
 // metricNames returns the sorted distinct coredns_* names in texts.
 func metricNames(texts ...string) []string {
