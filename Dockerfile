@@ -9,9 +9,10 @@
 # binary with its file capability as a PAX security.capability header (setcap needs root on the
 # build host; a FROM scratch image has no setcap to RUN), /etc/passwd and /etc/group (root and
 # nonroot, 65532), the CA certificates (forward over TLS, the kubernetes plugin's API server
-# connection), and LICENSE and NOTICE. ADD extracts the tar with the attribute; buildah, podman,
-# Docker's classic builder and BuildKit all keep it. There is no shell, no libc and no package
-# manager in the image.
+# connection), and LICENSE and NOTICE. ADD extracts the tar with the attribute, and buildah keeps
+# it in the image's layer (test/artifacts/image_test.go checks the layer, and binds a port below
+# 1024 as 65532 with no capability added). There is no shell, no libc and no package manager in
+# the image.
 #
 # TARGETARCH is set by buildah and by BuildKit per platform
 # (`docker buildx build --platform linux/amd64,linux/arm64 -f Dockerfile .build/image` after

@@ -78,8 +78,8 @@ const nobody = 65534
 
 // buildImage runs hack/build-image.sh, as `make image` does, for linux/amd64 and linux/arm64,
 // with buildah run as nobody in a storage of its own under dir (which nobody must be able to
-// read), and returns the OCI archive of the manifest list it made. The script's go steps (cross-compiling, writing the layers) run as
-// the test's user; they need no privilege either.
+// read), and returns the OCI archive of the manifest list it made. The script's go steps
+// (cross-compiling, writing the layers) run as the test's user; they need no privilege either.
 func buildImage(t *testing.T, ctx context.Context, dir string) string {
 	t.Helper()
 	script, err := lab.RepoPath("hack/build-image.sh")
@@ -111,6 +111,42 @@ func buildImage(t *testing.T, ctx context.Context, dir string) string {
 	}
 	t.Logf("hack/build-image.sh, buildah as uid %d: %s; OCI archive of both platforms %.1f MB", nobody, time.Since(start).Round(time.Second), float64(st.Size())/1e6)
 	return archive
+}
+
+// privilegedPort returns a port below 1024 free on 127.0.0.1 for UDP and TCP: binding it as uid
+// 65532 proves the binary's file capability.
+func privilegedPort(t *testing.T) int {
+	t.Helper()
+	for port := 1023; port > 900; port-- {
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("No free port between 901 and 1023")
+	return 0
+}
+
+// procStatus returns the fields of /proc/pid/status.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
 }
 
 // TestImage builds the image the way `make image` does, for linux/amd64 and linux/arm64 into one
@@ -357,40 +393,4 @@ func TestImage(t *testing.T) {
 			t.Errorf("coredns_raceguard_conntrack_up %v, want source netlink at 1", up)
 		}
 	})
-}
-
-// privilegedPort returns a port below 1024 free on 127.0.0.1 for UDP and TCP: binding it as uid
-// 65532 proves the binary's file capability.
-func privilegedPort(t *testing.T) int {
-	t.Helper()
-	for port := 1023; port > 900; port-- {
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("No free port between 901 and 1023")
-	return 0
-}
-
-// procStatus returns the fields of /proc/pid/status.
-func procStatus(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }
