@@ -6,14 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 time=${1:-60s}
 status=0
+log=$(mktemp) # not a fixed path: make test may run in several checkouts at once
+trap 'rm -f "$log"' EXIT
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "== $pkg $target ($time)"
-		if ! go test -run XXX -fuzz "^${target}\$" -fuzztime "$time" "$pkg" > /tmp/raceguard-fuzz.log 2>&1; then
-			cat /tmp/raceguard-fuzz.log
+		if ! go test -run XXX -fuzz "^${target}\$" -fuzztime "$time" "$pkg" > "$log" 2>&1; then
+			cat "$log"
 			status=1
 		else
-			tail -n 3 /tmp/raceguard-fuzz.log | grep -E 'execs|ok' | tail -n 2
+			tail -n 3 "$log" | grep -E 'execs|ok' | tail -n 2
 		fi
 	done
 done
