@@ -90,8 +90,9 @@ func fencedBlocks(text, info string) []string {
 // repository's builds), so that the build reuses what `make coredns` compiled.
 //
 // Then the binary must say the version in `coredns -version` and coredns_raceguard_build_info,
-// list both directives, complete a search expansion from the bundled cluster zone, and the tree's
-// plugin.cfg must hold the README's excerpt and equal the one `make coredns` built with.
+// list the module's directives, complete a search expansion from the bundled cluster zone, and
+// the tree's plugin.cfg must hold the README's excerpt and equal the one `make coredns` built
+// with.
 func TestCompilation(t *testing.T) {
 	section := readmeSection(t, "Compilation")
 	scripts, excerpts := fencedBlocks(section, "sh"), fencedBlocks(section, "txt")
@@ -342,7 +343,7 @@ func serveModule(t *testing.T, root, proxy, version string) {
 	t.Logf("Module proxy: %s@%s, a %d kB zip", modulePath, version, buf.Len()/1024)
 }
 
-// runCompiled runs the binary built from the README's commands: both directives are compiled in,
+// runCompiled runs the binary built from the README's commands: the directives are compiled in,
 // it completes a search expansion from the bundled cluster zone, and it exports its version.
 func runCompiled(t *testing.T, root, bin, version string) {
 	t.Helper()
@@ -350,7 +351,7 @@ func runCompiled(t *testing.T, root, bin, version string) {
 	if err != nil {
 		t.Fatalf("%s -plugins: %v", bin, err)
 	}
-	for _, d := range []string{"raceguard", "collapse"} {
+	for _, d := range []string{"raceguard", "collapse", "nodelocal"} {
 		if !slices.Contains(strings.Fields(string(out)), d) {
 			t.Errorf("%s -plugins does not list %s", bin, d)
 		}
