@@ -47,7 +47,9 @@ A completion is sent only when it cannot change what the client ends with:
     tries); a try that cannot be the next (trail.follows) is a name asked as is; an address
     several clients share (Walker.Shared: the node's own) gets no list. A name of another
     namespace than the client's learned one is no first try of it, and is answered as asked; so
-    is a one-label base of a client whose list is unknown.
+    is a one-label base of a client whose list is unknown. Once every trusted name is NXDOMAIN,
+    the walk passes through at once, whatever the names beyond would answer; those it started
+    answer the client's own tries of them.
   - The completed reply must fit the client's size (UDP: 512 bytes without EDNS): the completion
     carries a longer question and a CNAME, and musl before 1.2.4 keeps what fits of a truncated
     reply without retrying over TCP.

@@ -32,7 +32,7 @@ func (o outcome) String() string {
 const (
 	passFailed    = "failed"    // a later name failed, or answered differently for A and AAAA
 	passDeadline  = "deadline"  // not decided by the deadline
-	passUntrusted = "untrusted" // it would stop at a name the client's list may not have
+	passUntrusted = "untrusted" // every name it may stop at is NXDOMAIN: the rest the client's list may not have
 	passTruncated = "truncated" // the completed reply would not fit the client's size
 )
 
@@ -175,6 +175,13 @@ func (wk *Walker) decide(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, 
 	defer hedgeTimer.Stop()
 
 	for i := range n {
+		if i > 0 && i >= walk.Trusted {
+			// Every name the walk may stop at is NXDOMAIN: whatever the rest answers, the
+			// client gets its first try's own answer and walks on. It gets it now, not when the
+			// rest answers (another replica may get its later tries); what the walk started of
+			// the rest goes on, for those tries (see run).
+			return pass(i, passUntrusted)
+		}
 		begin(i)
 		if wk.Parallel && i >= walk.Local-1 {
 			for j := i + 1; j < n; j++ {
@@ -219,18 +226,11 @@ func (wk *Walker) decide(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, 
 		case a == classNX && b == classNX:
 			continue
 		case (a == classAnswer || a == classNoData) && (b == classAnswer || b == classNoData):
-			if i >= walk.Trusted {
-				return pass(i, passUntrusted)
-			}
 			res.outcome, res.k, res.answer = outcomeAnswered, i, p
 			return res, ""
 		default:
 			return pass(i, passFailed)
 		}
-	}
-	if walk.Trusted < n {
-		// Every name tried is NXDOMAIN, but the client's list may go on beyond them.
-		return pass(n-1, passUntrusted)
 	}
 	res.outcome, res.k, res.answer = outcomeExhausted, n-1, futures[0].p
 	return res, ""
