@@ -40,25 +40,14 @@ func startADUpstream(t *testing.T, up *lab.Upstream) *adUpstream {
 			w.WriteMsg(m)
 		}
 	}
-	srvs := []*dns.Server{{PacketConn: pc, Handler: relay("udp")}, {Listener: ln, Handler: relay("tcp")}}
-	started := make(chan error, len(srvs))
-	for _, s := range srvs {
-		s.NotifyStartedFunc = func() { started <- nil }
-		go func() {
-			if err := s.ActivateAndServe(); err != nil {
-				started <- err
-			}
-		}()
+	srvs, err := lab.Serve(pc, ln, relay("udp"), relay("tcp"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for _, s := range srvs {
 			s.Shutdown()
 		}
 	})
-	for range srvs {
-		if err := <-started; err != nil {
-			t.Fatal(err)
-		}
-	}
 	return u
 }
