@@ -2,12 +2,10 @@ package artifacts
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
@@ -18,43 +16,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// kustomizeModule is the kustomize the tests build monitoring/kube-prometheus with: the last
+// kustomizeTool is the kustomize the tests build monitoring/kube-prometheus with: the last
 // release that builds with Go 1.26 (v5.8.1 wants Go 1.27). kubectl apply -k embeds kustomize.
-const kustomizeModule = "sigs.k8s.io/kustomize/kustomize/v5@v5.8.0"
+var kustomizeTool = &goTool{module: "sigs.k8s.io/kustomize/kustomize/v5@v5.8.0"}
 
 // releaseLabel is the label kube-prometheus-stack's Prometheus selects ServiceMonitors and
 // PrometheusRules by (serviceMonitorSelector and ruleSelector: matchLabels release: <Helm release
 // name>, when left empty), with the release name of its install instructions.
 var releaseLabel = map[string]string{"release": "kube-prometheus-stack"}
 
-var (
-	kustomizeOnce sync.Once
-	kustomizeBin  string
-	kustomizeErr  error
-)
-
-// kustomize runs `kustomize build dir` with the kustomize of kustomizeModule, which the first
-// call installs from the Go module proxy (or the module cache) into the checkout's .build/bin.
+// kustomize runs `kustomize build dir` with kustomizeTool, which the first call installs.
 func kustomize(t *testing.T, dir string) []runtime.Object {
 	t.Helper()
-	kustomizeOnce.Do(func() {
-		bin, err := lab.RepoPath(".build/bin")
-		if err != nil {
-			kustomizeErr = err
-			return
-		}
-		cmd := exec.Command("go", "install", kustomizeModule)
-		cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-buildvcs=false")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			kustomizeErr = fmt.Errorf("go install %s: %v\n%s", kustomizeModule, err, out)
-			return
-		}
-		kustomizeBin = filepath.Join(bin, "kustomize")
-	})
-	if kustomizeErr != nil {
-		t.Fatal(kustomizeErr)
-	}
-	out, err := exec.CommandContext(t.Context(), kustomizeBin, "build", dir).Output()
+	out, err := exec.CommandContext(t.Context(), kustomizeTool.path(t), "build", dir).Output()
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
