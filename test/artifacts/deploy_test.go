@@ -159,9 +159,10 @@ func onlyComments(doc []byte) bool {
 	return true
 }
 
-// bundle is one deploy/ directory, decoded.
+// bundle is one set of manifests, decoded: a deploy/ directory, or a chart rendered by helm
+// template.
 type bundle struct {
-	dir  string
+	name string // deploy/node-local, charts/raceguard, ...: where the manifests come from
 	objs []runtime.Object
 }
 
@@ -175,7 +176,7 @@ func loadBundle(t *testing.T, dir string) *bundle {
 	if len(files) == 0 {
 		t.Fatalf("No manifests in %s", path)
 	}
-	b := &bundle{dir: dir}
+	b := &bundle{name: "deploy/" + dir}
 	for _, f := range files {
 		objs, err := decodeManifests(f)
 		if err != nil {
@@ -194,7 +195,7 @@ func checkBuiltIn(t *testing.T, b *bundle) {
 	for _, o := range b.objs {
 		switch o.(type) {
 		case *serviceMonitor, *prometheusRule:
-			t.Errorf("deploy/%s: a %T (%s) needs the Prometheus operator's CRDs: it belongs in monitoring/kube-prometheus", b.dir, o, o.(metav1.Object).GetName())
+			t.Errorf("%s: a %T (%s) needs the Prometheus operator's CRDs: it belongs in monitoring/kube-prometheus", b.name, o, o.(metav1.Object).GetName())
 		}
 	}
 }
@@ -214,7 +215,7 @@ func oneOf[T runtime.Object](t *testing.T, b *bundle) T {
 	all := objectsOf[T](b)
 	if len(all) != 1 {
 		var zero T
-		t.Fatalf("deploy/%s: expected one %T, found %d", b.dir, zero, len(all))
+		t.Fatalf("%s: expected one %T, found %d", b.name, zero, len(all))
 	}
 	return all[0]
 }
@@ -226,7 +227,7 @@ func corefileOf(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) string {
 	c := pod.Spec.Containers[0]
 	i := slices.Index(c.Args, "-conf")
 	if i < 0 || i+1 >= len(c.Args) {
-		t.Fatalf("deploy/%s: container %s has no -conf argument: %v", b.dir, c.Name, c.Args)
+		t.Fatalf("%s: container %s has no -conf argument: %v", b.name, c.Name, c.Args)
 	}
 	conf := c.Args[i+1]
 	for _, m := range c.VolumeMounts {
@@ -250,10 +251,10 @@ func corefileOf(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) string {
 					}
 				}
 			}
-			t.Fatalf("deploy/%s: ConfigMap %s with key %s, mounted for %s, is not in the directory", b.dir, v.ConfigMap.Name, key, conf)
+			t.Fatalf("%s: ConfigMap %s with key %s, mounted for %s, is not among the manifests", b.name, v.ConfigMap.Name, key, conf)
 		}
 	}
-	t.Fatalf("deploy/%s: no ConfigMap volume is mounted at %s", b.dir, filepath.Dir(conf))
+	t.Fatalf("%s: no ConfigMap volume is mounted at %s", b.name, filepath.Dir(conf))
 	return ""
 }
 
@@ -348,35 +349,53 @@ func TestDeployManifests(t *testing.T) {
 	for _, dir := range []string{"node-local", "cluster"} {
 		t.Run(dir, func(t *testing.T) {
 			b := loadBundle(t, dir)
-			for _, o := range b.objs {
-				if m, ok := o.(metav1.Object); ok && m.GetNamespace() != "" && m.GetNamespace() != "kube-system" {
-					t.Errorf("%T %s: namespace %q, want kube-system", o, m.GetName(), m.GetNamespace())
-				}
-			}
 			var pod corev1.PodTemplateSpec
 			switch dir {
 			case "node-local":
-				ds := oneOf[*appsv1.DaemonSet](t, b)
-				pod = ds.Spec.Template
-				checkSelects(t, "DaemonSet selector", ds.Spec.Selector, pod.Labels)
-				checkNodeLocal(t, b, ds)
+				pod = checkNodeLocalBundle(t, b, "{$KUBE_DNS_SERVICE_HOST}", "kube-dns-upstream")
 			case "cluster":
+				checkNamespaces(t, b)
 				d := oneOf[*appsv1.Deployment](t, b)
 				pod = d.Spec.Template
 				checkSelects(t, "Deployment selector", d.Spec.Selector, pod.Labels)
 				checkCluster(t, b, d)
+				checkBuiltIn(t, b)
+				checkPod(t, b, pod)
+				checkRBAC(t, b, pod, corefileOf(t, b, pod))
 			}
 			for _, c := range pod.Spec.Containers {
 				images = append(images, c.Image)
 			}
-			checkBuiltIn(t, b)
-			checkPod(t, b, pod)
-			checkRBAC(t, b, pod, corefileOf(t, b, pod))
 		})
 	}
 	for _, img := range images {
 		if img != image {
 			t.Errorf("Image %s: want %s, the image `make image` builds (Makefile IMAGE), in every manifest", img, image)
+		}
+	}
+}
+
+// checkNodeLocalBundle runs every check of the node-local variant on b (deploy/node-local, or
+// the chart rendered), with checkNodeLocal's clusterIP and upstream, and returns the pod template.
+func checkNodeLocalBundle(t *testing.T, b *bundle, clusterIP, upstream string) corev1.PodTemplateSpec {
+	t.Helper()
+	checkNamespaces(t, b)
+	ds := oneOf[*appsv1.DaemonSet](t, b)
+	pod := ds.Spec.Template
+	checkSelects(t, "DaemonSet selector", ds.Spec.Selector, pod.Labels)
+	checkNodeLocal(t, b, ds, clusterIP, upstream)
+	checkBuiltIn(t, b)
+	checkPod(t, b, pod)
+	checkRBAC(t, b, pod, corefileOf(t, b, pod))
+	return pod
+}
+
+// checkNamespaces: every namespaced object of b is in kube-system, with kube-dns.
+func checkNamespaces(t *testing.T, b *bundle) {
+	t.Helper()
+	for _, o := range b.objs {
+		if m, ok := o.(metav1.Object); ok && m.GetNamespace() != "" && m.GetNamespace() != "kube-system" {
+			t.Errorf("%s: %T %s: namespace %q, want kube-system", b.name, o, m.GetName(), m.GetNamespace())
 		}
 	}
 }
@@ -460,12 +479,14 @@ func checkPod(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) {
 		}
 	}
 	if sa == nil {
-		t.Errorf("Pod: ServiceAccount %q is not in deploy/%s", spec.ServiceAccountName, b.dir)
+		t.Errorf("Pod: ServiceAccount %q is not in %s", spec.ServiceAccountName, b.name)
 	}
 }
 
-// checkNodeLocal checks the DaemonSet's node-level properties.
-func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
+// checkNodeLocal checks the DaemonSet's node-level properties. clusterIP is what the Corefile
+// must bind beside the link-local address in transparent mode ("" for link-local mode), upstream
+// the Service of the kube-dns pods the server forwards to, which must be among b's.
+func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet, clusterIP, upstream string) {
 	t.Helper()
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
@@ -518,8 +539,12 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
 	// Transparent mode: the link-local address and the kube-dns ClusterIP, set up by nodelocal;
 	// health and ready on the link-local address, its health port's probes out of conntrack.
 	binds := directiveArgs(corefile, "bind")
-	if len(binds) != 1 || len(binds[0]) != 2 || binds[0][1] != "{$KUBE_DNS_SERVICE_HOST}" {
-		t.Fatalf("DaemonSet Corefile: want one bind with the link-local address and {$KUBE_DNS_SERVICE_HOST}, got %v", binds)
+	want := []string{"the link-local address"}
+	if clusterIP != "" {
+		want = append(want, clusterIP)
+	}
+	if len(binds) != 1 || len(binds[0]) != len(want) || (clusterIP != "" && binds[0][1] != clusterIP) {
+		t.Fatalf("DaemonSet Corefile: want one bind with %s, got %v", strings.Join(want, " and "), binds)
 	}
 	ip := net.ParseIP(binds[0][0])
 	if ip == nil || !ip.IsLinkLocalUnicast() {
@@ -538,22 +563,23 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
 		t.Errorf("DaemonSet Corefile: want nodelocal's health_port %d, the health plugin's, got %v", healthPort, hp)
 	}
 	// Its upstream is kube-dns-upstream, a second Service of the kube-dns pods: the ClusterIP it
-	// binds leads to itself.
-	if fw := directiveArgs(corefile, "forward"); len(fw) != 1 || !slices.Equal(fw[0], []string{".", "{$KUBE_DNS_UPSTREAM_SERVICE_HOST}"}) {
-		t.Errorf("DaemonSet Corefile: want forward . {$KUBE_DNS_UPSTREAM_SERVICE_HOST}, got %v", fw)
+	// binds leads to itself. The kubelet gives the pod its address in the environment.
+	hostVar := "{$" + strings.ToUpper(strings.ReplaceAll(upstream, "-", "_")) + "_SERVICE_HOST}"
+	if fw := directiveArgs(corefile, "forward"); len(fw) != 1 || !slices.Equal(fw[0], []string{".", hostVar}) {
+		t.Errorf("DaemonSet Corefile: want forward . %s, got %v", hostVar, fw)
 	}
-	upstream := false
+	found := false
 	for _, svc := range objectsOf[*corev1.Service](b) {
-		if svc.Name != "kube-dns-upstream" {
+		if svc.Name != upstream {
 			continue
 		}
-		upstream = svc.Namespace == "kube-system" && maps.Equal(svc.Spec.Selector, map[string]string{"k8s-app": "kube-dns"}) && len(svc.Spec.Ports) == 2
+		found = svc.Namespace == "kube-system" && maps.Equal(svc.Spec.Selector, map[string]string{"k8s-app": "kube-dns"}) && len(svc.Spec.Ports) == 2
 		for _, p := range svc.Spec.Ports {
-			upstream = upstream && p.Port == 53 && p.TargetPort.IntValue() == 53
+			found = found && p.Port == 53 && p.TargetPort.IntValue() == 53
 		}
 	}
-	if !upstream {
-		t.Error("deploy/node-local: want Service kube-system/kube-dns-upstream selecting k8s-app: kube-dns on port 53, UDP and TCP")
+	if !found {
+		t.Errorf("%s: want Service kube-system/%s selecting k8s-app: kube-dns on port 53, UDP and TCP", b.name, upstream)
 	}
 
 	// No API access: no kubernetes plugin, no token, no RBAC.
@@ -569,7 +595,7 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet) {
 		}
 	}
 	if n := len(objectsOf[*rbacv1.ClusterRole](b)) + len(objectsOf[*rbacv1.Role](b)); n > 0 {
-		t.Errorf("deploy/node-local: %d roles, want none", n)
+		t.Errorf("%s: %d roles, want none", b.name, n)
 	}
 	// The ClusterIPs come from the service-link environment.
 	if strings.Contains(corefile, "_SERVICE_HOST}") && spec.EnableServiceLinks != nil && !*spec.EnableServiceLinks {
@@ -675,7 +701,7 @@ func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile str
 	roles := objectsOf[*rbacv1.ClusterRole](b)
 	if len(directiveArgs(corefile, "kubernetes")) == 0 {
 		if len(roles) > 0 {
-			t.Errorf("deploy/%s: ClusterRoles without a kubernetes plugin", b.dir)
+			t.Errorf("%s: ClusterRoles without a kubernetes plugin", b.name)
 		}
 		return
 	}
@@ -703,12 +729,12 @@ func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile str
 	}
 	for res := range want {
 		if !got[res] {
-			t.Errorf("deploy/%s: no list/watch on %s, which the kubernetes plugin reads", b.dir, res)
+			t.Errorf("%s: no list/watch on %s, which the kubernetes plugin reads", b.name, res)
 		}
 	}
 	for res := range got {
 		if !want[res] {
-			t.Errorf("deploy/%s: access to %s, which this Corefile does not need", b.dir, res)
+			t.Errorf("%s: access to %s, which this Corefile does not need", b.name, res)
 		}
 	}
 	bound := false
@@ -721,11 +747,11 @@ func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile str
 		}
 	}
 	if !bound {
-		t.Errorf("deploy/%s: no ClusterRoleBinding binds the ClusterRole to ServiceAccount %s", b.dir, pod.Spec.ServiceAccountName)
+		t.Errorf("%s: no ClusterRoleBinding binds the ClusterRole to ServiceAccount %s", b.name, pod.Spec.ServiceAccountName)
 	}
 }
 
-// checkServiceMonitor: sm selects a Service of deploy/<b.dir> whose named port reaches the
+// checkServiceMonitor: sm selects a Service of b whose named port reaches the
 // Corefile's prometheus listener on the pods.
 func checkServiceMonitor(t *testing.T, sm *serviceMonitor, b *bundle, pod corev1.PodTemplateSpec) {
 	t.Helper()
@@ -766,7 +792,7 @@ func checkServiceMonitor(t *testing.T, sm *serviceMonitor, b *bundle, pod corev1
 			}
 		}
 		if !found {
-			t.Errorf("ServiceMonitor %s: port %q is not a port of a Service it selects in deploy/%s", sm.Name, ep.Port, b.dir)
+			t.Errorf("ServiceMonitor %s: port %q is not a port of a Service it selects in %s", sm.Name, ep.Port, b.name)
 		}
 		for _, r := range append(slices.Clone(ep.Relabelings), ep.MetricRelabelings...) {
 			if !slices.Contains([]string{"replace", "keep", "drop", "labeldrop", "labelkeep", "labelmap", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"}, r.Action) {

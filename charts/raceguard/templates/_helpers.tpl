@@ -1,0 +1,132 @@
+{{/*
+The chart's name.
+*/}}
+{{- define "raceguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release's full name, Helm's convention: the release name if it contains the chart's name,
+else <release>-<chart>. Truncated so that <fullname>-node-local fits in 63 characters.
+*/}}
+{{- define "raceguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "raceguard.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The name of the node-local objects: DaemonSet, ConfigMap, metrics Service, ServiceMonitor. It is
+also their k8s-app label, the DaemonSet's selector, and the Prometheus job of the ServiceMonitor.
+*/}}
+{{- define "raceguard.nodeLocalName" -}}
+{{- printf "%s-node-local" (include "raceguard.fullname" .) }}
+{{- end }}
+
+{{- define "raceguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "raceguard.nodeLocalName" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of every object. deploy/ and monitoring/kube-prometheus have the same but the four Helm
+adds (chart, instance, version, managed-by).
+*/}}
+{{- define "raceguard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "raceguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels of the node-local objects.
+*/}}
+{{- define "raceguard.nodeLocalLabels" -}}
+{{ include "raceguard.labels" . }}
+app.kubernetes.io/component: node-local-dns
+{{- end }}
+
+{{/*
+The image, with the chart's appVersion for a tag by default.
+*/}}
+{{- define "raceguard.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+The environment variable in which the kubelet gives a pod the ClusterIP of a Service of its
+namespace (service links): kube-dns-upstream -> KUBE_DNS_UPSTREAM_SERVICE_HOST.
+*/}}
+{{- define "raceguard.serviceHostVar" -}}
+{{- printf "%s_SERVICE_HOST" (. | upper | replace "-" "_") }}
+{{- end }}
+
+{{/*
+The addresses the server binds: the link-local one and, in transparent mode, the kube-dns
+ClusterIP.
+*/}}
+{{- define "raceguard.bind" -}}
+{{- .Values.localIP }}
+{{- if .Values.transparent }}
+{{- if .Values.kubeDNS.clusterIP }} {{ .Values.kubeDNS.clusterIP }}
+{{- else }} {{ printf "{$%s}" (include "raceguard.serviceHostVar" .Values.kubeDNS.serviceName) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Corefile option's value as written: on/off for a boolean, an integer without an exponent for
+a number (values are float64 to templates), anything else as it is.
+*/}}
+{{- define "raceguard.optionValue" -}}
+{{- if kindIs "bool" . }}{{ ternary "on" "off" . }}
+{{- else if kindIs "float64" . }}{{ int64 . }}
+{{- else }}{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Corefile block: the directive alone, or with an indented block of the options that are set.
+The argument is a list: the directive's line, the indentation of that line in the template, then pairs of an
+option's name and value; an unset (nil or empty) value leaves its option out.
+*/}}
+{{- define "raceguard.block" -}}
+{{- $head := index . 0 }}
+{{- $indent := index . 1 }}
+{{- $lines := list }}
+{{- range $opt := slice . 2 }}
+{{- $v := index $opt 1 }}
+{{- if not (or (kindIs "invalid" $v) (eq (toString $v) "")) }}
+{{- $lines = append $lines (printf "%s %s" (index $opt 0) (include "raceguard.optionValue" $v)) }}
+{{- end }}
+{{- end }}
+{{- $head }}
+{{- if $lines }} {
+{{- range $lines }}
+{{ $indent }}    {{ . }}
+{{- end }}
+{{ $indent }}}
+{{- end }}
+{{- end }}
+
+{{/*
+The chart must be installed in kube-dns's namespace: the Corefile reads the Services' addresses
+from the environment that the kubelet gives the pods of that namespace only.
+*/}}
+{{- define "raceguard.checkNamespace" -}}
+{{- if ne .Release.Namespace .Values.kubeDNS.namespace }}
+{{- fail (printf "raceguard: install the chart into %s, the namespace of the kube-dns Service and pods (helm install -n %s), or set kubeDNS.namespace to theirs: the node-local servers read the Services' addresses from the environment the kubelet gives pods of that namespace, and the upstream Service selects the kube-dns pods there (the release's namespace is %s)" .Values.kubeDNS.namespace .Values.kubeDNS.namespace .Release.Namespace) }}
+{{- end }}
+{{- end }}
