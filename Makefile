@@ -50,7 +50,8 @@ image:
 	IMAGE=$(IMAGE) PLATFORMS="$(PLATFORMS)" ./hack/build-image.sh
 
 ## monitoring: regenerate monitoring/kube-prometheus's PrometheusRule and dashboard ConfigMap from
-## monitoring/prometheus-rules.yaml and monitoring/grafana-dashboard.json (hack/monitoring.sh)
+## monitoring/prometheus-rules.yaml and monitoring/grafana-dashboard.json, and copy those two into
+## the Helm chart, charts/raceguard/files (hack/monitoring.sh)
 monitoring:
 	./hack/monitoring.sh
 

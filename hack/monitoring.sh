@@ -4,11 +4,15 @@
 #   prometheusrule.yaml      the PrometheusRule with the groups of monitoring/prometheus-rules.yaml
 #   grafana-dashboard.yaml   the ConfigMap with monitoring/grafana-dashboard.json, for Grafana's
 #                            dashboard sidecar (label grafana_dashboard: "1")
-# `make monitoring` runs it; OUT (default monitoring/kube-prometheus) is where they are written.
+# and copies the two sources into the Helm chart, charts/raceguard/files/, whose templates make the
+# same objects of them (Helm reads no file outside a chart).
+# `make monitoring` runs it; OUT (default monitoring/kube-prometheus) is where the objects are
+# written, CHART_FILES (default charts/raceguard/files) where the copies are.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../monitoring" && pwd)
 out=${OUT:-$src/kube-prometheus}
+chart_files=${CHART_FILES:-$src/../charts/raceguard/files}
 indent() { sed "s/^./$1&/"; } # every non-empty line, so block scalars keep their shape
 
 {
@@ -47,3 +51,5 @@ data:
 HEADER
 	indent '    ' < "$src/grafana-dashboard.json"
 } > "$out/grafana-dashboard.yaml"
+
+cp "$src/prometheus-rules.yaml" "$src/grafana-dashboard.json" "$chart_files/"

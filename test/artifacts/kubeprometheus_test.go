@@ -62,7 +62,7 @@ func TestMonitoringKubePrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(t.Context(), script)
-	cmd.Env = append(os.Environ(), "OUT="+gen)
+	cmd.Env = append(os.Environ(), "OUT="+gen, "CHART_FILES="+t.TempDir()) // TestChartMatchesDeploy checks the chart's copies
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/monitoring.sh: %v\n%s", err, out)
 	}
