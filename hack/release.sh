@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cuts a release (CONTRIBUTING.md, "Releases"): checks that one can be cut here, then makes one
-# commit, "Release vX.Y.Z", in which CHANGELOG.md's Unreleased section becomes the version's and
-# README.md's Compilation section names the version, and tags it with an annotated vX.Y.Z. It
-# pushes nothing.
+# commit, "Release vX.Y.Z", in which CHANGELOG.md's Unreleased section becomes the version's,
+# README.md's Compilation section names the version, and the Helm chart (charts/raceguard/Chart.yaml)
+# takes it as its version and appVersion, and tags it with an annotated vX.Y.Z. It pushes nothing.
 #
 #   hack/release.sh v0.1.0
 #
@@ -35,6 +35,10 @@ named=$(awk '/^## / { inside = ($0 == "## Compilation") } inside' README.md |
 	sed -n 's|^go get github.com/raceguard/raceguard@\(v[0-9.]*\)$|\1|p')
 [ -n "$named" ] || die "README.md: no 'go get github.com/raceguard/raceguard@vX.Y.Z' line in ## Compilation"
 
+# The chart: its version and appVersion lines.
+chart=charts/raceguard/Chart.yaml
+[ "$(grep -c -E '^(version|appVersion): ' "$chart")" = 2 ] || die "$chart: want one version: and one appVersion: line"
+
 # Cut the changelog: a new, empty Unreleased section over the version's, dated today (UTC), and
 # the comparison links at the end of the file.
 today=$(date -u +%Y-%m-%d)
@@ -65,7 +69,12 @@ awk -v old="$named" -v new="$version" '
 ' README.md > README.md.new
 mv README.md.new README.md
 
-git add CHANGELOG.md README.md
+# The chart installs this release (its appVersion is the image tag by default) and is versioned
+# with it.
+sed -e "s/^version: .*/version: $number/" -e "s/^appVersion: .*/appVersion: \"$version\"/" "$chart" > "$chart.new"
+mv "$chart.new" "$chart"
+
+git add CHANGELOG.md README.md "$chart"
 git commit -q -m "Release $version"
 git tag -a "$version" -m "raceguard $version"
 echo "Tagged $version on $(git rev-parse --short HEAD). Next: make test, then git push origin ${RELEASE_BRANCH:-main} $version (CONTRIBUTING.md)."

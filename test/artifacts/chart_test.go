@@ -87,6 +87,20 @@ func TestChartLint(t *testing.T) {
 	}
 }
 
+// TestChartVersion: the chart installs the release the README's Compilation section names (its
+// appVersion is the default image tag), and is versioned with it; hack/release.sh moves all three.
+func TestChartVersion(t *testing.T) {
+	meta := readChartMeta(t, chartPath(t))
+	readme := string(repoFile(t, "README.md"))
+	m := goGetRE.FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md: no go get line of the module")
+	}
+	if meta.AppVersion != m[1] || "v"+meta.Version != m[1] {
+		t.Errorf("Chart.yaml: version %q, appVersion %q; want %q and %q, the release README.md names", meta.Version, meta.AppVersion, strings.TrimPrefix(m[1], "v"), m[1])
+	}
+}
+
 // TestChartMatchesDeploy holds the chart and the plain manifests together: the chart with its
 // defaults renders deploy/node-local object for object, its monitoring objects are
 // monitoring/kube-prometheus's as kustomize builds them, and its copies of monitoring/'s rules

@@ -10,18 +10,21 @@ import (
 )
 
 // TestRelease runs hack/release.sh, as CONTRIBUTING.md says a release is cut, in a scratch git
-// repository holding this checkout's script, CHANGELOG.md and README.md: two releases in a row,
-// then each check that must refuse one. After each release the README's Compilation section must
-// name the version where TestCompilation reads it.
+// repository holding this checkout's script, CHANGELOG.md, README.md and the chart's Chart.yaml:
+// two releases in a row, then each check that must refuse one. After each release the README's
+// Compilation section must name the version where TestCompilation reads it, and the chart must
+// carry it.
 func TestRelease(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("Skipping: no git")
 	}
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "hack"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"hack", "charts/raceguard"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, f := range []string{"hack/release.sh", "CHANGELOG.md", "README.md"} {
+	for _, f := range []string{"hack/release.sh", "CHANGELOG.md", "README.md", "charts/raceguard/Chart.yaml"} {
 		mode := os.FileMode(0o644)
 		if strings.HasSuffix(f, ".sh") {
 			mode = 0o755
@@ -98,6 +101,9 @@ func TestRelease(t *testing.T) {
 		}
 		if !strings.Contains(section, "+raceguard-"+version+"`") {
 			t.Errorf("%s: README.md's -version output does not name it", version)
+		}
+		if m := readChartMeta(t, filepath.Join(dir, "charts/raceguard")); m.Version != number || m.AppVersion != version {
+			t.Errorf("%s: Chart.yaml has version %q, appVersion %q; want %q, %q", version, m.Version, m.AppVersion, number, version)
 		}
 	}
 	released("v0.1.0", "", unreleased)
