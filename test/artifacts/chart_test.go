@@ -357,6 +357,15 @@ func TestChartValues(t *testing.T) {
 			t.Errorf("Dashboard ConfigMap: labels %v, want grafana_dashboard yes and release my-prometheus", cm.Labels)
 		}
 	}
+
+	// The release label goes, where a Prometheus selects every ServiceMonitor and PrometheusRule
+	// (values.yaml: release: null).
+	b = mustTemplate(t, chartPath(t), "raceguard", "kube-system", nil, append([]string{"monitoring.labels.release=null"}, monitoringOn...)...)
+	for _, o := range b.objs {
+		if v, ok := o.(metav1.Object).GetLabels()["release"]; ok {
+			t.Errorf("monitoring.labels.release=null: %s is labelled release: %s", objectKey(o), v)
+		}
+	}
 }
 
 // TestChartCorefile starts the Corefile the chart makes of every value changed, in this process,
@@ -393,6 +402,7 @@ func TestChartRejects(t *testing.T) {
 	}{
 		{"another namespace than kube-dns's", "default", nil, "install the chart into kube-system"},
 		{"a misspelt option", "kube-system", []string{"raceguard.walkBugdet=5"}, "walkBugdet"},
+		{"a misspelt value", "kube-system", []string{"priorityClass=dns"}, "priorityClass"},
 		{"conntrack on", "kube-system", []string{"raceguard.conntrack=true"}, "conntrack"},
 		{"a port out of range", "kube-system", []string{"ports.metrics=70000"}, "metrics"},
 		{"an unknown pull policy", "kube-system", []string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
