@@ -22,12 +22,7 @@ func startDeployment(t *testing.T, l *lab.Lab, corefile string) {
 }
 
 // backends leads the ClusterIP to the two DNS servers, and no flow to the node-local server.
-func backends(l *lab.Lab) error {
-	if err := l.SetBackends(len(lab.DNSIPs)); err != nil {
-		return err
-	}
-	return l.FlushConntrack()
-}
+func backends(l *lab.Lab) error { return l.SetBackends(len(lab.DNSIPs)) }
 
 // startNodeLocal runs corefile as the node's own DNS server, and returns the function that stops
 // it and leads the ClusterIP back to the DNS servers (also called when the test ends).
@@ -35,10 +30,6 @@ func startNodeLocal(t *testing.T, l *lab.Lab, corefile string) (stop func()) {
 	t.Helper()
 	p, err := l.StartNodeDNS(corefile)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.FlushConntrack(); err != nil { // no flow of the client may reach the DNS servers
-		p.Stop()
 		t.Fatal(err)
 	}
 	stop = func() {

@@ -8,7 +8,7 @@ import (
 // SetBackendsOn makes the ClusterIP DNAT, at random, to ips on port instead of 53: to a second
 // set of DNS servers running beside the first, so that a test can send the client to either
 // without restarting one (two servers measured by turns see the same load on the machine).
-// Flows already in conntrack keep their target: FlushConntrack forgets them.
+// Flows the old backends had are forgotten (FlushConntrack).
 func (l *Lab) SetBackendsOn(port int, ips ...string) error {
 	if len(ips) == 0 {
 		return fmt.Errorf("backends: no address")
@@ -20,6 +20,8 @@ func (l *Lab) SetBackendsOn(port int, ips ...string) error {
 	script := "flush chain ip kube prerouting\n" +
 		"add rule ip kube prerouting ip daddr " + ClusterIP + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
 		fmt.Sprint(len(ips)) + " map { " + strings.Join(m, ", ") + " } : " + fmt.Sprint(port) + "\n"
-	_, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
-	return err
+	if _, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-"); err != nil {
+		return err
+	}
+	return l.FlushConntrack()
 }

@@ -66,7 +66,8 @@ func (l *Lab) SetBackends(n int) error {
 }
 
 // SetBackendIPs makes the ClusterIP (and kube-dns-upstream's) DNAT to ips, at random, for the
-// pods and for the node itself.
+// pods and for the node itself, and forgets the flows the old backends had, as kube-proxy clears
+// a UDP Service's stale conntrack entries when its endpoints change (see FlushConntrack).
 func (l *Lab) SetBackendIPs(ips ...string) error {
 	var m []string
 	for i, ip := range ips {
@@ -80,8 +81,10 @@ func (l *Lab) SetBackendIPs(ips ...string) error {
 				fmt.Sprint(len(ips)) + " map { " + strings.Join(m, ", ") + " }\n"
 		}
 	}
-	_, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-")
-	return err
+	if _, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-"); err != nil {
+		return err
+	}
+	return l.FlushConntrack()
 }
 
 // Fault selects which client packets the node drops.

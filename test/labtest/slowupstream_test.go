@@ -180,9 +180,6 @@ func (s *slowServers) use(t *testing.T, l *lab.Lab, server string) {
 	if err := l.SetBackendsOn(slowPorts[server][0], s.ips...); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FlushConntrack(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // completions returns how many walks the raceguard servers have completed.
