@@ -32,8 +32,9 @@ var blocksResolvConf = lab.DefaultResolvConf().WithOptions("timeout:1")
 // Corefile without raceguard. It runs raceguard as a cluster Deployment and as a node-local
 // server in the cluster.local block, where it sees no try beyond the cluster domains and so
 // learns a client's list only that far, completing as a Deployment does; and as a node-local
-// server in the root block, where it learns the client's whole list from its first walks and
-// completes names beyond the cluster domains, each through the block and view that serves it.
+// server in the root block, where it learns the client's whole list from one walk of a name that
+// exists nowhere and completes names beyond the cluster domains, each through the block and view
+// that serves it, and passes a walk through where a name of it is refused.
 func TestBlocksDifferential(t *testing.T) {
 	l := testenv.NewLab(t)
 	stub, err := l.StartStub(lab.CorpZone, "corp.test.")
@@ -65,7 +66,10 @@ func TestBlocksDifferential(t *testing.T) {
 	stop()
 	reportDiffs(t, "node-local, raceguard in the cluster.local block", stock, local)
 
+	// Taught first: the refused names come first in the zoo, and a walk of a client whose list is
+	// not learned yet passes through at the cluster domains' NXDOMAINs, before any refusal.
 	startNodeLocal(t, l, blocks(nodeLocal, true))
+	teach(t, l, blocksResolvConf)
 	root, rootQ := lookup()
 	reportDiffs(t, "node-local, raceguard in the root block", stockRoot, root)
 	answered := nodeSum(t, l, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "answered"})
