@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"net"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +76,8 @@ func TestCorefileExample(t *testing.T) {
 		t.Errorf("Expected SERVFAIL within 2.5s for an unreachable upstream, got %s after %s", dns.RcodeToString[r.Rcode], took)
 	}
 
+	readmeDigs(t, udp)
+
 	mfs := ctest.Scrape("http://" + metrics.ListenAddr + "/metrics")
 	if v, _ := ctest.MetricValue("coredns_dns_requests_total", mfs); v == "" {
 		t.Errorf("Expected coredns_dns_requests_total at %s", metrics.ListenAddr)
@@ -111,4 +116,53 @@ func blackhole(t testing.TB) string {
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+// readmeDig is a dig command the README gives for `make run`'s server, and the record it says that
+// command answers with.
+var readmeDig = regexp.MustCompile("`(dig (?:\\+\\S+ )*@127\\.0\\.0\\.1 -p 1053 [^`]+)`" + `\s+(?:\([^)]*\)\s+)?with (?:a )?(\S+)`)
+
+// readmeDigs runs, verbatim but for the server's address, each dig command of the README's
+// introduction against the Corefile.example server at udp, and checks its answer has the record
+// the README says: dig's defaults (it sets the AD bit, which raceguard never completes) are what
+// a user who copies the line gets. Skipped without dig, unless RACEGUARD_LAB=require (CI, which
+// installs it).
+func readmeDigs(t *testing.T, udp string) {
+	t.Helper()
+	bin, err := exec.LookPath("dig")
+	if err != nil {
+		if os.Getenv("RACEGUARD_LAB") == "require" {
+			t.Fatalf("RACEGUARD_LAB=require: dig not found (apt-get install bind9-dnsutils)")
+		}
+		t.Logf("Skipping the README's dig commands: dig not found (apt-get install bind9-dnsutils)")
+		return
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro, _, _ := strings.Cut(string(readme), "\n## ")
+	cmds := readmeDig.FindAllStringSubmatch(strings.Join(strings.Fields(intro), " "), -1)
+	if len(cmds) < 2 {
+		t.Fatalf("Expected the README's introduction to give two dig commands with what they answer, found %d", len(cmds))
+	}
+	host, port, _ := net.SplitHostPort(udp)
+	for _, c := range cmds {
+		args := strings.Fields(strings.Replace(c[1], "@127.0.0.1 -p 1053", "@"+host+" -p "+port, 1))
+		out, err := exec.CommandContext(t.Context(), bin, args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c[1], err, out)
+		}
+		_, answer, _ := strings.Cut(string(out), ";; ANSWER SECTION:")
+		answer, _, _ = strings.Cut(answer, "\n\n")
+		found := false
+		for _, line := range strings.Split(answer, "\n") {
+			if f := strings.Fields(line); len(f) == 5 && (f[3] == c[2] || f[4] == c[2]) { // name TTL class type data
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("README: `%s` answers with %s, it says; dig got:\n%s", c[1], c[2], out)
+		}
+	}
 }
