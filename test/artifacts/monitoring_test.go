@@ -61,20 +61,6 @@ func plainRules(t *testing.T) ruleFile {
 	return rf
 }
 
-// promtool returns promtool's path, or skips t (fails it with RACEGUARD_LAB=require) without it.
-func promtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err == nil {
-		return p
-	}
-	if os.Getenv("RACEGUARD_LAB") == "require" {
-		t.Fatal("RACEGUARD_LAB=require: promtool not found (apt-get install prometheus)")
-	}
-	t.Skip("Skipping: promtool not found (apt-get install prometheus)")
-	return ""
-}
-
 // TestMonitoringRules: every alert has a severity, a summary, a description, a duration and a
 // runbook; every alert has a promtool unit test where it fires and one where it does not; and no
 // alert duplicates one of kube-prometheus's. (monitoring/kube-prometheus/prometheusrule.yaml
@@ -158,7 +144,7 @@ func TestMonitoringRules(t *testing.T) {
 	}
 
 	t.Run("promtool", func(t *testing.T) {
-		p := promtool(t)
+		p := testenv.Tool(t, "promtool", "prometheus")
 		dir, err := lab.RepoPath("monitoring")
 		if err != nil {
 			t.Fatal(err)
@@ -298,7 +284,7 @@ func TestMonitoringDashboard(t *testing.T) {
 	}
 
 	t.Run("promtool", func(t *testing.T) {
-		p := promtool(t)
+		p := testenv.Tool(t, "promtool", "prometheus")
 		// Each expression, with the dashboard's variables filled in, as a recording rule.
 		fill := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", `"$cluster"`, `".*"`, `"$job"`, `".*"`, `"$node"`, `".*"`)
 		var b strings.Builder

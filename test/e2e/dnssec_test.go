@@ -68,20 +68,6 @@ func dnssecSetup(t *testing.T, cache string) dnssecServers {
 	return s
 }
 
-// delvPath returns the path of delv. Without it the test is skipped, unless RACEGUARD_LAB=require
-// (make test as root, and CI, which installs it), where it fails.
-func delvPath(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("delv")
-	if err != nil {
-		if os.Getenv("RACEGUARD_LAB") == "require" {
-			t.Fatalf("RACEGUARD_LAB=require: delv not found (apt-get install bind9-dnsutils)")
-		}
-		t.Skipf("Skipping: delv not found (apt-get install bind9-dnsutils)")
-	}
-	return bin
-}
-
 // delv runs the delv at bin against the server at addr, validating with zone's key as the only
 // trust anchor, and returns its output.
 func delv(t *testing.T, bin, addr string, zone *signedZone, name string, qtype uint16) string {
@@ -112,7 +98,7 @@ func verdict(out string) string { return delvTTL.ReplaceAllString(out, "${1}TTL$
 // address, so the decisions and NXDOMAINs raceguard keeps for that client are in place when the
 // validator asks the same names.
 func TestDNSSECValidatingClient(t *testing.T) {
-	bin := delvPath(t)
+	bin := testenv.Tool(t, "delv", "bind9-dnsutils")
 	s := dnssecSetup(t, "cache 30")
 	stock, rg, zone := s.stock, s.rg, s.zone
 

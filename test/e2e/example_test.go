@@ -76,7 +76,7 @@ func TestCorefileExample(t *testing.T) {
 		t.Errorf("Expected SERVFAIL within 2.5s for an unreachable upstream, got %s after %s", dns.RcodeToString[r.Rcode], took)
 	}
 
-	readmeDigs(t, udp)
+	t.Run("README dig lines", func(t *testing.T) { readmeDigs(t, udp) })
 
 	mfs := ctest.Scrape("http://" + metrics.ListenAddr + "/metrics")
 	if v, _ := ctest.MetricValue("coredns_dns_requests_total", mfs); v == "" {
@@ -125,18 +125,9 @@ var readmeDig = regexp.MustCompile("`(dig (?:\\+\\S+ )*@127\\.0\\.0\\.1 -p 1053 
 // readmeDigs runs, verbatim but for the server's address, each dig command of the README's
 // introduction against the Corefile.example server at udp, and checks its answer has the record
 // the README says: dig's defaults (it sets the AD bit, which raceguard never completes) are what
-// a user who copies the line gets. Skipped without dig, unless RACEGUARD_LAB=require (CI, which
-// installs it).
+// a user who copies the line gets.
 func readmeDigs(t *testing.T, udp string) {
-	t.Helper()
-	bin, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("RACEGUARD_LAB") == "require" {
-			t.Fatalf("RACEGUARD_LAB=require: dig not found (apt-get install bind9-dnsutils)")
-		}
-		t.Logf("Skipping the README's dig commands: dig not found (apt-get install bind9-dnsutils)")
-		return
-	}
+	bin := testenv.Tool(t, "dig", "bind9-dnsutils")
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)

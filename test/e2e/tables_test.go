@@ -17,12 +17,7 @@ import (
 // TestTablesUnderLoad: dnsperf with many distinct clients (source ports) and names fills the
 // fingerprint and search tables past their capacity; they stay within it and count the overflow.
 func TestTablesUnderLoad(t *testing.T) {
-	if _, err := exec.LookPath("dnsperf"); err != nil {
-		if os.Getenv("RACEGUARD_LAB") == "require" {
-			t.Fatal("dnsperf not installed (apt-get install dnsperf)")
-		}
-		t.Skip("dnsperf not installed")
-	}
+	testenv.Tool(t, "dnsperf", "dnsperf")
 	// The built binary, not the in-process server: under the race detector the latter is too
 	// slow to fill the tables in a few seconds.
 	bin, err := testenv.CoreDNSBinary()
