@@ -8,7 +8,7 @@ import (
 // SetBackendsOn makes the ClusterIP DNAT, at random, to ips on port instead of 53: to a second
 // set of DNS servers running beside the first, so that a test can send the client to either
 // without restarting one (two servers measured by turns see the same load on the machine).
-// Flows the old backends had are forgotten (FlushConntrack).
+// Flows the old backends had are forgotten (flushConntrack).
 func (l *Lab) SetBackendsOn(port int, ips ...string) error {
 	if len(ips) == 0 {
 		return fmt.Errorf("backends: no address")
@@ -23,5 +23,5 @@ func (l *Lab) SetBackendsOn(port int, ips ...string) error {
 	if _, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-"); err != nil {
 		return err
 	}
-	return l.FlushConntrack()
+	return l.flushConntrack()
 }

@@ -67,7 +67,7 @@ func (l *Lab) SetBackends(n int) error {
 
 // SetBackendIPs makes the ClusterIP (and kube-dns-upstream's) DNAT to ips, at random, for the
 // pods and for the node itself, and forgets the flows the old backends had, as kube-proxy clears
-// a UDP Service's stale conntrack entries when its endpoints change (see FlushConntrack).
+// a UDP Service's stale conntrack entries when its endpoints change (see flushConntrack).
 func (l *Lab) SetBackendIPs(ips ...string) error {
 	var m []string
 	for i, ip := range ips {
@@ -84,7 +84,7 @@ func (l *Lab) SetBackendIPs(ips ...string) error {
 	if _, err := runInput(script, "ip", "netns", "exec", l.Node, "nft", "-f", "-"); err != nil {
 		return err
 	}
-	return l.FlushConntrack()
+	return l.flushConntrack()
 }
 
 // Fault selects which client packets the node drops.

@@ -174,7 +174,7 @@ func (s *slowServers) stop(l *lab.Lab) {
 }
 
 // use sends the ClusterIP to server, and forgets the flows to the other, so that no client socket
-// reuses one (see lab.FlushConntrack).
+// reuses one (SetBackendsOn flushes conntrack).
 func (s *slowServers) use(t *testing.T, l *lab.Lab, server string) {
 	t.Helper()
 	if err := l.SetBackendsOn(slowPorts[server][0], s.ips...); err != nil {
