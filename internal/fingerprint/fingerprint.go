@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin/metrics"
@@ -34,28 +33,13 @@ func keyOf(client netip.AddrPort, name string) uint64 {
 	return slots.Mix(h)
 }
 
-// entry is one lookup's pair, in the slot its client, port and name hash to. seen is written under
-// the slot's lock; ids and answered are atomics, read by Answered without it.
+// entry is one lookup's pair, in the slot its client, port and name hash to. Every field is
+// read and written under the slot's lock (slots.Table.Update and ViewAt): plain fields, so the
+// path every query takes stores no atomic but the lock's own.
 type entry struct {
-	seen     [2]int64 // arrival of A and AAAA, unix nanoseconds; 0: not yet
-	ids      atomic.Uint32
-	answered [2]atomic.Int64 // when A and AAAA were answered, unix nanoseconds; 0: not yet
-}
-
-// reset makes e a new lookup's pair.
-func (e *entry) reset() {
-	e.seen = [2]int64{}
-	e.ids.Store(0)
-	e.answered[0].Store(0)
-	e.answered[1].Store(0)
-}
-
-func (e *entry) idOf(t int) uint16 { return uint16(e.ids.Load() >> (16 * t)) }
-
-func (e *entry) setID(t int, id uint16) {
-	v := e.ids.Load()
-	v &^= 0xffff << (16 * t)
-	e.ids.Store(v | uint32(id)<<(16*t))
+	seen     [2]int64  // arrival of A and AAAA, unix nanoseconds; 0: not yet
+	answered [2]int64  // when A and AAAA were answered, unix nanoseconds; 0: not yet
+	ids      [2]uint16 // the ID each type arrived with
 }
 
 // Event is what an arriving query showed.
@@ -125,23 +109,23 @@ func (t *Tracker) Observe(ctx context.Context, client netip.AddrPort, r *dns.Msg
 	slot := t.pairs.Update(key, now, int64(t.Window), func(e *entry, fresh bool) {
 		switch {
 		case fresh:
-			e.reset()
+			*e = entry{}
 		case e.seen[typ] == 0 && e.seen[1-typ] != 0:
 			// The sibling: late if it comes long after its partner was answered.
 			gap = time.Duration(now - e.seen[1-typ])
-			if ans := e.answered[1-typ].Load(); ans != 0 && time.Duration(now-ans) >= t.LateAfter {
+			if ans := e.answered[1-typ]; ans != 0 && time.Duration(now-ans) >= t.LateAfter {
 				ev = LateSibling
 			}
-		case e.seen[typ] != 0 && e.idOf(typ) == r.Id:
+		case e.seen[typ] != 0 && e.ids[typ] == r.Id:
 			ev, gap = Retransmit, time.Duration(now-e.seen[typ])
 			return
 		default:
 			// The same type again with another ID: a new lookup from the same socket. Reset in
 			// place; Answered checks the ID, so the older lookup cannot mark this one answered.
-			e.reset()
+			*e = entry{}
 		}
 		e.seen[typ] = now
-		e.setID(typ, r.Id)
+		e.ids[typ] = r.Id
 	})
 	if gap > 0 {
 		t.count(ctx, ev, gap, r.Question[0].Qtype, now)
@@ -171,14 +155,17 @@ func (t *Tracker) count(ctx context.Context, ev Event, gap time.Duration, qtype 
 }
 
 // Answered records that the query of tok was answered. The slot may have been taken over, or
-// reset for a newer lookup from the same socket, in the meantime; the key and the ID tell. (The
-// IDs are read atomically; a lookup that reuses its socket and ID inside one pair would be taken
-// for its predecessor, as it is for a retransmit.)
+// reset for a newer lookup from the same socket, in the meantime; the key and the ID tell. (A
+// lookup that reuses its socket and ID inside one pair would be taken for its predecessor, as it
+// is for a retransmit.)
 func (t *Tracker) Answered(tok Token) {
 	if !tok.ok {
 		return
 	}
-	if e, ok := t.pairs.Slot(tok.slot, tok.key); ok && e.idOf(tok.t) == tok.id {
-		e.answered[tok.t].CompareAndSwap(0, t.now())
-	}
+	now := t.now()
+	t.pairs.ViewAt(tok.slot, tok.key, now, func(e *entry) {
+		if e.ids[tok.t] == tok.id && e.seen[tok.t] != 0 && e.answered[tok.t] == 0 {
+			e.answered[tok.t] = now
+		}
+	})
 }

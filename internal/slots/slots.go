@@ -76,11 +76,15 @@ func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) 
 	other := s.key.Load() != key
 	expires := s.expires.Load()
 	fresh := other || expires <= now
-	if other && expires > now {
-		t.evicted.Inc() // a live entry of another key goes
+	if other {
+		if expires > now {
+			t.evicted.Inc() // a live entry of another key goes
+		}
+		s.key.Store(key)
 	}
-	s.key.Store(key)
-	s.expires.Store(now + ttl)
+	if expires != now+ttl {
+		s.expires.Store(now + ttl)
+	}
 	f(&s.v, fresh)
 	mu.Unlock()
 	return i
@@ -88,16 +92,20 @@ func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) 
 
 // View runs f on the live entry of key, under the slot's lock, and reports whether there was one.
 func (t *Table[V]) View(key uint64, now int64, f func(v *V)) bool {
-	i := key & t.mask
+	return t.ViewAt(key&t.mask, key, now, f)
+}
+
+// ViewAt is View on slot i, as Update returned it: the key is not hashed again.
+func (t *Table[V]) ViewAt(i, key uint64, now int64, f func(v *V)) bool {
 	s := &t.slots[i]
 	mu := &t.stripes[i%uint64(len(t.stripes))].mu
 	mu.Lock()
-	defer mu.Unlock()
-	if s.key.Load() != key || s.expires.Load() <= now {
-		return false
+	ok := s.key.Load() == key && s.expires.Load() > now
+	if ok {
+		f(&s.v)
 	}
-	f(&s.v)
-	return true
+	mu.Unlock()
+	return ok
 }
 
 // Index returns the slot key lands in, for Slot.
