@@ -47,34 +47,52 @@ var _ collapse.SiblingPrefetcher = (*RaceGuard)(nil)
 // ServeDNS implements the plugin.Handler interface.
 //
 // Every query of the server passes here, cache hits included, and the rest of the chain runs
-// below this frame: the path of a query that is not completed allocates nothing and keeps the
-// stack small. The work that needs more (a walk, a remembered answer) runs in answer, whose frame
-// is gone by the time the chain below runs. The name is lower-cased only if it has upper case,
-// the zones are matched by suffix, and the per-client tables are skipped while they are empty.
+// below this frame, so the frame is kept small: a query's goroutine starts with a small stack that
+// grows by copying, and every byte held here is a byte closer to the next copy. All the work,
+// including a walk or a remembered answer, runs in before, whose frame is gone by the time the
+// chain below runs; only the fingerprint's small token is held across it. The path of a query
+// that is not completed allocates nothing: the name is lower-cased only if it has upper case, the
+// zones are matched by suffix, and the per-client tables are skipped while they are empty.
 func (rg *RaceGuard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	tok, rcode, err, done := rg.before(ctx, w, r)
+	if !done {
+		// The chain below, called directly where plugin.NextOrFailure's wrapper would change
+		// nothing (see direct): no allocation, and no frame between this one and the next
+		// plugin's.
+		if rg.direct(w) {
+			rcode, err = rg.Next.ServeDNS(ctx, w, r)
+		} else {
+			rcode, err = rg.wrapped(ctx, w, r)
+		}
+	}
+	if tok.Tracked() {
+		rg.fingerprints.Answered(tok)
+	}
+	return rcode, err
+}
+
+// before does raceguard's part of a query before the rest of the chain: it observes the A or
+// AAAA query r and answers it if raceguard has the answer (done). Other queries, and raceguard's
+// own (a walk's tries, a prefetch), are left to the chain: the latter reach it again when they go
+// where the client's own query would, and are the client's tries, not new lookups.
+//
+//go:noinline
+func (rg *RaceGuard) before(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (tok fingerprint.Token, rcode int, err error, done bool) {
 	if !addressQuery(r) || query.Own(ctx) {
-		// raceguard's own queries (a walk's tries, a prefetch) reach it again when they go where
-		// the client's own query would: they are the client's tries, not new lookups.
-		return rg.next(ctx, w, r)
+		return tok, 0, nil, false
 	}
 	name := query.Lower(r.Question[0].Name)
 	if !query.InZones(name, rg.Zones) {
-		return rg.next(ctx, w, r)
+		return tok, 0, nil, false
 	}
-	tok := rg.observe(ctx, w, r, name)
-	rcode, err, done := rg.answer(ctx, w, r, name)
-	if !done {
-		rcode, err = rg.next(ctx, w, r)
-	}
-	rg.fingerprints.Answered(tok)
-	return rcode, err
+	tok = rg.observe(ctx, w, r, name)
+	rcode, err, done = rg.answer(ctx, w, r, name)
+	return tok, rcode, err, done
 }
 
 // observe records the A or AAAA query r for name (lower-cased) with the mechanisms that watch
 // every query: which types its client asks, whether it is a prefetched sibling, and its
 // fingerprint, whose token goes back to Answered.
-//
-//go:noinline
 func (rg *RaceGuard) observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) fingerprint.Token {
 	client := query.ClientAddrPort(w)
 	rg.families.Observe(client.Addr().Unmap(), r.Question[0].Qtype)
@@ -88,8 +106,6 @@ func (rg *RaceGuard) observe(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // answer answers the A or AAAA query r for name (lower-cased) in the zones, if raceguard has the
 // answer: from a remembered walk, from a completion decided for this client moments before, or
 // by completing its search walk. done is false when r goes down the chain as it is.
-//
-//go:noinline
 func (rg *RaceGuard) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) (rcode int, err error, done bool) {
 	if rg.source == nil {
 		return 0, nil, false
@@ -118,16 +134,20 @@ func (rg *RaceGuard) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	return rcode, err, true
 }
 
-// next passes r down the chain. plugin.NextOrFailure wraps the writer to record which plugin
-// wrote the reply, for the metrics plugin's Recorder, the one writer that reads it; and starts a
-// span when the trace plugin is in the server block. Where neither applies, the wrapper changes
-// nothing, and next calls the rest of the chain directly: no allocation, and one frame less under
-// it.
-func (rg *RaceGuard) next(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if _, tracked := w.(plugin.PluginTracker); tracked || rg.traced || rg.Next == nil {
-		return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
-	}
-	return rg.Next.ServeDNS(ctx, w, r)
+// direct reports whether r may go down the chain without plugin.NextOrFailure. That wraps the
+// writer to record which plugin wrote the reply, for the metrics plugin's Recorder, the one
+// writer that reads it; and starts a span when the trace plugin is in the server block. Where
+// neither applies, the wrapper changes nothing.
+func (rg *RaceGuard) direct(w dns.ResponseWriter) bool {
+	_, tracked := w.(plugin.PluginTracker)
+	return !tracked && !rg.traced && rg.Next != nil
+}
+
+// wrapped passes r down the chain through plugin.NextOrFailure, out of ServeDNS's frame.
+//
+//go:noinline
+func (rg *RaceGuard) wrapped(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	return plugin.NextOrFailure(rg.Name(), rg.Next, ctx, w, r)
 }
 
 // PrefetchSibling implements collapse.SiblingPrefetcher: collapse calls it for every miss it

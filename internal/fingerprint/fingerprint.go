@@ -91,12 +91,17 @@ func (t *Tracker) Close() {
 }
 
 // Token is handed back to Answered once the query is answered.
+// It is small on purpose: the handler holds it while the rest of the chain runs below.
 type Token struct {
-	slot, key uint64
-	t         int
-	id        uint16
-	ok        bool
+	key uint64 // its slot is the table's Index of it
+	at  int64  // the query's arrival, unix nanoseconds (coarse)
+	id  uint16
+	t   uint8
+	ok  bool
 }
+
+// Tracked reports whether tok is one Observe returned, not the zero Token.
+func (tok Token) Tracked() bool { return tok.ok }
 
 // Observe records an A or AAAA query for name (lower-cased) from w's client, counts what it
 // showed, and returns it with the gap to its partner's or first try's arrival, and a token for
@@ -106,14 +111,21 @@ func (t *Tracker) Observe(ctx context.Context, client netip.AddrPort, r *dns.Msg
 	now := t.now()
 	key := keyOf(client, name)
 	ev, gap := None, time.Duration(0)
-	slot := t.pairs.Update(key, now, int64(t.Window), func(e *entry, fresh bool) {
+	t.pairs.Update(key, now, int64(t.Window), func(e *entry, fresh bool) {
 		switch {
 		case fresh:
 			*e = entry{}
 		case e.seen[typ] == 0 && e.seen[1-typ] != 0:
-			// The sibling: late if it comes long after its partner was answered.
+			// The sibling: late if it comes long after its partner was answered. A partner
+			// answered within the clock's tick (a cache hit) has no answer time of its own: its
+			// arrival stands for it. (So does a partner not answered yet: a parallel client's
+			// sibling that comes long after it was resent, its first copy lost.)
 			gap = time.Duration(now - e.seen[1-typ])
-			if ans := e.answered[1-typ]; ans != 0 && time.Duration(now-ans) >= t.LateAfter {
+			ans := e.answered[1-typ]
+			if ans == 0 {
+				ans = e.seen[1-typ]
+			}
+			if time.Duration(now-ans) >= t.LateAfter {
 				ev = LateSibling
 			}
 		case e.seen[typ] != 0 && e.ids[typ] == r.Id:
@@ -130,7 +142,7 @@ func (t *Tracker) Observe(ctx context.Context, client netip.AddrPort, r *dns.Msg
 	if gap > 0 {
 		t.count(ctx, ev, gap, r.Question[0].Qtype, now)
 	}
-	return ev, gap, Token{slot: slot, key: key, t: typ, id: r.Id, ok: true}
+	return ev, gap, Token{key: key, at: now, id: r.Id, t: uint8(typ), ok: true}
 }
 
 // count exports what a query showed, with the gap to its partner's or first try's arrival.
@@ -154,16 +166,20 @@ func (t *Tracker) count(ctx context.Context, ev Event, gap time.Duration, qtype 
 	}
 }
 
-// Answered records that the query of tok was answered. The slot may have been taken over, or
-// reset for a newer lookup from the same socket, in the meantime; the key and the ID tell. (A
-// lookup that reuses its socket and ID inside one pair would be taken for its predecessor, as it
-// is for a retransmit.)
+// Answered records that the query of tok was answered. An answer within the clock's tick of the
+// query's arrival (every cache hit) leaves the table alone: Observe takes the arrival for it. The
+// slot may have been taken over, or reset for a newer lookup from the same socket, in the
+// meantime; the key and the ID tell. (A lookup that reuses its socket and ID inside one pair would
+// be taken for its predecessor, as it is for a retransmit.)
 func (t *Tracker) Answered(tok Token) {
 	if !tok.ok {
 		return
 	}
 	now := t.now()
-	t.pairs.ViewAt(tok.slot, tok.key, now, func(e *entry) {
+	if now == tok.at {
+		return
+	}
+	t.pairs.ViewAt(t.pairs.Index(tok.key), tok.key, now, func(e *entry) {
 		if e.ids[tok.t] == tok.id && e.seen[tok.t] != 0 && e.answered[tok.t] == 0 {
 			e.answered[tok.t] = now
 		}

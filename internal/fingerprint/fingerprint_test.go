@@ -70,6 +70,26 @@ func TestTracker(t *testing.T) {
 		t.Errorf("Expected one late AAAA counted, got %v", got)
 	}
 
+	// A cache hit: the A answered within the clock's tick leaves no answer time; its arrival
+	// stands for it, and the AAAA lost behind it is late all the same.
+	at(20 * time.Second)
+	_, _, tok = tr.Observe(ctx, from(7), q(dns.TypeA, 12), name)
+	tr.Answered(tok)
+	if e, _ := tr.pairs.Slot(tr.pairs.Index(tok.key), tok.key); e.answered[0] != 0 {
+		t.Errorf("Expected no answer time written within the tick, got %d", e.answered[0])
+	}
+	at(25 * time.Second)
+	if ev, gap, _ := tr.Observe(ctx, from(7), q(dns.TypeAAAA, 13), name); ev != LateSibling || gap != 5*time.Second {
+		t.Errorf("Expected the AAAA behind a cache hit late after 5s, got %v after %s", ev, gap)
+	}
+	// Its sibling right behind it is not late.
+	_, _, tok = tr.Observe(ctx, from(8), q(dns.TypeA, 14), name)
+	tr.Answered(tok)
+	at(25*time.Second + 2*time.Millisecond)
+	if ev, _, _ := tr.Observe(ctx, from(8), q(dns.TypeAAAA, 15), name); ev != None {
+		t.Errorf("Expected a sibling 2ms behind a cache hit not late, got %v", ev)
+	}
+
 	// A sequential client behind a slow upstream: the AAAA comes 600 ms after the A, but right
 	// after the A's answer. Not late.
 	at(30 * time.Second)
