@@ -30,6 +30,15 @@ func (p perf) cpuPerQuery() time.Duration {
 	return p.cpu / time.Duration(p.Completed)
 }
 
+// perCPUSecond is the queries the server completed per second of its CPU time: what one core
+// would serve.
+func (p perf) perCPUSecond() float64 {
+	if p.cpu == 0 {
+		return 0
+	}
+	return float64(p.Completed) / p.cpu.Seconds()
+}
+
 // runDNSPerf runs dnsperf against addr with the query file queries and the given extra arguments
 // (by default a timed run of -seconds), pinned to the load generator's CPU. With -v among args
 // the per-query latencies are kept too.
@@ -128,7 +137,6 @@ func duplicateMisses(bin, dir, label, corefile string, up *lab.Upstream, round i
 	return float64(up.TotalType(dns.TypeA)-before) / names, p, nil
 }
 
-func qps(p perf) string   { return fmt.Sprintf("%.0f", p.QPS) }
 func ms(s float64) string { return fmt.Sprintf("%.2f ms", s*1000) }
 func pct(f float64) string {
 	return fmt.Sprintf("%.1f %%", f*100)

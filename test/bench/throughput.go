@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raceguard/raceguard/test/dnsperf"
@@ -20,6 +23,14 @@ import (
 // pinned to one CPU, dnsperf pinned to the other, and the server's own CPU time over each run
 // (from /proc/PID/stat) is reported per query beside the queries a second. On two shared cores an
 // unpinned dnsperf mostly measures dnsperf.
+//
+// The two servers of a comparison share CPU 0 and are loaded at the same time, each by its own
+// dnsperf on CPU 1. This machine's speed drifts by 10 to 30 % from one second to the next (its
+// host's other guests): runs made one after the other, even interleaved, compare two moments as
+// much as two servers, and an A/A row of 9 such rounds landed 8 % off. Loaded together, both
+// servers see the same moments, the scheduler gives each half of the CPU, and each one's CPU time
+// per query compares them. The price: the switches between the two cost both the same few
+// microseconds a query, which pulls every ratio slightly towards 100 %.
 const (
 	serverCPU = "0"
 	loadCPU   = "1"
@@ -103,15 +114,14 @@ type side struct {
 // comparison is the outcome of interleaved runs of two pinned servers.
 type comparison struct {
 	a, b     perf    // the median runs by throughput
-	ratio    float64 // median over rounds of b's queries a second over a's in the same round
+	ratio    float64 // median over rounds of b's queries per CPU second over a's in the same round
 	cpuRatio float64 // likewise for the server CPU time per query
 	profiles [2]string
 }
 
-// compareRuns runs dnsperf against pinned servers built from the two sides, one after the other
-// in each round, alternating which goes first. Throughput on a shared machine drifts over
-// seconds, so each round's ratios compare runs made side by side, and the median is kept. With
-// profile set, a CPU profile of each server is taken over one round (its pprof plugin).
+// compareRuns runs dnsperf against pinned servers built from the two sides, both at once in each
+// round (see above), and keeps the median of the rounds' ratios. With profile set, a CPU profile
+// of each server is taken over the middle round (its pprof plugin).
 func compareRuns(bin, dir, label string, a, b side, upstream string, profile bool) (comparison, error) {
 	var srvs [2]*server
 	var qfiles [2]string
@@ -144,24 +154,29 @@ func compareRuns(bin, dir, label string, a, b side, upstream string, profile boo
 	var c comparison
 	for round := range *rounds {
 		var ps [2]perf
-		for j := range 2 {
-			i := (round + j) % 2
-			var prof chan string
-			if profile && round == *rounds/2 {
-				prof = make(chan string, 1)
-				go func() { prof <- takeProfile(pprofAddrs[i], dir, fmt.Sprintf("%s-%d", label, i)) }()
-			}
-			p, err := measure(srvs[i], qfiles[i])
-			if err != nil {
-				return comparison{}, err
-			}
-			if prof != nil {
-				c.profiles[i] = <-prof
-			}
-			ps[i] = p
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var prof chan string
+				if profile && round == *rounds/2 {
+					prof = make(chan string, 1)
+					go func() { prof <- takeProfile(pprofAddrs[i], dir, fmt.Sprintf("%s-%d", label, i)) }()
+				}
+				ps[i], errs[i] = measure(srvs[i], qfiles[i])
+				if prof != nil {
+					c.profiles[i] = <-prof
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			return comparison{}, err
 		}
 		runs[0], runs[1] = append(runs[0], ps[0]), append(runs[1], ps[1])
-		ratios = append(ratios, ps[1].QPS/ps[0].QPS)
+		ratios = append(ratios, ps[1].perCPUSecond()/ps[0].perCPUSecond())
 		cpuRatios = append(cpuRatios, float64(ps[1].cpuPerQuery())/float64(ps[0].cpuPerQuery()))
 	}
 	c.a, c.b = median(runs[0]), median(runs[1])
@@ -230,18 +245,10 @@ func topOf(out string) string {
 	return strings.Join(keep, "\n")
 }
 
-// median returns the run with the median throughput.
+// median returns the run with the median CPU time per query.
 func median(ps []perf) perf {
 	ps = slices.Clone(ps)
-	slices.SortFunc(ps, func(a, b perf) int {
-		switch {
-		case a.QPS < b.QPS:
-			return -1
-		case a.QPS > b.QPS:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ps, func(a, b perf) int { return cmp.Compare(a.cpuPerQuery(), b.cpuPerQuery()) })
 	return ps[len(ps)/2]
 }
 
@@ -249,6 +256,15 @@ func medianOf(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// latencyRow compares the p50 and p99 latencies of two fixed-rate runs.
+func latencyRow(measure string, lat [2]perf) row {
+	cell := func(p perf) string {
+		return fmt.Sprintf("%s / %s", percentile(p, 0.5).Round(time.Microsecond), percentile(p, 0.99).Round(time.Microsecond))
+	}
+	ratio := func(q float64) string { return pct(float64(percentile(lat[1], q)) / float64(percentile(lat[0], q))) }
+	return row{measure, cell(lat[0]), cell(lat[1]), ratio(0.5) + " / " + ratio(0.99)}
 }
 
 // percentile returns the p-th percentile of the latencies of p.
@@ -261,30 +277,36 @@ func percentile(p perf, q float64) time.Duration {
 	return l[min(len(l)-1, int(q*float64(len(l))))]
 }
 
-// fixedRate runs each side once at rate queries a second with per-query output, interleaved over
-// the rounds, and returns the runs with the median p99.
+// fixedRate runs each side at rate queries a second with per-query output, alone on its CPU (a
+// latency must not wait for the other server's turn), the two sides one after the other in each
+// of the rounds, and returns each side's run with the median p99.
 func fixedRate(bin, dir, label string, a, b side, upstream string, rate int) ([2]perf, error) {
 	var out [2]perf
-	var runs [2][]perf
+	var srvs [2]*server
+	var qfiles [2]string
 	for i, sd := range []side{a, b} {
-		qfile := filepath.Join(dir, fmt.Sprintf("%s-%d.queries", label, i))
-		if err := dnsperf.WriteQueries(qfile, sd.queries); err != nil {
+		qfiles[i] = filepath.Join(dir, fmt.Sprintf("%s-%d.queries", label, i))
+		if err := dnsperf.WriteQueries(qfiles[i], sd.queries); err != nil {
 			return out, err
 		}
 		s, err := startLoopback(bin, dir, fmt.Sprintf("%s-%d", label, i), sd.corefile, upstream, pinned...)
 		if err != nil {
 			return out, err
 		}
+		defer s.p.Stop()
+		srvs[i] = s
 		warm(s.addr, sd.queries)
-		for range 3 {
-			p, err := measure(s, qfile, "-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200", "-Q", strconv.Itoa(rate), "-v")
+	}
+	var runs [2][]perf
+	for round := range *rateRounds {
+		for j := range 2 {
+			i := (round + j) % 2
+			p, err := measure(srvs[i], qfiles[i], "-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200", "-Q", strconv.Itoa(rate), "-v")
 			if err != nil {
-				s.p.Stop()
 				return out, err
 			}
 			runs[i] = append(runs[i], p)
 		}
-		s.p.Stop()
 	}
 	for i := range runs {
 		slices.SortFunc(runs[i], func(x, y perf) int { return int(percentile(x, 0.99) - percentile(y, 0.99)) })
@@ -322,8 +344,18 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rate := int(direct.a.QPS / 2)
-	lat, err := fixedRate(bin, dir, "rate", side{fixedListCorefile, directQueries}, expanded, up.Addr, rate)
+	// The limit against stock autopath: the final names' rate over autopath's, in one comparison.
+	limit, err := compareRuns(bin, dir, "limit", side{AutopathCorefile, expandedQueries}, side{fixedListCorefile, directQueries}, up.Addr, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rate := int(direct.a.perCPUSecond() / 2) // half of what one core serves
+	direct1 := side{fixedListCorefile, directQueries}
+	lat, err := fixedRate(bin, dir, "rate", direct1, expanded, up.Addr, rate)
+	if err != nil {
+		return nil, nil, err
+	}
+	latNoise, err := fixedRate(bin, dir, "rate-aa", direct1, direct1, up.Addr, rate)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -338,21 +370,21 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 	}
 	up.SetDelay(0)
 
-	runs := fmt.Sprintf("%d interleaved rounds of %d s, CoreDNS pinned to CPU %s with GOMAXPROCS=1, dnsperf to CPU %s; ratios are medians of per-round ratios", *rounds, *seconds, serverCPU, loadCPU)
+	runs := fmt.Sprintf("%d rounds of %d s, the two servers loaded at once, sharing CPU %s with GOMAXPROCS=1 each, each by its own dnsperf on CPU %s; ratios are medians of per-round ratios", *rounds, *seconds, serverCPU, loadCPU)
 	us := func(p perf) string { return fmt.Sprintf("%.1f µs", float64(p.cpuPerQuery())/1e3) }
+	capacity := func(p perf) string { return fmt.Sprintf("%.0f", p.perCPUSecond()) }
 	rows := []row{
-		{"Cache hits, both directives on: queries/s (" + runs + ")", qps(hits.a), qps(hits.b), pct(hits.ratio)},
+		{"Cache hits, both directives on: queries per second of server CPU (" + runs + ")", capacity(hits.a), capacity(hits.b), pct(hits.ratio)},
 		{"Cache hits: server CPU per query", us(hits.a), us(hits.b), pct(hits.cpuRatio)},
-		{"Noise of this machine: the cache-hit row, stock against stock (queries/s; CPU per query)", qps(noise.a) + "; " + us(noise.a), qps(noise.b) + "; " + us(noise.b), pct(noise.ratio) + "; " + pct(noise.cpuRatio)},
-		{"Cache hits with the fingerprint table full (fingerprints 64): queries/s; CPU per query", qps(full.a) + "; " + us(full.a), qps(full.b) + "; " + us(full.b), pct(full.ratio) + "; " + pct(full.cpuRatio)},
-		{"Search-expanded names (stock column: `autopath` on the same list): queries/s", qps(ap.a), qps(ap.b), pct(ap.ratio)},
+		{"Noise of this machine: the cache-hit row, stock against stock (queries per CPU second; CPU per query)", capacity(noise.a) + "; " + us(noise.a), capacity(noise.b) + "; " + us(noise.b), pct(noise.ratio) + "; " + pct(noise.cpuRatio)},
+		{"Cache hits with the fingerprint table full (fingerprints 64): queries per CPU second; CPU per query", capacity(full.a) + "; " + us(full.a), capacity(full.b) + "; " + us(full.b), pct(full.ratio) + "; " + pct(full.cpuRatio)},
+		{"Search-expanded names (stock column: `autopath` on the same list): queries per CPU second", capacity(ap.a), capacity(ap.b), pct(ap.ratio)},
 		{"Search-expanded names: server CPU per query", us(ap.a), us(ap.b), pct(ap.cpuRatio)},
-		{"Search-expanded names against the same lookups asked by their final names (both raceguard): queries/s", qps(direct.a), qps(direct.b), pct(direct.ratio)},
+		{"Search-expanded names against the same lookups asked by their final names (both raceguard): queries per CPU second", capacity(direct.a), capacity(direct.b), pct(direct.ratio)},
 		{"Search-expanded names against final names: server CPU per query", us(direct.a), us(direct.b), pct(direct.cpuRatio)},
-		{fmt.Sprintf("Latency at %d queries/s, final names against expanded: p50 / p99", rate),
-			fmt.Sprintf("%s / %s", percentile(lat[0], 0.5).Round(time.Microsecond), percentile(lat[0], 0.99).Round(time.Microsecond)),
-			fmt.Sprintf("%s / %s", percentile(lat[1], 0.5).Round(time.Microsecond), percentile(lat[1], 0.99).Round(time.Microsecond)),
-			fmt.Sprintf("%s / %s", pct(float64(percentile(lat[1], 0.5))/float64(percentile(lat[0], 0.5))), pct(float64(percentile(lat[1], 0.99))/float64(percentile(lat[0], 0.99))))},
+		{"The limit against autopath: the final names (raceguard) against stock autopath's expanded ones, queries per CPU second", capacity(limit.a), capacity(limit.b), pct(limit.ratio)},
+		latencyRow(fmt.Sprintf("Latency at %d queries/s, each server alone on CPU %s, %d interleaved runs: final names against expanded, p50 / p99 (the runs with the median p99)", rate, serverCPU, *rateRounds), lat),
+		latencyRow("Noise of the latency row: final names against final names, p50 / p99", latNoise),
 		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.a.RCode("NOERROR"), ap.a.Sent)), pct(frac(ap.b.RCode("NOERROR"), ap.b.Sent)), ""},
 		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
 			fmt.Sprintf("%.2f", dupS), fmt.Sprintf("%.2f", dupR), pct(dupR / dupS)},
