@@ -116,13 +116,15 @@ type comparison struct {
 	a, b     perf    // the median runs by throughput
 	ratio    float64 // median over rounds of b's queries per CPU second over a's in the same round
 	cpuRatio float64 // likewise for the server CPU time per query
+	qpsRatio float64 // likewise for the queries a second dnsperf saw
 	profiles [2]string
 }
 
 // compareRuns runs dnsperf against pinned servers built from the two sides, both at once in each
-// round (see above), and keeps the median of the rounds' ratios. With profile set, a CPU profile
-// of each server is taken over the middle round (its pprof plugin).
-func compareRuns(bin, dir, label string, a, b side, upstream string, profile bool) (comparison, error) {
+// round (see above) when together is set, else one after the other, alternating which goes
+// first; and keeps the median of the rounds' ratios. With profile set, a CPU profile of each
+// server is taken over the middle round (its pprof plugin).
+func compareRuns(bin, dir, label string, a, b side, upstream string, together, profile bool) (comparison, error) {
 	var srvs [2]*server
 	var qfiles [2]string
 	var pprofAddrs [2]string
@@ -150,37 +152,43 @@ func compareRuns(bin, dir, label string, a, b side, upstream string, profile boo
 	}
 
 	var runs [2][]perf
-	var ratios, cpuRatios []float64
+	var ratios, cpuRatios, qpsRatios []float64
 	var c comparison
 	for round := range *rounds {
 		var ps [2]perf
 		var errs [2]error
-		var wg sync.WaitGroup
-		for i := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var prof chan string
-				if profile && round == *rounds/2 {
-					prof = make(chan string, 1)
-					go func() { prof <- takeProfile(pprofAddrs[i], dir, fmt.Sprintf("%s-%d", label, i)) }()
-				}
-				ps[i], errs[i] = measure(srvs[i], qfiles[i])
-				if prof != nil {
-					c.profiles[i] = <-prof
-				}
-			}()
+		run := func(i int) {
+			var prof chan string
+			if profile && round == *rounds/2 {
+				prof = make(chan string, 1)
+				go func() { prof <- takeProfile(pprofAddrs[i], dir, fmt.Sprintf("%s-%d", label, i)) }()
+			}
+			ps[i], errs[i] = measure(srvs[i], qfiles[i])
+			if prof != nil {
+				c.profiles[i] = <-prof
+			}
 		}
-		wg.Wait()
+		if together {
+			var wg sync.WaitGroup
+			for i := range 2 {
+				wg.Go(func() { run(i) })
+			}
+			wg.Wait()
+		} else {
+			for j := range 2 {
+				run((round + j) % 2) // alternating which goes first
+			}
+		}
 		if err := errors.Join(errs[:]...); err != nil {
 			return comparison{}, err
 		}
 		runs[0], runs[1] = append(runs[0], ps[0]), append(runs[1], ps[1])
 		ratios = append(ratios, ps[1].perCPUSecond()/ps[0].perCPUSecond())
 		cpuRatios = append(cpuRatios, float64(ps[1].cpuPerQuery())/float64(ps[0].cpuPerQuery()))
+		qpsRatios = append(qpsRatios, ps[1].QPS/ps[0].QPS)
 	}
 	c.a, c.b = median(runs[0]), median(runs[1])
-	c.ratio, c.cpuRatio = medianOf(ratios), medianOf(cpuRatios)
+	c.ratio, c.cpuRatio, c.qpsRatio = medianOf(ratios), medianOf(cpuRatios), medianOf(qpsRatios)
 	return c, nil
 }
 
@@ -323,29 +331,39 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 	defer up.Close()
 	stock, rg := side{lab.StockCorefile, cacheHitQueries}, side{lab.RaceguardCorefile, cacheHitQueries}
 
-	hits, err := compareRuns(bin, dir, "hits", stock, rg, up.Addr, true)
+	hits, err := compareRuns(bin, dir, "hits", stock, rg, up.Addr, true, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	noise, err := compareRuns(bin, dir, "aa", stock, stock, up.Addr, false)
+	noise, err := compareRuns(bin, dir, "aa", stock, stock, up.Addr, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	full, err := compareRuns(bin, dir, "full", stock, side{fullTableCorefile, cacheHitQueries}, up.Addr, false)
+	// The same cache-hit row measured the old way, each server alone on its CPU, one after the
+	// other: for comparison with the figures of earlier runs, and to show the drift.
+	alone, err := compareRuns(bin, dir, "alone", stock, rg, up.Addr, false, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	aloneNoise, err := compareRuns(bin, dir, "alone-aa", stock, stock, up.Addr, false, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	full, err := compareRuns(bin, dir, "full", stock, side{fullTableCorefile, cacheHitQueries}, up.Addr, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	expanded := side{fixedListCorefile, expandedQueries}
-	ap, err := compareRuns(bin, dir, "autopath", side{AutopathCorefile, expandedQueries}, expanded, up.Addr, true)
+	ap, err := compareRuns(bin, dir, "autopath", side{AutopathCorefile, expandedQueries}, expanded, up.Addr, true, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	direct, err := compareRuns(bin, dir, "direct", side{fixedListCorefile, directQueries}, expanded, up.Addr, false)
+	direct, err := compareRuns(bin, dir, "direct", side{fixedListCorefile, directQueries}, expanded, up.Addr, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The limit against stock autopath: the final names' rate over autopath's, in one comparison.
-	limit, err := compareRuns(bin, dir, "limit", side{AutopathCorefile, expandedQueries}, side{fixedListCorefile, directQueries}, up.Addr, false)
+	limit, err := compareRuns(bin, dir, "limit", side{AutopathCorefile, expandedQueries}, side{fixedListCorefile, directQueries}, up.Addr, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -373,10 +391,13 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 	runs := fmt.Sprintf("%d rounds of %d s, the two servers loaded at once, sharing CPU %s with GOMAXPROCS=1 each, each by its own dnsperf on CPU %s; ratios are medians of per-round ratios", *rounds, *seconds, serverCPU, loadCPU)
 	us := func(p perf) string { return fmt.Sprintf("%.1f µs", float64(p.cpuPerQuery())/1e3) }
 	capacity := func(p perf) string { return fmt.Sprintf("%.0f", p.perCPUSecond()) }
+	qps := func(p perf) string { return fmt.Sprintf("%.0f", p.QPS) }
 	rows := []row{
 		{"Cache hits, both directives on: queries per second of server CPU (" + runs + ")", capacity(hits.a), capacity(hits.b), pct(hits.ratio)},
 		{"Cache hits: server CPU per query", us(hits.a), us(hits.b), pct(hits.cpuRatio)},
 		{"Noise of this machine: the cache-hit row, stock against stock (queries per CPU second; CPU per query)", capacity(noise.a) + "; " + us(noise.a), capacity(noise.b) + "; " + us(noise.b), pct(noise.ratio) + "; " + pct(noise.cpuRatio)},
+		{fmt.Sprintf("Cache hits, each server alone on CPU %s, one after the other in %d interleaved rounds: queries/s; CPU per query", serverCPU, *rounds), qps(alone.a) + "; " + us(alone.a), qps(alone.b) + "; " + us(alone.b), pct(alone.qpsRatio) + "; " + pct(alone.cpuRatio)},
+		{"Noise of that row: stock against stock, alone in interleaved rounds", qps(aloneNoise.a) + "; " + us(aloneNoise.a), qps(aloneNoise.b) + "; " + us(aloneNoise.b), pct(aloneNoise.qpsRatio) + "; " + pct(aloneNoise.cpuRatio)},
 		{"Cache hits with the fingerprint table full (fingerprints 64): queries per CPU second; CPU per query", capacity(full.a) + "; " + us(full.a), capacity(full.b) + "; " + us(full.b), pct(full.ratio) + "; " + pct(full.cpuRatio)},
 		{"Search-expanded names (stock column: `autopath` on the same list): queries per CPU second", capacity(ap.a), capacity(ap.b), pct(ap.ratio)},
 		{"Search-expanded names: server CPU per query", us(ap.a), us(ap.b), pct(ap.cpuRatio)},
