@@ -11,7 +11,10 @@ answered:
 
   - a late sibling is the second type of a pair arriving more than LateAfter after its partner
     was answered: a client that asks one type after the other (single-request, or a slow upstream)
-    asks right after the answer, a client that lost a packet asks a timeout later;
+    asks right after the answer, a client that lost a packet asks a timeout later. An answer
+    within the coarse clock's tick of its query (a cache hit) is not written down, to spare every
+    hit a second visit to the table: the partner's arrival stands for it, as it does for a partner
+    not answered yet (only a lost first copy brings a parallel client's sibling that late);
   - a retransmission is a type arriving again with the same ID;
 
 and it counts both, with the gap from the partner's (or the first try's) arrival in a histogram
