@@ -65,7 +65,7 @@ monitoring-test:
 ## table. BENCH="-only hostile" (or throughput, lab, family) runs one group of the table.
 BENCH_TABLES = ./internal/bounded ./internal/fingerprint ./internal/family ./internal/searchpath ./plugin/collapse
 bench: coredns
-	$(GO) test -run '^$$' -bench HitPath -benchmem -count 5 .
+	GO=$(GO) ./hack/hitpath.sh 8
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2,4,8 $(BENCH_TABLES)
 	RACEGUARD_COREDNS=$(CURDIR)/coredns $(GO) run ./test/bench $(BENCH)
 
