@@ -37,7 +37,7 @@ type Table[V any] struct {
 }
 
 type slot[V any] struct {
-	key     atomic.Uint64 // written under the stripe lock; read without it by Owns
+	key     atomic.Uint64 // written under the stripe lock; read without it by Slot
 	expires atomic.Int64  // unix nanoseconds; written under the stripe lock; read without it by Live
 	v       V             // protected by the stripe lock, except what V keeps in atomics
 }
@@ -67,8 +67,8 @@ func (t *Table[V]) Close() { bounded.Unregister(t.name, t) }
 
 // Update runs f on the slot of key, under the slot's lock, and keeps it until ttl nanoseconds
 // after now (unix nanoseconds). fresh is true when the slot held no live entry for key: f must
-// then set every field of v it reads later. It returns the slot's index, for Owns.
-func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) uint64 {
+// then set every field of v it reads later. Index gives the slot, for ViewAt and Slot.
+func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) {
 	i := key & t.mask
 	s := &t.slots[i]
 	mu := &t.stripes[i%uint64(len(t.stripes))].mu
@@ -87,7 +87,6 @@ func (t *Table[V]) Update(key uint64, now, ttl int64, f func(v *V, fresh bool)) 
 	}
 	f(&s.v, fresh)
 	mu.Unlock()
-	return i
 }
 
 // View runs f on the live entry of key, under the slot's lock, and reports whether there was one.
@@ -95,7 +94,7 @@ func (t *Table[V]) View(key uint64, now int64, f func(v *V)) bool {
 	return t.ViewAt(key&t.mask, key, now, f)
 }
 
-// ViewAt is View on slot i, as Update returned it: the key is not hashed again.
+// ViewAt is View on slot i, the key's Index, when the caller kept it.
 func (t *Table[V]) ViewAt(i, key uint64, now int64, f func(v *V)) bool {
 	s := &t.slots[i]
 	mu := &t.stripes[i%uint64(len(t.stripes))].mu
@@ -111,7 +110,7 @@ func (t *Table[V]) ViewAt(i, key uint64, now int64, f func(v *V)) bool {
 // Index returns the slot key lands in, for Slot.
 func (t *Table[V]) Index(key uint64) uint64 { return key & t.mask }
 
-// Slot returns the value of slot i (Update's or Index's) if key owns it, without the lock: only
+// Slot returns the value of slot i (the key's Index) if key owns it, without the lock: only
 // what V keeps in atomics may be read or written through it, and the slot may change owner at any
 // moment after.
 func (t *Table[V]) Slot(i, key uint64) (*V, bool) {

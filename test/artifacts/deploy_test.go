@@ -306,14 +306,7 @@ func corefileListener(t *testing.T, corefile, directive string) (host string, po
 // makefileImage returns the image `make image` tags as :dev.
 func makefileImage(t *testing.T) string {
 	t.Helper()
-	path, err := lab.RepoPath("Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testenv.ReadRepoFile(t, "Makefile")
 	m := regexp.MustCompile(`(?m)^IMAGE\s*\??=\s*(\S+)\s*$`).FindSubmatch(b)
 	if m == nil {
 		t.Fatal("Makefile: no IMAGE = line")

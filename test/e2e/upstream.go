@@ -14,7 +14,6 @@ import (
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
 )
 
@@ -97,14 +96,7 @@ func init() {
 // plugin, counting and delaying every query, and returns its address and counter.
 func upstreamCoreDNS(t *testing.T, delay time.Duration) (string, *queryCounter) {
 	t.Helper()
-	src, err := lab.RepoPath("test/lab/external.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := testenv.ReadRepoFile(t, "test/lab/external.db")
 	zone := filepath.Join(t.TempDir(), "external.db")
 	if err := os.WriteFile(zone, body, 0o644); err != nil {
 		t.Fatal(err)

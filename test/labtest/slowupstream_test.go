@@ -41,14 +41,7 @@ const farServices = 1200
 // namespace can be of a name no cache holds.
 func farZone(t *testing.T) string {
 	t.Helper()
-	src, err := lab.RepoPath("zones/cluster.local.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := testenv.ReadRepoFile(t, "zones/cluster.local.db")
 	var b strings.Builder
 	b.Write(body)
 	b.WriteString("\n; namespace far: services for TestSlowUpstream\n")
