@@ -169,8 +169,8 @@ func (t *Tracker) count(ctx context.Context, ev Event, gap time.Duration, qtype 
 // Answered records that the query of tok was answered. An answer within the clock's tick of the
 // query's arrival (every cache hit) leaves the table alone: Observe takes the arrival for it. The
 // slot may have been taken over, or reset for a newer lookup from the same socket, in the
-// meantime; the key and the ID tell. (A lookup that reuses its socket and ID inside one pair would
-// be taken for its predecessor, as it is for a retransmit.)
+// meantime; the key, the ID and the arrival tell. (A lookup that reuses its socket and ID inside
+// one pair would be taken for its predecessor, as it is for a retransmit.)
 func (t *Tracker) Answered(tok Token) {
 	if !tok.ok {
 		return
@@ -180,7 +180,9 @@ func (t *Tracker) Answered(tok Token) {
 		return
 	}
 	t.pairs.ViewAt(t.pairs.Index(tok.key), tok.key, now, func(e *entry) {
-		if e.ids[tok.t] == tok.id && e.seen[tok.t] != 0 && e.answered[tok.t] == 0 {
+		// Only the query that set the arrival answers for it: a retransmission's answer, seconds
+		// later, would stand for a first answer that went unwritten within its tick.
+		if e.ids[tok.t] == tok.id && e.seen[tok.t] == tok.at && e.answered[tok.t] == 0 {
 			e.answered[tok.t] = now
 		}
 	})

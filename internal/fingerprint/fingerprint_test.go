@@ -129,6 +129,31 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// TestTrackerRetransmittedPartner: glibc resends the A with its ID along with the lost AAAA. The
+// retransmission's answer, 5 s on, must not stand for the A's own answer (unwritten within its
+// tick), or the AAAA right behind it would not be late.
+func TestTrackerRetransmittedPartner(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := New(1000)
+	defer tr.Close()
+	tr.now = func() int64 { return now.UnixNano() }
+	ctx := context.Background()
+	const name = "example.org."
+
+	_, _, tok := tr.Observe(ctx, from(1), q(dns.TypeA, 1), name)
+	tr.Answered(tok)
+	now = now.Add(5 * time.Second)
+	ev, _, tok := tr.Observe(ctx, from(1), q(dns.TypeA, 1), name)
+	if ev != Retransmit {
+		t.Fatalf("Expected the A again with its ID a retransmission, got %v", ev)
+	}
+	now = now.Add(10 * time.Millisecond)
+	tr.Answered(tok)
+	if ev, gap, _ := tr.Observe(ctx, from(1), q(dns.TypeAAAA, 2), name); ev != LateSibling || gap != 5010*time.Millisecond {
+		t.Errorf("Expected the AAAA after a retransmitted A late, 5.01s after the A, got %v after %s", ev, gap)
+	}
+}
+
 func TestTrackerCapped(t *testing.T) {
 	tr := New(64)
 	defer tr.Close()
