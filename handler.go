@@ -13,6 +13,7 @@ import (
 	"github.com/raceguard/raceguard/internal/query"
 	"github.com/raceguard/raceguard/internal/searchpath"
 	"github.com/raceguard/raceguard/internal/sibling"
+	"github.com/raceguard/raceguard/internal/slots"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
@@ -94,12 +95,13 @@ func (rg *RaceGuard) before(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 // every query: which types its client asks, whether it is a prefetched sibling, and its
 // fingerprint, whose token goes back to Answered.
 func (rg *RaceGuard) observe(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, name string) fingerprint.Token {
-	client := query.ClientAddrPort(w)
-	rg.families.Observe(client.Addr().Unmap(), r.Question[0].Qtype)
+	addr := query.ClientAddrPort(w)
+	client := slots.ClientOf(addr.Addr()) // hashed once for both tables
+	rg.families.Observe(client, r.Question[0].Qtype)
 	if rg.prefetch != nil {
 		rg.prefetch.Seen(ctx, name, r)
 	}
-	_, _, tok := rg.fingerprints.Observe(ctx, client, r, name)
+	_, _, tok := rg.fingerprints.Observe(ctx, client, addr.Port(), r, name)
 	return tok
 }
 

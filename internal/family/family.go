@@ -13,8 +13,6 @@
 package family
 
 import (
-	"encoding/binary"
-	"math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -55,15 +53,6 @@ func New(capacity int, now func() int64) *Tracker {
 // Close releases the table.
 func (t *Tracker) Close() { t.clients.Close() }
 
-// seeds make the slot a client lands in unpredictable: an address is the client's to choose,
-// and a chosen collision would take another client's record over.
-var seeds = [2]uint64{rand.Uint64(), rand.Uint64()}
-
-func keyOf(client netip.Addr) uint64 {
-	b := client.As16()
-	return slots.Mix(binary.LittleEndian.Uint64(b[:8])^seeds[0]) ^ slots.Mix(binary.LittleEndian.Uint64(b[8:])^seeds[1])
-}
-
 func slot(qtype uint16) int {
 	if qtype == dns.TypeAAAA {
 		return 1
@@ -71,15 +60,20 @@ func slot(qtype uint16) int {
 	return 0
 }
 
-// Observe records that client asked qtype (A or AAAA). While the client's record of that type is
-// less than a second old, it reads two atomics and writes nothing.
-func (t *Tracker) Observe(client netip.Addr, qtype uint16) {
+// Observe records that client (slots.ClientOf its address) asked qtype (A or AAAA). While the
+// client's record of that type is less than a second old, it reads two atomics and writes nothing.
+func (t *Tracker) Observe(client slots.Client, qtype uint16) {
 	now := t.now()
 	i := slot(qtype)
-	key := keyOf(client)
+	key := uint64(client)
 	if s, ok := t.clients.Slot(t.clients.Index(key), key); ok && now-s.last[i].Load() < int64(refresh) {
 		return
 	}
+	t.record(key, i, now)
+}
+
+// record writes that the client of key asked the type of slot i at now.
+func (t *Tracker) record(key uint64, i int, now int64) {
 	t.clients.Update(key, now, int64(entryTTL), func(s *seen, fresh bool) {
 		if fresh {
 			s.last[0].Store(0)
@@ -93,7 +87,7 @@ func (t *Tracker) Observe(client netip.Addr, qtype uint16) {
 func (t *Tracker) Asked(client netip.Addr, qtype uint16) bool {
 	now := t.now()
 	asked := false
-	t.clients.View(keyOf(client), now, func(s *seen) {
+	t.clients.View(uint64(slots.ClientOf(client)), now, func(s *seen) {
 		last := s.last[slot(qtype)].Load()
 		asked = last != 0 && now-last <= int64(Window)
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/internal/slots"
 )
 
 // BenchmarkObserveParallel measures the family table, which every A and AAAA query writes, under
@@ -31,7 +32,7 @@ func BenchmarkObserveParallel(b *testing.B) {
 				i := uint32(0)
 				for pb.Next() {
 					n := i % bc.clients
-					client := netip.AddrFrom4([4]byte{10, byte(g), byte(n >> 8), byte(n)})
+					client := slots.ClientOf(netip.AddrFrom4([4]byte{10, byte(g), byte(n >> 8), byte(n)}))
 					tr.Observe(client, dns.TypeA+uint16(i&1)*(dns.TypeAAAA-dns.TypeA))
 					i++
 				}

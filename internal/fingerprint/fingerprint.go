@@ -2,9 +2,7 @@ package fingerprint
 
 import (
 	"context"
-	"encoding/binary"
 	"hash/maphash"
-	"net/netip"
 	"time"
 
 	"github.com/coredns/coredns/plugin/metrics"
@@ -22,15 +20,17 @@ const (
 	DefaultWindow    = 15 * time.Second
 )
 
-// seed hashes a client and name into the table's key, once per query: a string key would be
-// hashed twice (shard and map), at a cost that shows on a path every query takes.
+// seed hashes a name into the table's key, once per query, with the client's hash and port: a
+// string key would be hashed twice (shard and map), at a cost that shows on a path every query
+// takes.
 var seed = maphash.MakeSeed()
 
-func keyOf(client netip.AddrPort, name string) uint64 {
-	b := client.Addr().As16()
-	h := maphash.String(seed, name)
-	h ^= slots.Mix(binary.LittleEndian.Uint64(b[:8]) ^ slots.Mix(binary.LittleEndian.Uint64(b[8:])^uint64(client.Port())))
-	return slots.Mix(h)
+// portMul spreads a port over the key's bits before it meets the client's hash (the golden
+// ratio's odd 64-bit multiplier).
+const portMul = 0x9e3779b97f4a7c15
+
+func keyOf(client slots.Client, port uint16, name string) uint64 {
+	return slots.Mix(maphash.String(seed, name) ^ uint64(client) ^ uint64(port)*portMul)
 }
 
 // entry is one lookup's pair, in the slot its client, port and name hash to. Every field is
@@ -103,13 +103,13 @@ type Token struct {
 // Tracked reports whether tok is one Observe returned, not the zero Token.
 func (tok Token) Tracked() bool { return tok.ok }
 
-// Observe records an A or AAAA query for name (lower-cased) from w's client, counts what it
-// showed, and returns it with the gap to its partner's or first try's arrival, and a token for
-// Answered.
-func (t *Tracker) Observe(ctx context.Context, client netip.AddrPort, r *dns.Msg, name string) (Event, time.Duration, Token) {
+// Observe records an A or AAAA query for name (lower-cased) from client (slots.ClientOf its
+// address) and port, counts what it showed, and returns it with the gap to its partner's or first
+// try's arrival, and a token for Answered.
+func (t *Tracker) Observe(ctx context.Context, client slots.Client, port uint16, r *dns.Msg, name string) (Event, time.Duration, Token) {
 	typ := query.PairIndex(r.Question[0].Qtype)
 	now := t.now()
-	key := keyOf(client, name)
+	key := keyOf(client, port, name)
 	ev, gap := None, time.Duration(0)
 	t.pairs.Update(key, now, int64(t.Window), func(e *entry, fresh bool) {
 		switch {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/internal/slots"
 )
 
 // BenchmarkObserveParallel measures the fingerprint table, which every A and AAAA query writes, under
@@ -28,6 +29,7 @@ func BenchmarkObserveParallel(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				g := seed.Add(1)
+				client := slots.ClientOf(netip.AddrFrom4([4]byte{10, 0, byte(g), 1}))
 				r := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
 				i := uint32(0)
 				for pb.Next() {
@@ -35,10 +37,9 @@ func BenchmarkObserveParallel(b *testing.B) {
 					if bc.clients > 0 {
 						port = uint16(g*bc.clients + i%bc.clients)
 					}
-					client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(g), 1}), port)
 					r.Id = uint16(i)
 					r.Question[0].Qtype = dns.TypeA + uint16(i&1)*(dns.TypeAAAA-dns.TypeA)
-					_, _, tok := tr.Observe(ctx, client, r, r.Question[0].Name)
+					_, _, tok := tr.Observe(ctx, client, port, r, r.Question[0].Name)
 					tr.Answered(tok)
 					i++
 				}
