@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/plugin/test"
@@ -124,6 +125,18 @@ func TestLower(t *testing.T) {
 		}
 		if want, got := string(b), Lower(s); got != want {
 			t.Errorf("Lower(%q): Expected %q, got %q", s, want, got)
+		}
+	}
+	// One upper-case letter at every position of names of every length around the eight-byte
+	// steps: each one lowered, and nothing else changed.
+	for n := 1; n <= 25; n++ {
+		for pos := 0; pos < n; pos++ {
+			b := []byte(strings.Repeat("a.z", n)[:n])
+			b[pos] = 'Q'
+			want := strings.Repeat("a.z", n)[:pos] + "q" + strings.Repeat("a.z", n)[pos+1:n]
+			if got := Lower(string(b)); got != want {
+				t.Errorf("Lower(%q): Expected %q, got %q", b, want, got)
+			}
 		}
 	}
 	for c := 0; c < 256; c++ {
