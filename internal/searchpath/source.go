@@ -169,11 +169,9 @@ type inferRests struct {
 	rests [][]string
 }
 
-// Plan implements Source.
+// Plan implements Source. Most queries' names are refused at the suffix or at their one-label
+// base; only a walk it plans has every byte of its name looked at, for an escape.
 func (in *Infer) Plan(name string, _ dns.ResponseWriter, _ *dns.Msg) (Walk, bool) {
-	if strings.IndexByte(name, '\\') >= 0 {
-		return Walk{}, false
-	}
 	for i, cd := range in.ClusterDomains {
 		// name = <base>.<ns>.svc.<cd>; find the <ns> label just before "svc.<cd>".
 		if len(name) <= len(cd)+5 || !strings.HasSuffix(name, cd) || name[len(name)-len(cd)-5:len(name)-len(cd)] != ".svc." {
@@ -185,7 +183,7 @@ func (in *Infer) Plan(name string, _ dns.ResponseWriter, _ *dns.Msg) (Walk, bool
 			return Walk{}, false // a namespace itself: no base
 		}
 		oneLabel := strings.IndexByte(rest[:dot], '.') < 0
-		if oneLabel && !in.OneLabel {
+		if oneLabel && !in.OneLabel || strings.IndexByte(name, '\\') >= 0 {
 			return Walk{}, false
 		}
 		rests := in.restsFor()
