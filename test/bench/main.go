@@ -25,7 +25,7 @@ var (
 	corednsFlag  = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
 	seconds      = flag.Int("seconds", 5, "length of each dnsperf run")
 	rounds       = flag.Int("rounds", 9, "dnsperf rounds of each throughput comparison")
-	rateRounds   = flag.Int("rate-rounds", 5, "interleaved dnsperf rounds of the fixed-rate latency row")
+	rateRounds   = flag.Int("rate-rounds", 9, "interleaved dnsperf rounds of the fixed-rate latency row")
 	keepProfiles = flag.String("profiles", "", "keep the CPU profiles of the throughput rows in this directory")
 	lookups      = flag.Int("lookups", 400, "lookups per C library in the stall row")
 	workers      = flag.Int("workers", 32, "client processes in the stall row")
