@@ -266,13 +266,33 @@ func medianOf(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// latencyRow compares the p50 and p99 latencies of two fixed-rate runs.
-func latencyRow(measure string, lat [2]perf) row {
-	cell := func(p perf) string {
-		return fmt.Sprintf("%s / %s", percentile(p, 0.5).Round(time.Microsecond), percentile(p, 0.99).Round(time.Microsecond))
+// latencies are the fixed-rate runs of two sides: the k-th run of each side is from round k, the
+// two one after the other.
+type latencies [2][]perf
+
+// latencyRow compares the p50 and p99 latencies of two sides' fixed-rate runs: each cell is the
+// median over its side's runs, each ratio the median over rounds of the two runs' ratio in the
+// round.
+func latencyRow(measure string, lat latencies) row {
+	at := func(i int, q float64) []float64 {
+		v := make([]float64, len(lat[i]))
+		for k, p := range lat[i] {
+			v[k] = float64(percentile(p, q))
+		}
+		return v
 	}
-	ratio := func(q float64) string { return pct(float64(percentile(lat[1], q)) / float64(percentile(lat[0], q))) }
-	return row{measure, cell(lat[0]), cell(lat[1]), ratio(0.5) + " / " + ratio(0.99)}
+	cell := func(i int) string {
+		return fmt.Sprintf("%s / %s", time.Duration(medianOf(at(i, 0.5))).Round(time.Microsecond), time.Duration(medianOf(at(i, 0.99))).Round(time.Microsecond))
+	}
+	ratio := func(q float64) string {
+		a, b := at(0, q), at(1, q)
+		r := make([]float64, len(a))
+		for k := range a {
+			r[k] = b[k] / a[k]
+		}
+		return pct(medianOf(r))
+	}
+	return row{measure, cell(0), cell(1), ratio(0.5) + " / " + ratio(0.99)}
 }
 
 // percentile returns the p-th percentile of the latencies of p.
@@ -287,44 +307,39 @@ func percentile(p perf, q float64) time.Duration {
 
 // fixedRate runs each side at rate queries a second with per-query output, alone on its CPU (a
 // latency must not wait for the other server's turn), the two sides one after the other in each
-// of the rounds, and returns each side's latencies over all its runs. A p99 at this rate is set
-// by the host's stalls of a few milliseconds, which come at random: one run's p99 (even the
-// median run's) moved by half in the stock-against-stock row, while the p99 of every query of
-// all the rounds counts the stalls over the whole time.
-func fixedRate(bin, dir, label string, a, b side, upstream string, rate int) ([2]perf, error) {
-	var out [2]perf
+// of the rounds. A p99 at this rate is set by the host: while p50 is about 70 µs, 5 to 10 % of
+// the queries of a run wait more than a millisecond behind the host's stalls, and one run in a
+// few catches a burst that doubles its p99. So a row compares the two runs of each round, next to
+// each other in time, and keeps the median over rounds, as the throughput rows do: the p99 of all
+// the queries pooled was set by the worst run of either side.
+func fixedRate(bin, dir, label string, a, b side, upstream string, rate int) (latencies, error) {
+	var runs latencies
 	var srvs [2]*server
 	var qfiles [2]string
 	for i, sd := range []side{a, b} {
 		qfiles[i] = filepath.Join(dir, fmt.Sprintf("%s-%d.queries", label, i))
 		if err := dnsperf.WriteQueries(qfiles[i], sd.queries); err != nil {
-			return out, err
+			return runs, err
 		}
 		s, err := startLoopback(bin, dir, fmt.Sprintf("%s-%d", label, i), sd.corefile, upstream, pinned...)
 		if err != nil {
-			return out, err
+			return runs, err
 		}
 		defer s.p.Stop()
 		srvs[i] = s
 		warm(s.addr, sd.queries)
 	}
-	var runs [2][]perf
 	for round := range *rateRounds {
 		for j := range 2 {
 			i := (round + j) % 2
 			p, err := measure(srvs[i], qfiles[i], "-l", strconv.Itoa(*seconds), "-c", "8", "-q", "200", "-Q", strconv.Itoa(rate), "-v")
 			if err != nil {
-				return out, err
+				return runs, err
 			}
 			runs[i] = append(runs[i], p)
 		}
 	}
-	for i := range runs {
-		for _, p := range runs[i] {
-			out[i].latencies = append(out[i].latencies, p.latencies...)
-		}
-	}
-	return out, nil
+	return runs, nil
 }
 
 func throughputRows(bin, dir string) ([]row, []string, error) {
@@ -408,7 +423,7 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 		{"Search-expanded names against the same lookups asked by their final names (both raceguard): queries per CPU second", capacity(direct.a), capacity(direct.b), pct(direct.ratio)},
 		{"Search-expanded names against final names: server CPU per query", us(direct.a), us(direct.b), pct(direct.cpuRatio)},
 		{"The limit against autopath: the final names (raceguard) against stock autopath's expanded ones, queries per CPU second", capacity(limit.a), capacity(limit.b), pct(limit.ratio)},
-		latencyRow(fmt.Sprintf("Latency at %d queries/s, each server alone on CPU %s, %d interleaved runs: final names against expanded, p50 / p99 of every query of the runs", rate, serverCPU, *rateRounds), lat),
+		latencyRow(fmt.Sprintf("Latency at %d queries/s, each server alone on CPU %s, %d interleaved runs: final names against expanded, p50 / p99 (medians over runs; ratios: medians of per-round ratios)", rate, serverCPU, *rateRounds), lat),
 		latencyRow("Noise of the latency row: final names against final names, p50 / p99", latNoise),
 		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.a.RCode("NOERROR"), ap.a.Sent)), pct(frac(ap.b.RCode("NOERROR"), ap.b.Sent)), ""},
 		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
