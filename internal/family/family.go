@@ -69,11 +69,6 @@ func (t *Tracker) Observe(client slots.Client, qtype uint16) {
 	if s, ok := t.clients.Slot(t.clients.Index(key), key); ok && now-s.last[i].Load() < int64(refresh) {
 		return
 	}
-	t.record(key, i, now)
-}
-
-// record writes that the client of key asked the type of slot i at now.
-func (t *Tracker) record(key uint64, i int, now int64) {
 	t.clients.Update(key, now, int64(entryTTL), func(s *seen, fresh bool) {
 		if fresh {
 			s.last[0].Store(0)
