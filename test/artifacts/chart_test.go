@@ -91,7 +91,7 @@ func TestChartLint(t *testing.T) {
 // appVersion is the default image tag), and is versioned with it; hack/release.sh moves all three.
 func TestChartVersion(t *testing.T) {
 	meta := readChartMeta(t, chartPath(t))
-	readme := string(repoFile(t, "README.md"))
+	readme := string(testenv.ReadRepoFile(t, "README.md"))
 	m := goGetRE.FindStringSubmatch(readme)
 	if m == nil {
 		t.Fatal("README.md: no go get line of the module")
@@ -139,7 +139,7 @@ func TestChartMatchesDeploy(t *testing.T) {
 
 	// The chart's copies of the rules and the dashboard (Helm reads files inside the chart only).
 	for _, f := range []string{"prometheus-rules.yaml", "grafana-dashboard.json"} {
-		if !bytes.Equal(repoFile(t, "charts/raceguard/files/"+f), repoFile(t, "monitoring/"+f)) {
+		if !bytes.Equal(testenv.ReadRepoFile(t, "charts/raceguard/files/"+f), testenv.ReadRepoFile(t, "monitoring/"+f)) {
 			t.Errorf("charts/raceguard/files/%s is not monitoring/%s: run make monitoring", f, f)
 		}
 	}

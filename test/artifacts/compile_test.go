@@ -38,7 +38,7 @@ var (
 // readmeSection returns the text of README.md's "## name" section.
 func readmeSection(t *testing.T, name string) string {
 	t.Helper()
-	readme := string(repoFile(t, "README.md"))
+	readme := string(testenv.ReadRepoFile(t, "README.md"))
 	i := strings.Index(readme, "\n## "+name+"\n")
 	if i < 0 {
 		t.Fatalf("README.md has no %q section", name)
@@ -233,7 +233,7 @@ func checkSupported(t *testing.T, statement []string, version, coreVersion, src 
 	for _, f := range []string{filepath.Join(src, "go.mod"), ""} {
 		var b []byte
 		if f == "" {
-			f, b = "go.mod", repoFile(t, "go.mod")
+			f, b = "go.mod", testenv.ReadRepoFile(t, "go.mod")
 		} else {
 			var err error
 			if b, err = os.ReadFile(f); err != nil {
@@ -333,7 +333,7 @@ func serveModule(t *testing.T, root, proxy, version string) {
 	for name, body := range map[string][]byte{
 		"list":            []byte(version + "\n"),
 		version + ".info": info,
-		version + ".mod":  repoFile(t, "go.mod"),
+		version + ".mod":  testenv.ReadRepoFile(t, "go.mod"),
 		version + ".zip":  buf.Bytes(),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,7 +72,7 @@ func TestMonitoringKubePrometheus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(repoFile(t, "monitoring/kube-prometheus/"+f), want) {
+		if !bytes.Equal(testenv.ReadRepoFile(t, "monitoring/kube-prometheus/"+f), want) {
 			t.Errorf("monitoring/kube-prometheus/%s is not what hack/monitoring.sh makes of monitoring/: run make monitoring", f)
 		}
 	}
@@ -107,7 +108,7 @@ func TestMonitoringKubePrometheus(t *testing.T) {
 	if cm.Labels["grafana_dashboard"] != "1" {
 		t.Errorf("ConfigMap %s: labels %v, want grafana_dashboard: \"1\" (Grafana's dashboard sidecar)", cm.Name, cm.Labels)
 	}
-	if len(cm.Data) != 1 || cm.Data["raceguard.json"] != string(repoFile(t, "monitoring/grafana-dashboard.json")) {
+	if len(cm.Data) != 1 || cm.Data["raceguard.json"] != string(testenv.ReadRepoFile(t, "monitoring/grafana-dashboard.json")) {
 		t.Errorf("ConfigMap %s: want exactly raceguard.json, monitoring/grafana-dashboard.json", cm.Name)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestLicense: LICENSE is CoreDNS's own, the Apache License 2.0, byte for byte as in the CoreDNS
@@ -17,14 +19,14 @@ func TestLicense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := repoFile(t, "LICENSE"); !bytes.Equal(got, want) {
+	if got := testenv.ReadRepoFile(t, "LICENSE"); !bytes.Equal(got, want) {
 		t.Errorf("LICENSE differs from CoreDNS's %s", filepath.Join(src, "LICENSE"))
 	}
 	if !bytes.Contains(want, []byte("Apache License\n                           Version 2.0, January 2004")) {
 		t.Errorf("CoreDNS's LICENSE is no longer the Apache License 2.0: decide what raceguard's is")
 	}
 
-	notice := repoFile(t, "NOTICE")
+	notice := testenv.ReadRepoFile(t, "NOTICE")
 	if !regexp.MustCompile(`\Araceguard\nCopyright 20\d\d(-20\d\d)? The raceguard Authors\n`).Match(notice) {
 		t.Errorf("NOTICE: want the product name, then its copyright line; got\n%s", notice)
 	}

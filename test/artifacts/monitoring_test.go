@@ -27,19 +27,6 @@ import (
 // monitoring-test`), the runbooks of monitoring/runbooks, and monitoring/kube-prometheus (the
 // operator's objects and the dashboard's ConfigMap, kubeprometheus_test.go).
 
-func repoFile(t *testing.T, rel string) []byte {
-	t.Helper()
-	path, err := lab.RepoPath(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // decodeYAML decodes YAML into v, rejecting fields v does not have.
 func decodeYAML(t *testing.T, name string, b []byte, v any) {
 	t.Helper()
@@ -57,7 +44,7 @@ func decodeYAML(t *testing.T, name string, b []byte, v any) {
 func plainRules(t *testing.T) ruleFile {
 	t.Helper()
 	var rf ruleFile
-	decodeYAML(t, "monitoring/prometheus-rules.yaml", repoFile(t, "monitoring/prometheus-rules.yaml"), &rf)
+	decodeYAML(t, "monitoring/prometheus-rules.yaml", testenv.ReadRepoFile(t, "monitoring/prometheus-rules.yaml"), &rf)
 	return rf
 }
 
@@ -120,7 +107,7 @@ func TestMonitoringRules(t *testing.T) {
 			} `json:"alert_rule_test"`
 		} `json:"tests"`
 	}
-	decodeYAML(t, "monitoring/prometheus-rules.test.yaml", repoFile(t, "monitoring/prometheus-rules.test.yaml"), &tests)
+	decodeYAML(t, "monitoring/prometheus-rules.test.yaml", testenv.ReadRepoFile(t, "monitoring/prometheus-rules.test.yaml"), &tests)
 	if !slices.Equal(tests.RuleFiles, []string{"prometheus-rules.yaml"}) {
 		t.Errorf("monitoring/prometheus-rules.test.yaml: rule_files %v, want [prometheus-rules.yaml]", tests.RuleFiles)
 	}
@@ -190,7 +177,7 @@ type panel struct {
 func loadDashboard(t *testing.T) dashboard {
 	t.Helper()
 	var d dashboard
-	if err := json.Unmarshal(repoFile(t, "monitoring/grafana-dashboard.json"), &d); err != nil {
+	if err := json.Unmarshal(testenv.ReadRepoFile(t, "monitoring/grafana-dashboard.json"), &d); err != nil {
 		t.Fatalf("monitoring/grafana-dashboard.json: %v", err)
 	}
 	return d
@@ -270,7 +257,7 @@ func TestMonitoringDashboard(t *testing.T) {
 	for _, n := range metricNames(d.exprs()...) {
 		inDashboard[strings.TrimSuffix(n, "_bucket")] = true
 	}
-	readme := string(repoFile(t, "README.md"))
+	readme := string(testenv.ReadRepoFile(t, "README.md"))
 	if i := strings.Index(readme, "## Metrics"); i >= 0 {
 		readme = readme[i:]
 		if j := strings.Index(readme[3:], "\n## "); j >= 0 {

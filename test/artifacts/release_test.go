@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // TestRelease runs hack/release.sh, as CONTRIBUTING.md says a release is cut, in a scratch git
@@ -29,7 +31,7 @@ func TestRelease(t *testing.T) {
 		if strings.HasSuffix(f, ".sh") {
 			mode = 0o755
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), repoFile(t, f), mode); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f), testenv.ReadRepoFile(t, f), mode); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // runbookBase is where the alerts' runbook_url annotations point: monitoring/runbooks on GitHub.
@@ -36,7 +37,7 @@ func checkRunbooks(t *testing.T, rules ruleFile, d dashboard) {
 	for _, p := range d.panels() {
 		titles[p.Title] = true
 	}
-	index := string(repoFile(t, "monitoring/runbooks/README.md"))
+	index := string(testenv.ReadRepoFile(t, "monitoring/runbooks/README.md"))
 	var alerts []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
