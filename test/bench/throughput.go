@@ -273,17 +273,16 @@ type latencies [2][]perf
 // load describes the rate of the runs and how busy it kept the server of the first side: its CPU
 // time per query times the rate, the median over the runs.
 func (l latencies) load() string {
-	busy := make([]float64, len(l[0]))
-	for k, p := range l[0] {
-		busy[k] = p.cpuPerQuery().Seconds() * p.QPS
-	}
-	return fmt.Sprintf("%.0f queries/s (the server %.0f %% busy)", medianOf(qpsOf(l[0])), 100*medianOf(busy))
+	qps := each(l[0], func(p perf) float64 { return p.QPS })
+	busy := each(l[0], func(p perf) float64 { return p.cpuPerQuery().Seconds() * p.QPS })
+	return fmt.Sprintf("%.0f queries/s (the server %.0f %% busy)", medianOf(qps), 100*medianOf(busy))
 }
 
-func qpsOf(ps []perf) []float64 {
+// each returns f of every run of ps.
+func each(ps []perf, f func(perf) float64) []float64 {
 	v := make([]float64, len(ps))
 	for k, p := range ps {
-		v[k] = p.QPS
+		v[k] = f(p)
 	}
 	return v
 }
@@ -292,25 +291,23 @@ func qpsOf(ps []perf) []float64 {
 // median over its side's runs, each ratio the median over rounds of the two runs' ratio in the
 // round.
 func latencyRow(measure string, lat latencies) row {
-	at := func(i int, q float64) []float64 {
-		v := make([]float64, len(lat[i]))
-		for k, p := range lat[i] {
-			v[k] = float64(percentile(p, q))
+	var at [2][2][]float64 // side, then p50 and p99 of each run
+	for i := range lat {
+		for j, q := range []float64{0.5, 0.99} {
+			at[i][j] = each(lat[i], func(p perf) float64 { return float64(percentile(p, q)) })
 		}
-		return v
 	}
 	cell := func(i int) string {
-		return fmt.Sprintf("%s / %s", time.Duration(medianOf(at(i, 0.5))).Round(time.Microsecond), time.Duration(medianOf(at(i, 0.99))).Round(time.Microsecond))
+		return fmt.Sprintf("%s / %s", time.Duration(medianOf(at[i][0])).Round(time.Microsecond), time.Duration(medianOf(at[i][1])).Round(time.Microsecond))
 	}
-	ratio := func(q float64) string {
-		a, b := at(0, q), at(1, q)
-		r := make([]float64, len(a))
-		for k := range a {
-			r[k] = b[k] / a[k]
+	ratio := func(j int) string {
+		r := make([]float64, len(at[0][j]))
+		for k := range r {
+			r[k] = at[1][j][k] / at[0][j][k]
 		}
 		return pct(medianOf(r))
 	}
-	return row{measure, cell(0), cell(1), ratio(0.5) + " / " + ratio(0.99)}
+	return row{measure, cell(0), cell(1), ratio(0) + " / " + ratio(1)}
 }
 
 // percentile returns the p-th percentile of the latencies of p.
@@ -406,7 +403,7 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 	}
 	// The latency rows, at two fixed rates. A server answering at a fixed rate spends more CPU a
 	// query than one under full load (fewer queries per wake-up), so half of what one core serves
-	// under full load keeps it about 80 % busy: there the p99 is a queue's, and the expanded
+	// under full load keeps it 60 to 90 % busy: there the p99 is a queue's, and the expanded
 	// names' few percent more CPU a query (the rows above) come back several-fold. A quarter keeps
 	// it about half busy. Each row says how busy the server was.
 	direct1 := side{fixedListCorefile, directQueries}
@@ -449,7 +446,7 @@ func throughputRows(bin, dir string) ([]row, []string, error) {
 		{"The limit against autopath: the final names (raceguard) against stock autopath's expanded ones, queries per CPU second", capacity(limit.a), capacity(limit.b), pct(limit.ratio)},
 		latencyRow(fmt.Sprintf("Latency at %s, each server alone on CPU %s, %d interleaved runs: final names against expanded, p50 / p99 (medians over runs; ratios: medians of per-round ratios)", lat[0].load(), serverCPU, *rateRounds), lat[0]),
 		latencyRow("Noise of that row: final names against final names, p50 / p99", latNoise[0]),
-		latencyRow(fmt.Sprintf("Latency at %s, near saturation: final names against expanded, p50 / p99", lat[1].load()), lat[1]),
+		latencyRow(fmt.Sprintf("Latency at %s, half of what one core serves: final names against expanded, p50 / p99", lat[1].load()), lat[1]),
 		latencyRow("Noise of that row: final names against final names, p50 / p99", latNoise[1]),
 		{"Search-expanded names: answers that are NOERROR", pct(frac(ap.a.RCode("NOERROR"), ap.a.Sent)), pct(frac(ap.b.RCode("NOERROR"), ap.b.Sent)), ""},
 		{"Duplicate-heavy misses (300 new names × 10 clients at once, 20 ms upstream): upstream queries per name",
