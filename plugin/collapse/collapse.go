@@ -2,13 +2,10 @@ package collapse
 
 import (
 	"context"
-	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
-	"github.com/coredns/coredns/plugin/pkg/nonwriter"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/bounded"
@@ -32,12 +29,10 @@ type Collapse struct {
 	Next  plugin.Handler
 	Zones []string
 
-	maxKeys    int           // flights at once
-	maxWaiters int           // queries waiting on one flight, retransmissions included
-	timeout    time.Duration // bound on one resolution
+	maxKeys int   // flights at once
+	group   group // the flights; its table is made by Start
 
-	flights    *bounded.Map[key, *flight] // set by Start
-	prefetcher SiblingPrefetcher          // found in the server block at startup; may be nil
+	prefetcher SiblingPrefetcher // found in the server block at startup; may be nil
 }
 
 // SiblingPrefetcher is implemented by a plugin of the same server block, above cache, that
@@ -51,61 +46,35 @@ type SiblingPrefetcher interface {
 
 // New returns a Collapse with every option at its default.
 func New() *Collapse {
-	return &Collapse{maxKeys: defaultMaxKeys, maxWaiters: defaultMaxWaiters, timeout: defaultTimeout}
+	return &Collapse{maxKeys: defaultMaxKeys, group: group{maxWaiters: defaultMaxWaiters, timeout: defaultTimeout}}
 }
 
 // Start makes the flight table; Stop releases it.
-func (c *Collapse) Start() { c.flights = bounded.NewNamed[key, *flight]("collapse_flights", c.maxKeys) }
+func (c *Collapse) Start() {
+	c.group.flights = bounded.NewNamed[key, *flight]("collapse_flights", c.maxKeys)
+}
 
 // Stop releases the flight table.
 func (c *Collapse) Stop() {
-	if c.flights != nil {
-		c.flights.Close()
+	if c.group.flights != nil {
+		c.group.flights.Close()
 	}
 }
-
-// flight is one resolution and the queries waiting for it. done is closed once every other field
-// but waiters and clients is set; those two are only touched under the flight table's shard lock.
-type flight struct {
-	done chan struct{}
-
-	leader *dns.Msg // the reply as the chain wrote it, for the leader alone
-	shared *dns.Msg // a copy of it for the waiters; nil when it must not be shared
-	rcode  int
-	err    error
-
-	waiters int              // queries collapsed into it; guarded by the shard lock
-	clients []netip.AddrPort // who, by address and ID, to spot retransmissions; ditto
-	ids     []uint16
-
-	retryOnce sync.Once
-	retry     *flight // the waiters' one retry after a failure without a reply; set by retryOnce
-}
-
-// role is how a query takes part in a flight.
-type role int
-
-const (
-	roleLeader role = iota
-	roleWaiter
-	roleRetransmit // a waiter that is a retransmission of a query already in the flight
-	roleOverflow   // over a cap: resolve alone
-)
 
 // ServeDNS implements the plugin.Handler interface.
 func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	k, ok := keyFor(w, r, c.Zones)
-	if !ok || c.flights == nil {
+	if !ok || c.group.flights == nil {
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	server := metrics.WithServer(ctx)
-	f, role := c.enter(k, w, r)
+	f, role := c.group.join(k, query.ClientAddrPort(w), r.Id)
 	switch role {
 	case roleOverflow:
 		overflows.WithLabelValues(server).Inc()
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	case roleLeader:
-		c.start(ctx, k, w, r, f, server)
+		c.group.run(ctx, k, w, f, c.resolution(r))
 		if c.prefetcher != nil && !query.Own(ctx) {
 			c.prefetcher.PrefetchSibling(ctx, w, r)
 		}
@@ -135,27 +104,24 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		// Truncated: a waiter of the same size class may still fit a reply of its own.
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
-	if f.shared == nil {
+	if f.shared == nil && !f.panicked {
 		// The resolution failed without a reply, for all of its queries alike (the leader's own
 		// client going away does not stop it). Its waiters try once more together: one retry
 		// flight per failed flight, not one resolution each, which would multiply the load on an
 		// upstream that is failing.
-		f.retryOnce.Do(func() {
-			f.retry = &flight{done: make(chan struct{})}
-			c.start(ctx, k, w, r, f.retry, server)
-		})
-		f = f.retry
+		f = c.group.retried(ctx, k, w, f, c.resolution(r))
 		if !f.wait(ctx) {
 			waiterTimeouts.WithLabelValues(server).Inc()
 			return dns.RcodeServerFailure, ctx.Err()
 		}
-		if f.leader == nil {
-			// Failed twice: the server answers SERVFAIL, with this client's ID and question.
-			return f.rcode, f.err
-		}
-		if f.shared == nil {
+		if f.shared == nil && f.leader != nil {
 			return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 		}
+	}
+	if f.shared == nil {
+		// Failed twice, or panicked once: the server answers SERVFAIL, with this client's ID and
+		// question.
+		return f.rcode, f.err
 	}
 	if err := w.WriteMsg(reply.For(f.shared, r)); err != nil {
 		return dns.RcodeServerFailure, err
@@ -163,83 +129,14 @@ func (c *Collapse) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	return dns.RcodeSuccess, nil
 }
 
-// start runs f's resolution for r in a goroutine of its own. The resolution gets its own copy of
-// r: forward rewrites a query's ID while it is upstream, and r is read meanwhile (sibling
+// resolution returns the work of a flight for r: r down the rest of the chain. It gets its own
+// copy of r: forward rewrites a query's ID while it is upstream, and r is read meanwhile (sibling
 // prefetch, the leader's reply).
-func (c *Collapse) start(ctx context.Context, k key, w dns.ResponseWriter, r *dns.Msg, f *flight, server string) {
-	inflight.WithLabelValues(server).Inc()
+func (c *Collapse) resolution(r *dns.Msg) resolution {
 	rq := r.Copy()
-	go func() {
-		c.resolve(ctx, k, w, rq, f)
-		inflight.WithLabelValues(server).Dec()
-	}()
-}
-
-// wait waits for f's resolution or ctx, and reports whether the resolution came first.
-func (f *flight) wait(ctx context.Context) bool {
-	select {
-	case <-f.done:
-		return true
-	case <-ctx.Done():
-		return false
+	return func(ctx context.Context, w dns.ResponseWriter) (int, error) {
+		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, rq)
 	}
-}
-
-// enter finds or starts the flight for k and says how r takes part in it.
-func (c *Collapse) enter(k key, w dns.ResponseWriter, r *dns.Msg) (*flight, role) {
-	mine := &flight{done: make(chan struct{})}
-	from := query.ClientAddrPort(w)
-	rl := roleOverflow
-	f, ok := c.flights.Update(k, c.timeout+time.Second, func(old *flight, found bool) *flight {
-		if !found {
-			rl = roleLeader
-			mine.clients, mine.ids = append(mine.clients, from), append(mine.ids, r.Id)
-			return mine
-		}
-		if old.waiters >= c.maxWaiters {
-			return old // stays roleOverflow
-		}
-		rl = roleWaiter
-		for i := range old.clients {
-			if old.clients[i] == from && old.ids[i] == r.Id {
-				rl = roleRetransmit
-				break
-			}
-		}
-		old.waiters++
-		if rl == roleWaiter {
-			old.clients, old.ids = append(old.clients, from), append(old.ids, r.Id)
-		}
-		return old
-	})
-	if !ok {
-		return nil, roleOverflow
-	}
-	return f, rl
-}
-
-// resolve runs the flight's resolution down the chain and hands out the reply.
-func (c *Collapse) resolve(ctx context.Context, k key, w dns.ResponseWriter, r *dns.Msg, f *flight) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-	defer cancel()
-	nw := nonwriter.New(w)
-	rcode, err := plugin.NextOrFailure(c.Name(), c.Next, rctx, nw, r)
-
-	// A flight in the table is shared only if a query was collapsed into it; a retry flight, which is not in
-	// the table, only has waiters.
-	waiters, inTable := 0, false
-	c.flights.DeleteIf(k, func(g *flight) bool {
-		if g != f {
-			return false
-		}
-		waiters, inTable = f.waiters, true
-		return true
-	})
-	f.leader, f.rcode, f.err = nw.Msg, rcode, err
-	if (waiters > 0 || !inTable) && nw.Msg != nil && !nw.Msg.Truncated {
-		f.shared = nw.Msg.Copy()
-	}
-	close(f.done)
 }
 
 // Name implements the Handler interface.

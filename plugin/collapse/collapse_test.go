@@ -123,11 +123,12 @@ func TestDupSuppress(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.ServeDNS(context.Background(), recs[i], reqs[i]) }()
 	}
-	for testutil.ToFloat64(collapsed.WithLabelValues("", "A"))-before < n-1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFlightWaiters(t, c, n-1)
 	close(u.gate)
 	wg.Wait()
+	if got := testutil.ToFloat64(collapsed.WithLabelValues("", "A")) - before; got != n-1 {
+		t.Errorf("Expected %d queries counted as collapsed, got %v", n-1, got)
+	}
 
 	if got := u.calls.Load(); got != 1 {
 		t.Errorf("Expected exactly one upstream call, got %d", got)
@@ -149,8 +150,8 @@ func TestDupSuppress(t *testing.T) {
 	if recs[2].Msg.Answer[0].Header().Ttl != 60 {
 		t.Error("Expected each waiter to get a deep copy")
 	}
-	if c.flights.Len() != 0 {
-		t.Errorf("Expected nothing kept once the resolution ended, got %d flights", c.flights.Len())
+	if c.group.flights.Len() != 0 {
+		t.Errorf("Expected nothing kept once the resolution ended, got %d flights", c.group.flights.Len())
 	}
 }
 
@@ -239,7 +240,7 @@ func waitFlightWaiters(t *testing.T, c *Collapse, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		found := false
-		c.flights.Range(func(_ key, f *flight) {
+		c.group.flights.Range(func(_ key, f *flight) {
 			if f.waiters >= n {
 				found = true
 			}
@@ -440,7 +441,7 @@ func TestRetransmitAndCaps(t *testing.T) {
 	u := newUpstream()
 	u.entered = make(chan struct{}, 10)
 	c := newCollapse(t, u)
-	c.maxWaiters = 2
+	c.group.maxWaiters = 2
 	r := new(dns.Msg).SetQuestion("www.example.org.", dns.TypeA)
 	r.Id = 77
 
@@ -486,7 +487,7 @@ func TestRetransmitAndCaps(t *testing.T) {
 	for range 100 {
 		<-u2.entered
 	}
-	if n := c2.flights.Len(); n > 64 {
+	if n := c2.group.flights.Len(); n > 64 {
 		t.Errorf("Expected at most 64 flights, got %d", n)
 	}
 	close(u2.gate)

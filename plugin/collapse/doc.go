@@ -32,7 +32,10 @@ own. A resolution that wrote nothing (an error: a dead upstream, a timeout) fail
 queries alike: the waiters try once more together, as a new flight, and if that fails too each
 gets SERVFAIL, as without collapse, but after two upstream tries instead of one per client. A
 retransmission (same client address, port, ID and question) is collapsed into its own first try
-like any waiter and is counted as one.
+like any waiter and is counted as one. A panic in the chain below is recovered in the flight's
+goroutine, as dnsserver recovers one in a query's own (package recovery): every query of the flight
+gets SERVFAIL, and no retry follows. flight.go holds the flight logic, shaped as singleflight's
+Group: join finds or starts a key's flight, run resolves it once for all who joined.
 
 Waiters per flight and flights in total are capped; a query over either cap passes through, and is
 counted. A flight is forgotten the moment its resolution ends: nothing is cached here.

@@ -53,7 +53,7 @@ func parse(c *caddy.Controller) (*Collapse, error) {
 		case "max_keys":
 			co.maxKeys, err = option.Int(name, args, 1, 1<<20)
 		case "max_waiters":
-			co.maxWaiters, err = option.Int(name, args, 1, 1<<16)
+			co.group.maxWaiters, err = option.Int(name, args, 1, 1<<16)
 		default:
 			err = option.Unknown(name)
 		}

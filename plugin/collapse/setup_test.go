@@ -26,9 +26,9 @@ func TestSetup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Test %d: Expected no error, got %v", i, err)
 		}
-		if !reflect.DeepEqual(co.Zones, tc.zones) || co.maxKeys != tc.maxKeys || co.maxWaiters != tc.maxWaiters {
+		if !reflect.DeepEqual(co.Zones, tc.zones) || co.maxKeys != tc.maxKeys || co.group.maxWaiters != tc.maxWaiters {
 			t.Errorf("Test %d: Expected zones %v, max_keys %d, max_waiters %d; got %v, %d, %d",
-				i, tc.zones, tc.maxKeys, tc.maxWaiters, co.Zones, co.maxKeys, co.maxWaiters)
+				i, tc.zones, tc.maxKeys, tc.maxWaiters, co.Zones, co.maxKeys, co.group.maxWaiters)
 		}
 	}
 }
