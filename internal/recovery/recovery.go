@@ -29,7 +29,9 @@ type Error struct {
 	Value any    // what was passed to panic
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("recovered from panic in %s: %v", e.Where, e.Value) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("recovered from panic in %s: %v", e.Where, e.Value)
+}
 
 // Do runs f and returns nil, or, when f panics, an *Error after logging the panic with its stack
 // and counting it twice: in CoreDNS's own coredns_panics_total, as dnsserver counts the panics it
