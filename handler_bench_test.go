@@ -10,7 +10,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/sink"
+	"github.com/raceguard/raceguard/internal/testkit"
 )
 
 // answerer is a next plugin that answers every query from a prepared reply, as a cache hit does.
@@ -53,7 +53,7 @@ func BenchmarkHitPath(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := new(dns.Msg).SetQuestion(bc.q, dns.TypeA)
-			w := &sink.Writer{Addr: &net.UDPAddr{IP: net.IPv4(10, 32, 1, 2), Port: 40212}}
+			w := &testkit.Writer{Addr: &net.UDPAddr{IP: net.IPv4(10, 32, 1, 2), Port: 40212}}
 			ctx := context.Background()
 			b.ReportAllocs()
 			id := uint16(0)

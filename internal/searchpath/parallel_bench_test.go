@@ -14,7 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/query"
-	"github.com/raceguard/raceguard/internal/sink"
+	"github.com/raceguard/raceguard/internal/testkit"
 )
 
 // BenchmarkWalkTablesParallel measures the Walker's shared tables on the query path under
@@ -83,7 +83,7 @@ func BenchmarkWalkTablesParallel(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				g := int(seed.Add(1)-1) % clients
-				w := &sink.Writer{Addr: &net.UDPAddr{IP: net.ParseIP(ip(g)), Port: 40000}}
+				w := &testkit.Writer{Addr: &net.UDPAddr{IP: net.ParseIP(ip(g)), Port: 40000}}
 				r := new(dns.Msg).SetQuestion(bc.q, dns.TypeA)
 				for pb.Next() {
 					bc.f(w, r)

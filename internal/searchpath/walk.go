@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/dispatch"
+	"github.com/raceguard/raceguard/internal/recovery"
 	"github.com/raceguard/raceguard/internal/reply"
 )
 
@@ -90,7 +91,17 @@ type result struct {
 // decision to sh. It runs detached from the query's context, bounded by the Walker's Timeout. When
 // the client will walk on, the walk's names are kept for it (see trail) and every one not tried
 // yet is tried at once, so that the client's own tries find their answers ready.
+//
+// A panic in the walk (its tries recover their own, in dispatch.Query) is recovered: the query
+// and the other of its pair go down the chain as they are, and the client walks itself.
 func (wk *Walker) run(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, sh *shared, key pairKey) {
+	if err := recovery.Do(ctx, "walk", func() { wk.walk(ctx, w, r, walk, sh, key) }); err != nil {
+		sh.finish(&result{untouched: true, why: "panic"})
+	}
+}
+
+// walk is run's work.
+func (wk *Walker) walk(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, walk Walk, sh *shared, key pairKey) {
 	server := metrics.WithServer(ctx)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wk.Timeout)
 	var wg sync.WaitGroup
@@ -380,7 +391,7 @@ func (wk *Walker) resolve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 	} else if o.UDPSize() < minWalkSize {
 		o.SetUDPSize(minWalkSize)
 	}
-	m, rcode, err := dispatch.Query(ctx, wk.Next, w, q)
+	m, rcode, err := dispatch.Query(ctx, "walk", wk.Next, w, q)
 	return answer{msg: m, rcode: rcode, err: err}
 }
 

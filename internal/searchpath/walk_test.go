@@ -28,6 +28,7 @@ type zone struct {
 	records map[string][]dns.RR // name -> records (all types)
 	rcodes  map[string]int      // name/TYPE -> rcode to return unwritten (SERVFAIL...)
 	silent  map[string]bool     // name -> returns success without writing (as acl's drop)
+	panics  map[string]bool     // name -> panics, as a buggy plugin below would
 	delay   time.Duration
 	ad      bool // set AD on every reply, as an upstream that validated
 
@@ -36,7 +37,7 @@ type zone struct {
 }
 
 func newZone(rrs ...string) *zone {
-	z := &zone{records: map[string][]dns.RR{}, rcodes: map[string]int{}, silent: map[string]bool{}, calls: map[string]int{}}
+	z := &zone{records: map[string][]dns.RR{}, rcodes: map[string]int{}, silent: map[string]bool{}, panics: map[string]bool{}, calls: map[string]int{}}
 	for _, s := range rrs {
 		rr, err := dns.NewRR(s)
 		if err != nil {
@@ -89,6 +90,9 @@ func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (in
 	}
 	if z.silent[name] {
 		return dns.RcodeSuccess, nil
+	}
+	if z.panics[name] {
+		panic("zone: boom on " + name)
 	}
 	m := new(dns.Msg)
 	m.SetReply(r)

@@ -174,7 +174,7 @@ func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	go func() {
 		defer func() { cancel(); <-p.sem }()
-		dispatch.Query(pctx, p.Next, w, q)
+		dispatch.Query(pctx, "prefetch", p.Next, w, q)
 	}()
 }
 

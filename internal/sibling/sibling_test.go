@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/plugin/metrics/vars"
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -59,13 +61,9 @@ func TestPrefetch(t *testing.T) {
 	if got := testutil.ToFloat64(skipped.WithLabelValues("", "busy")) - before; got != 1 {
 		t.Errorf("Expected one prefetch skipped over the in-flight bound, got %v", got)
 	}
-	for nx.n.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "two prefetches at next", func() bool { return nx.n.Load() >= 2 })
 	close(nx.gate)
-	for len(p.sem) > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "the prefetches to end", func() bool { return len(p.sem) == 0 })
 
 	nx.mu.Lock()
 	defer nx.mu.Unlock()
@@ -109,9 +107,7 @@ func TestPrefetchOnlyForClientsThatAsk(t *testing.T) {
 	before := testutil.ToFloat64(skipped.WithLabelValues("", "unasked"))
 	p.PrefetchSibling(context.Background(), v4only, new(dns.Msg).SetQuestion("a.example.", dns.TypeA))
 	p.PrefetchSibling(context.Background(), dual, new(dns.Msg).SetQuestion("b.example.", dns.TypeA))
-	for len(p.sem) > 0 || nx.n.Load() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "the prefetch to end", func() bool { return len(p.sem) == 0 && nx.n.Load() >= 1 })
 	nx.mu.Lock()
 	defer nx.mu.Unlock()
 	if len(nx.seen) != 1 || nx.seen[0].Name != "b.example." {
@@ -130,9 +126,7 @@ func TestUnusedPrefetches(t *testing.T) {
 	w := &test.ResponseWriter{}
 	p.PrefetchSibling(context.Background(), w, new(dns.Msg).SetQuestion("used.example.", dns.TypeA))
 	p.PrefetchSibling(context.Background(), w, new(dns.Msg).SetQuestion("unused.example.", dns.TypeA))
-	for len(p.sem) > 0 || nx.n.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "the prefetches to end", func() bool { return len(p.sem) == 0 && nx.n.Load() >= 2 })
 	p.Seen(context.Background(), "used.example.", new(dns.Msg).SetQuestion("used.example.", dns.TypeAAAA))
 	before := testutil.ToFloat64(unused.WithLabelValues("", "AAAA"))
 	p.sweep(time.Now()) // within the window: nothing is unused yet
@@ -142,4 +136,21 @@ func TestUnusedPrefetches(t *testing.T) {
 	}
 	p.Start()
 	p.Stop() // and the sweeper starts and stops cleanly (goleak checks it)
+}
+
+// TestPrefetchPanic: a plugin below that panics on a prefetched sibling fails that prefetch alone:
+// the panic is recovered in the prefetch's goroutine and counted, and the process lives on.
+func TestPrefetchPanic(t *testing.T) {
+	var calls atomic.Int32
+	p := New(test.HandlerFunc(func(_ context.Context, _ dns.ResponseWriter, r *dns.Msg) (int, error) {
+		calls.Add(1)
+		panic("boom on " + r.Question[0].Name)
+	}), 8)
+	defer p.Close()
+	before := testutil.ToFloat64(vars.Panic)
+	p.PrefetchSibling(context.Background(), &test.ResponseWriter{}, new(dns.Msg).SetQuestion("boom.example.", dns.TypeA))
+	testkit.Eventually(t, "the prefetch to end", func() bool { return calls.Load() == 1 && len(p.sem) == 0 })
+	if got := testutil.ToFloat64(vars.Panic) - before; got != 1 {
+		t.Errorf("Expected coredns_panics_total up by 1, got %v", got)
+	}
 }

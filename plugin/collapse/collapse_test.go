@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -238,18 +239,15 @@ func waitEntered(u *upstream, n int) bool {
 // waitFlightWaiters waits until some flight of c has n waiters.
 func waitFlightWaiters(t *testing.T, c *Collapse, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	testkit.Eventually(t, fmt.Sprintf("a flight with %d waiters", n), func() bool {
 		found := false
 		c.group.flights.Range(func(_ key, f *flight) {
 			if f.waiters >= n {
 				found = true
 			}
 		})
-		if found {
-			return
-		}
-	}
-	t.Fatalf("No flight reached %d waiters", n)
+		return found
+	})
 }
 
 func TestNeverCollapsed(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/sink"
+	"github.com/raceguard/raceguard/internal/testkit"
 )
 
 // instant is a next plugin that answers at once, as a cache miss answered by a fast upstream.
@@ -39,7 +39,7 @@ func BenchmarkCollapseParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		g := seed.Add(1)
-		w := &sink.Writer{Addr: &net.UDPAddr{IP: net.IPv4(10, 0, byte(g), 1), Port: 40000}}
+		w := &testkit.Writer{Addr: &net.UDPAddr{IP: net.IPv4(10, 0, byte(g), 1), Port: 40000}}
 		names := make([]*dns.Msg, 64)
 		for i := range names {
 			names[i] = new(dns.Msg).SetQuestion(fmt.Sprintf("n%d-%d.example.org.", g, i), dns.TypeA)
