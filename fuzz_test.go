@@ -74,15 +74,7 @@ func FuzzServeDNS(f *testing.F) {
 	for _, b := range seedQueries() {
 		f.Add(b)
 	}
-	next := fuzzNext(f)
-	rg, err := parse(caddy.NewTestController("dns", "raceguard {\n node_search lab.internal\n conntrack off\n}"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	rg.Zones = []string{"."}
-	rg.build()
-	rg.Next, rg.walker.Next, rg.prefetch.Next = next, next, next
-	f.Cleanup(func() { rg.OnShutdown() })
+	rg := started(f, "raceguard {\n node_search lab.internal\n conntrack off\n}", fuzzNext(f))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := new(dns.Msg)

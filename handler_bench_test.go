@@ -5,7 +5,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
@@ -32,14 +31,7 @@ func BenchmarkHitPath(b *testing.B) {
 	reply.Answer = []dns.RR{test.A("web.default.svc.cluster.local. 30 IN A 10.96.12.34")}
 	next := answerer{reply}
 
-	rg, err := parse(caddy.NewTestController("dns", "raceguard {\n node_search lab.internal\n}"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rg.Zones = []string{"."}
-	rg.build()
-	rg.Next, rg.walker.Next = next, next
-	defer rg.OnShutdown()
+	rg := started(b, "raceguard {\n node_search lab.internal\n}", next)
 
 	for _, bc := range []struct {
 		name string

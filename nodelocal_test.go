@@ -7,16 +7,20 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/test"
 
+	"github.com/raceguard/raceguard/plugin/collapse"
 	"github.com/raceguard/raceguard/plugin/nodelocal"
 )
 
-// TestHasNodeLocal: raceguard recognises the nodelocal directive among a block's handlers.
-func TestHasNodeLocal(t *testing.T) {
-	if hasNodeLocal([]plugin.Handler{test.ErrorHandler()}) {
+// TestScan: raceguard recognises the nodelocal and collapse directives among a block's handlers.
+func TestScan(t *testing.T) {
+	if nl, _ := scan([]plugin.Handler{test.ErrorHandler()}); nl {
 		t.Error("Expected no node-local server without nodelocal")
 	}
-	if !hasNodeLocal([]plugin.Handler{test.ErrorHandler(), &nodelocal.NodeLocal{}}) {
+	if nl, _ := scan([]plugin.Handler{test.ErrorHandler(), &nodelocal.NodeLocal{}}); !nl {
 		t.Error("Expected nodelocal found among the handlers")
+	}
+	if _, hc := scan([]plugin.Handler{test.ErrorHandler(), collapse.New()}); !hc {
+		t.Error("Expected collapse found among the handlers")
 	}
 }
 

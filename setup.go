@@ -13,15 +13,11 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	_ "github.com/raceguard/raceguard/internal/buildinfo" // coredns -version and coredns_raceguard_build_info
-	"github.com/raceguard/raceguard/internal/coarse"
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/internal/correlate"
-	"github.com/raceguard/raceguard/internal/family"
-	"github.com/raceguard/raceguard/internal/fingerprint"
-	"github.com/raceguard/raceguard/internal/localaddr"
 	"github.com/raceguard/raceguard/internal/option"
+	"github.com/raceguard/raceguard/internal/resolvconf"
 	"github.com/raceguard/raceguard/internal/searchpath"
-	"github.com/raceguard/raceguard/internal/sibling"
 	"github.com/raceguard/raceguard/internal/tries"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
@@ -35,174 +31,63 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	rg.build()
-
-	if rg.search.mode == searchPlugin {
-		// As autopath does: the other plugins of the block exist once the server starts.
-		c.OnStartup(func() error {
-			h := dnsserver.GetConfig(c).Handler(rg.search.plugin)
-			if h == nil {
-				return plugin.Error(pluginName, fmt.Errorf("search: @%s: no such plugin in this server block", rg.search.plugin))
-			}
-			ap, ok := h.(autopath.AutoPather)
-			if !ok {
-				return plugin.Error(pluginName, fmt.Errorf("search: @%s does not implement the AutoPather interface", rg.search.plugin))
-			}
-			rg.source = searchpath.Func(ap.AutoPath)
-			return nil
-		})
-	}
-	if rg.conntrack.Source != conntrack.SourceOff {
-		rg.fingerprints.Sink = correlate.Events
-		c.OnStartup(func() error { correlate.Acquire(rg.conntrack); return nil })
-		c.OnShutdown(func() error { correlate.Release(); return nil })
+	config := dnsserver.GetConfig(c)
+	if rg.search.mode != searchOff && (rg.search.nodeLocal || !rg.search.nodeLocalSet) {
+		// A server that may learn its clients' lists must see their tries in every block of its
+		// listener (package tries): the observers go into the chains now, before they are built.
+		tries.AddObservers(c.Context(), func(p plugin.Plugin) { dnsserver.AddPluginToAllServerBlocks(c, p) })
 	}
 	c.OnStartup(func() error {
-		// As autopath does: the other plugins of the block exist once the server starts.
-		rg.traced = dnsserver.GetConfig(c).Handler("trace") != nil
-		return nil
+		p, err := rg.partnersOf(config)
+		if err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		return rg.OnStartup(p)
 	})
-	if rg.walker != nil && !rg.search.nodeLocalSet {
-		// As cache finds its ZoneBypassers: nodelocal in the block makes this server node-local.
-		c.OnStartup(func() error {
-			if hasNodeLocal(dnsserver.GetConfig(c).Handlers()) {
-				rg.learn()
-			}
-			return nil
-		})
-	}
-	if rg.walker != nil && (rg.search.nodeLocal || !rg.search.nodeLocalSet) {
-		// A server that may learn its clients' lists sees their tries in every block of its
-		// listener (package tries), and learns no list for the node's own addresses.
-		tries.AddObservers(c.Context(), func(p plugin.Plugin) { dnsserver.AddPluginToAllServerBlocks(c, p) })
-		c.OnStartup(func() error {
-			if rg.walker.Learn {
-				rg.walker.Shared = localaddr.New().Has
-				rg.unobserve = tries.Register(tries.Listeners(dnsserver.GetConfig(c)), rg.walker)
-			}
-			return nil
-		})
-	}
-	c.OnStartup(rg.OnStartup)
-	if rg.prefetch != nil {
-		c.OnStartup(func() error {
-			if !hasCollapse(dnsserver.GetConfig(c).Handlers()) {
-				log.Infof("sibling_prefetch needs the collapse directive (after cache) in the same server block, to see cache misses: no sibling is prefetched")
-			}
-			return nil
-		})
-	}
 	c.OnShutdown(rg.OnShutdown)
 
-	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+	config.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rg.Next = next
-		if rg.walker != nil {
-			rg.walker.Next = next
-		}
-		if rg.prefetch != nil {
-			rg.prefetch.Next = next
-		}
 		return rg
 	})
 	return nil
 }
 
-// hasCollapse reports whether handlers, a server block's, include collapse, which calls
-// PrefetchSibling for the misses it resolves.
-func hasCollapse(handlers []plugin.Handler) bool {
+// partnersOf finds what raceguard needs of the other plugins of its server block, config, once
+// the server starts and they all exist.
+func (rg *RaceGuard) partnersOf(config *dnsserver.Config) (partners, error) {
+	p := partners{traced: config.Handler("trace") != nil, listeners: tries.Listeners(config)}
+	if rg.search.mode == searchPlugin {
+		h := config.Handler(rg.search.plugin)
+		if h == nil {
+			return p, fmt.Errorf("search: @%s: no such plugin in this server block", rg.search.plugin)
+		}
+		ap, ok := h.(autopath.AutoPather)
+		if !ok {
+			return p, fmt.Errorf("search: @%s does not implement the AutoPather interface", rg.search.plugin)
+		}
+		p.autoPath = ap.AutoPath
+	}
+	var hasCollapse bool
+	p.nodeLocal, hasCollapse = scan(config.Handlers())
+	if rg.siblingPrefetch && !hasCollapse {
+		log.Infof("sibling_prefetch needs the collapse directive (after cache) in the same server block, to see cache misses: no sibling is prefetched")
+	}
+	return p, nil
+}
+
+// scan reports whether handlers, a server block's, include a NodeLocaler that says the block is
+// node-local, and collapse, which calls PrefetchSibling for the misses it resolves.
+func scan(handlers []plugin.Handler) (nodeLocal, hasCollapse bool) {
 	for _, h := range handlers {
-		if _, ok := h.(*collapse.Collapse); ok {
-			return true
+		switch h := h.(type) {
+		case NodeLocaler:
+			nodeLocal = nodeLocal || h.NodeLocal()
+		case *collapse.Collapse:
+			hasCollapse = true
 		}
 	}
-	return false
-}
-
-// hasNodeLocal reports whether handlers, a server block's, include a NodeLocaler that says so.
-func hasNodeLocal(handlers []plugin.Handler) bool {
-	for _, h := range handlers {
-		if n, ok := h.(NodeLocaler); ok && n.NodeLocal() {
-			return true
-		}
-	}
-	return false
-}
-
-// build makes the mechanisms the parsed options ask for. It starts nothing.
-func (rg *RaceGuard) build() {
-	rg.fingerprints = fingerprint.New(rg.fingerprintCapacity)
-	rg.families = family.New(family.DefaultCapacity, coarse.Nanos)
-	if rg.siblingPrefetch {
-		rg.prefetch = sibling.New(nil, sibling.DefaultInflight)
-		rg.prefetch.Families = rg.families
-	}
-	switch rg.search.mode {
-	case searchOff:
-		return
-	case searchInfer:
-		switch {
-		case rg.search.file != "":
-			rg.node = searchpath.NewNodeSearchFile(rg.search.file)
-		default:
-			rg.node = searchpath.NewNodeSearch(rg.search.domains)
-		}
-		rg.source = &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node, OneLabel: rg.search.nodeLocal}
-	case searchFixed:
-		rg.source = searchpath.Fixed(rg.search.domains)
-	case searchPlugin:
-		// set in OnStartup
-	}
-	rg.walker = searchpath.New(nil, rg.search.maxWalks, searchpath.DefaultPairs, searchpath.DefaultClients)
-	rg.walker.Parallel = rg.search.parallel
-	rg.walker.Deadline = rg.search.deadline
-	rg.walker.Learn = rg.search.nodeLocal
-	rg.walker.Budget = rg.search.budget
-	rg.walker.Families = rg.families
-}
-
-// OnStartup starts the plugin's background work.
-func (rg *RaceGuard) OnStartup() error {
-	if rg.node != nil {
-		rg.node.Start()
-	}
-	if rg.prefetch != nil {
-		rg.prefetch.Start()
-	}
-	return nil
-}
-
-// learn makes the server node-local: it learns its clients' search lists, and completes one-label
-// names within them.
-func (rg *RaceGuard) learn() {
-	rg.search.nodeLocal, rg.walker.Learn = true, true
-	if in, ok := rg.source.(*searchpath.Infer); ok {
-		in.OneLabel = true
-	}
-}
-
-// ObservesTries implements tries.SelfObserving: raceguard notes the tries of its own block.
-func (rg *RaceGuard) ObservesTries() bool { return true }
-
-// OnShutdown stops what OnStartup started and releases the tables.
-func (rg *RaceGuard) OnShutdown() error {
-	if rg.unobserve != nil {
-		rg.unobserve()
-	}
-	if rg.node != nil {
-		rg.node.Stop()
-	}
-	if rg.prefetch != nil {
-		rg.prefetch.Stop()
-	}
-	rg.families.Close()
-	if rg.walker != nil {
-		rg.walker.Close()
-	}
-	if rg.prefetch != nil {
-		rg.prefetch.Close()
-	}
-	rg.fingerprints.Close()
-	return nil
+	return nodeLocal, hasCollapse
 }
 
 // parse reads one raceguard block:
@@ -329,7 +214,7 @@ func (s *searchConfig) parseSearch(name string, args []string) error {
 		if len(args) > 1 {
 			return fmt.Errorf("%s: invalid value %q: want a single resolv.conf path", name, strings.Join(args, " "))
 		}
-		domains, err := searchpath.ReadSearch(first)
+		domains, err := resolvconf.ReadSearch(first)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -360,7 +245,7 @@ func (s *searchConfig) parseNodeSearch(name string, args []string) error {
 		}
 		// A resolv.conf named in the Corefile must be readable now; it is re-read when it
 		// changes, and may then lose its search line.
-		if _, err := searchpath.ReadSearch(args[0]); err != nil {
+		if _, err := resolvconf.ReadSearch(args[0]); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		s.file, s.domains = args[0], nil

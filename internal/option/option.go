@@ -9,7 +9,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 
-	"github.com/raceguard/raceguard/internal/dnsname"
+	"github.com/raceguard/raceguard/internal/resolvconf"
 )
 
 // Int parses the single argument of option as an integer in [lo, hi].
@@ -66,11 +66,11 @@ func Domains(option string, args []string) ([]string, error) {
 	return out, nil
 }
 
-// Domain checks that s is a host-style domain name (see dnsname.Host; not the root) and returns it
+// Domain checks that s is a host-style domain name (see resolvconf.Host; not the root) and returns it
 // fully qualified and lower-cased. miekg/dns accepts almost any bytes in a name; a search or
 // cluster domain with a '!' in it is a typo, not a zone.
 func Domain(option, s string) (string, error) {
-	fq, ok := dnsname.Host(s)
+	fq, ok := resolvconf.Host(s)
 	if !ok || fq == "." {
 		return "", fmt.Errorf("%s: invalid value %q: want a domain name", option, s)
 	}
@@ -109,7 +109,7 @@ func Zones(directive string, args []string) ([]string, error) {
 			return nil, fmt.Errorf("%s: invalid zone %q", directive, a)
 		}
 		for _, h := range hosts {
-			if _, ok := dnsname.Host(h); !ok {
+			if _, ok := resolvconf.Host(h); !ok {
 				return nil, fmt.Errorf("%s: invalid zone %q", directive, a)
 			}
 		}

@@ -127,3 +127,15 @@ func lowerFrom(name string, i int) string {
 	}
 	return string(b)
 }
+
+// Sibling returns the other address type of an A or AAAA query: AAAA for A, A for AAAA, and 0
+// for any other type.
+func Sibling(qtype uint16) uint16 {
+	switch qtype {
+	case dns.TypeA:
+		return dns.TypeAAAA
+	case dns.TypeAAAA:
+		return dns.TypeA
+	}
+	return 0
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,26 +26,13 @@ import (
 //   - pair: the pair table's share and a decided walk's answer, the A and AAAA of one lookup.
 func BenchmarkWalkTablesParallel(b *testing.B) {
 	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
-	wk := New(z, DefaultMaxWalks, DefaultPairs, DefaultClients)
+	wk := New(Fixed(podList), z, DefaultMaxWalks, DefaultPairs, DefaultClients)
 	defer wk.Close()
 	const clients = 64
 	ctx := context.Background()
 	ip := func(g int) string { return fmt.Sprintf("10.1.%d.%d", g/250, g%250+1) }
 	ask := func(g int, name string, qtype uint16) {
-		r := new(dns.Msg).SetQuestion(name, qtype)
-		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: ip(g)})
-		if m, _ := wk.Recall(ctx, rec, r, strings.ToLower(name)); m != nil {
-			return
-		}
-		walk, ok := Expand(strings.ToLower(name), podList)
-		if !ok {
-			b.Fatalf("%s: no walk", name)
-		}
-		if _, _, ok := wk.Decided(ctx, rec, r, walk); ok {
-			return
-		}
-		walk, _ = wk.Admit(ctx, rec, r, walk)
-		wk.Complete(ctx, rec, r, walk)
+		serve(ctx, wk, dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: ip(g)}), new(dns.Msg).SetQuestion(name, qtype))
 	}
 	// Each client completes example.org (a decision), and walks nosuch.example to its end (a
 	// trail whose NXDOMAINs answer its later tries for 5 s, the zone's negative TTL: each round of
@@ -66,15 +52,15 @@ func BenchmarkWalkTablesParallel(b *testing.B) {
 		q    string
 	}{
 		{"recall", func(w dns.ResponseWriter, r *dns.Msg) {
-			wk.Recall(ctx, w, r, r.Question[0].Name)
+			wk.recall(ctx, qOf(w, r))
 		}, "nosuch.example.svc.cluster.local."},
 		{"decided", func(w dns.ResponseWriter, r *dns.Msg) {
 			walk, _ := Expand(r.Question[0].Name, podList)
-			wk.Decided(ctx, w, r, walk)
+			wk.completed(ctx, qOf(w, r), walk)
 		}, "example.org.default.svc.cluster.local."},
 		{"pair", func(w dns.ResponseWriter, r *dns.Msg) {
 			walk, _ := Expand(r.Question[0].Name, podList)
-			wk.share(pairKey{client: query.ClientAddr(w), name: walk.Name}, bothTypes)
+			wk.share(key{client: query.ClientAddr(w), name: walk.Name}, bothTypes)
 		}, "example.org.default.svc.cluster.local."},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/internal/resolvconf"
 )
 
 var podList = []string{"default.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal."}
@@ -59,7 +60,7 @@ func TestExpand(t *testing.T) {
 }
 
 func TestInfer(t *testing.T) {
-	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: NewNodeSearch([]string{"lab.internal.", "svc.cluster.local."}), OneLabel: true}
+	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: resolvconf.New([]string{"lab.internal.", "svc.cluster.local."}), OneLabel: true}
 	tests := []struct {
 		qname    string
 		want     []string // the names of the walk
@@ -80,7 +81,7 @@ func TestInfer(t *testing.T) {
 	for _, tc := range tests {
 		m := new(dns.Msg).SetQuestion(tc.qname, dns.TypeA)
 		name := strings.ToLower(tc.qname)
-		w, ok := in.Plan(name, &test.ResponseWriter{}, m)
+		w, ok := in.Plan(*qOf(&test.ResponseWriter{}, m))
 		var names []string
 		if ok {
 			names = w.Names()
@@ -95,22 +96,22 @@ func TestInfer(t *testing.T) {
 	}
 	// Without OneLabel, a one-label base is no walk at all.
 	in.OneLabel = false
-	if w, ok := in.Plan("web.default.svc.cluster.local.", nil, nil); ok {
+	if w, ok := in.Plan(named("web.default.svc.cluster.local.")); ok {
 		t.Errorf("Expected no walk of a one-label base without OneLabel, got %+v", w)
 	}
 	// The node's domains change: the lists follow.
-	in.Node.set([]string{"corp.example."})
-	w, _ := in.Plan("a.b.default.svc.cluster.local.", nil, nil)
+	in.Node = resolvconf.New([]string{"corp.example."})
+	w, _ := in.Plan(named("a.b.default.svc.cluster.local."))
 	if want := []string{"svc.cluster.local.", "cluster.local.", "corp.example."}; !reflect.DeepEqual(w.Rest, want) {
 		t.Errorf("Expected %v after the node domains changed, got %v", want, w.Rest)
 	}
 }
 
 func TestInferPlanAllocatesNothing(t *testing.T) {
-	in := &Infer{ClusterDomains: []string{"cluster.local."}, Node: NewNodeSearch([]string{"lab.internal."})}
-	in.Plan("a.b.default.svc.cluster.local.", nil, nil) // builds the lists once
+	in := &Infer{ClusterDomains: []string{"cluster.local."}, Node: resolvconf.New([]string{"lab.internal."})}
+	in.Plan(named("a.b.default.svc.cluster.local.")) // builds the lists once
 	for _, name := range []string{"web.default.svc.cluster.local.", "example.org.default.svc.cluster.local.", "example.org."} {
-		if n := testing.AllocsPerRun(100, func() { in.Plan(name, nil, nil) }); n != 0 {
+		if n := testing.AllocsPerRun(100, func() { in.Plan(named(name)) }); n != 0 {
 			t.Errorf("Plan(%q): Expected no allocation, got %v", name, n)
 		}
 	}
@@ -118,13 +119,13 @@ func TestInferPlanAllocatesNothing(t *testing.T) {
 
 func TestFunc(t *testing.T) {
 	f := Func(func(request.Request) []string { return []string{"a.", "b.", ""} })
-	if w, ok := f.Plan("x.y.a.", nil, nil); !ok || !reflect.DeepEqual(w.Names(), []string{"x.y.a.", "x.y.b.", "x.y."}) || w.Verify || w.Trusted != w.Local {
+	if w, ok := f.Plan(named("x.y.a.")); !ok || !reflect.DeepEqual(w.Names(), []string{"x.y.a.", "x.y.b.", "x.y."}) || w.Verify || w.Trusted != w.Local {
 		t.Errorf("Expected the sentinel dropped, no verification and only the first domain's hierarchy trusted, got %v %+v", ok, w)
 	}
-	if w, ok := f.Plan("y.a.", nil, nil); ok {
+	if w, ok := f.Plan(named("y.a.")); ok {
 		t.Errorf("Expected no walk for a name too short to be completed, got %+v", w)
 	}
-	if w, ok := Func(func(request.Request) []string { return nil }).Plan("x.y.a.", nil, nil); ok {
+	if w, ok := Func(func(request.Request) []string { return nil }).Plan(named("x.y.a.")); ok {
 		t.Errorf("Expected no walk without a list, got %+v", w)
 	}
 }

@@ -39,7 +39,7 @@ func TestWalkPassesOnceTrustedNamesAreNX(t *testing.T) {
 	// without raceguard. The names the walk started still answer its later tries.
 	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
 	const delay = 400 * time.Millisecond
-	wk := New(slowBeyond{next: z, local: "cluster.local.", delay: delay}, DefaultMaxWalks, 1000, 1000)
+	wk := New(Fixed(podList), slowBeyond{next: z, local: "cluster.local.", delay: delay}, DefaultMaxWalks, 1000, 1000)
 	t.Cleanup(wk.Close)
 	if wk.Deadline >= delay {
 		t.Fatalf("Expected the default deadline (%s) below the upstream's delay (%s)", wk.Deadline, delay)
@@ -52,7 +52,7 @@ func TestWalkPassesOnceTrustedNamesAreNX(t *testing.T) {
 	walk, _ := Expand(q, podList)
 	walk.Trusted, walk.Verify = walk.Local, false // as Infer plans it, without the namespace check
 	start := time.Now()
-	wk.Complete(context.Background(), rec, r, walk)
+	completeWalk(context.Background(), wk, rec, r, walk)
 	if d := time.Since(start); rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError || d > wk.Deadline/2 {
 		t.Fatalf("Expected the first try's own NXDOMAIN as soon as the trusted names are NXDOMAIN (well within %s), got %v after %s", wk.Deadline/2, rec.Msg, d)
 	}

@@ -118,34 +118,20 @@ func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (in
 
 func (z *zone) Name() string { return "zone" }
 
-// query sends a query for name and qtype through wk and returns the recorded reply.
+// ask sends a query for name and qtype from the default client through wk, as the handler does,
+// and returns the reply.
 func ask(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.Msg, int, error) {
 	t.Helper()
 	r := new(dns.Msg).SetQuestion(name, qtype)
 	r.Id = id
 	r.SetEdns0(1232, false)
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	ctx := context.Background()
-	if m, tail := wk.Recall(ctx, rec, r, strings.ToLower(name)); m != nil {
-		return m, dns.RcodeSuccess, nil
-	} else if tail {
-		rcode, err := wk.Next.ServeDNS(ctx, rec, r)
-		return rec.Msg, rcode, err
-	}
-	walk, ok := Expand(strings.ToLower(name), podList)
-	if ok {
-		walk, ok = wk.Admit(ctx, rec, r, walk)
-	}
-	if !ok {
-		rcode, err := wk.Next.ServeDNS(ctx, rec, r)
-		return rec.Msg, rcode, err
-	}
-	rcode, err := wk.Complete(ctx, rec, r, walk)
+	rcode, err := serve(context.Background(), wk, rec, r)
 	return rec.Msg, rcode, err
 }
 
 func newWalker(t *testing.T, z *zone) *Walker {
-	wk := New(z, DefaultMaxWalks, 1000, 1000)
+	wk := New(Fixed(podList), z, DefaultMaxWalks, 1000, 1000)
 	t.Cleanup(wk.Close)
 	return wk
 }
@@ -254,7 +240,7 @@ func TestWalkNoDataTail(t *testing.T) {
 	// The tail: ask() would Expand it with podList (namespace default); Recall must pass it
 	// through before any expansion.
 	r := new(dns.Msg).SetQuestion("store.example.shop.svc.cluster.local.", dns.TypeAAAA)
-	if m, tail := wk.Recall(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), r, "store.example.shop.svc.cluster.local."); m == nil && !tail {
+	if m, tail := wk.recall(context.Background(), qOf(dnstest.NewRecorder(&test.ResponseWriter{}), r)); m == nil && !tail {
 		t.Error("Expected the walk's tail remembered after a NODATA completion")
 	}
 	m, _, _ = ask(t, wk, "store.example.shop.svc.cluster.local.", dns.TypeAAAA, 2)
@@ -380,7 +366,7 @@ func TestWalkWaiterContext(t *testing.T) {
 	defer cancel()
 	r := new(dns.Msg).SetQuestion(q, dns.TypeAAAA)
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	if _, err := wk.Complete(ctx, rec, r, walk); err == nil {
+	if _, err := completeWalk(ctx, wk, rec, r, walk); err == nil {
 		t.Error("Expected the waiter to give up at its own deadline")
 	}
 	if m := <-done; m == nil || len(m.Answer) != 2 {
@@ -399,7 +385,7 @@ func TestWalkVerify(t *testing.T) {
 	walk.Verify = true
 	r := new(dns.Msg).SetQuestion("api.shop.cnn.svc.cluster.local.", dns.TypeA)
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	wk.Complete(context.Background(), rec, r, walk)
+	completeWalk(context.Background(), wk, rec, r, walk)
 	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError || len(rec.Msg.Answer) != 0 {
 		t.Errorf("Expected no completion for a namespace that does not exist, got %v", rec.Msg)
 	}
@@ -409,7 +395,7 @@ func TestWalkVerify(t *testing.T) {
 	walk.Verify = true
 	r = new(dns.Msg).SetQuestion("example.org.shop.svc.cluster.local.", dns.TypeA)
 	rec = dnstest.NewRecorder(&test.ResponseWriter{})
-	wk.Complete(context.Background(), rec, r, walk)
+	completeWalk(context.Background(), wk, rec, r, walk)
 	if rec.Msg == nil || len(rec.Msg.Answer) != 2 {
 		t.Errorf("Expected completion in an existing namespace, got %v", rec.Msg)
 	}
@@ -417,7 +403,7 @@ func TestWalkVerify(t *testing.T) {
 
 func TestTablesCapped(t *testing.T) {
 	z := newZone()
-	wk := New(z, DefaultMaxWalks, 64, 128) // tiny tables: 64 walks shared, 128 clients remembered
+	wk := New(Fixed(podList), z, DefaultMaxWalks, 64, 128) // tiny tables: 64 walks shared, 128 clients remembered
 	defer wk.Close()
 	before := testutil.ToFloat64(overflowsFor("search_clients"))
 
@@ -426,7 +412,7 @@ func TestTablesCapped(t *testing.T) {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.example.default.svc.cluster.local.", i), dns.TypeA)
 		w := &test.ResponseWriter{RemoteIP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
 		walk, _ := Expand(strings.ToLower(r.Question[0].Name), podList)
-		wk.Complete(context.Background(), dnstest.NewRecorder(w), r, walk)
+		completeWalk(context.Background(), wk, dnstest.NewRecorder(w), r, walk)
 	}
 	if n, c := wk.clients.Len(), wk.clients.Cap(); n > c || c != 128 {
 		t.Errorf("Expected at most %d remembered clients, got %d", c, n)
@@ -480,7 +466,7 @@ func walkOf(t *testing.T, wk *Walker, w dns.ResponseWriter, r *dns.Msg) (Walk, b
 	if !ok {
 		return walk, false
 	}
-	return wk.Admit(context.Background(), w, r, walk)
+	return wk.admit(context.Background(), qOf(w, r), walk)
 }
 
 // complete admits and completes r from w, and reports whether a walk ran for it: whether it was
@@ -492,7 +478,7 @@ func complete(t *testing.T, wk *Walker, w dns.ResponseWriter, r *dns.Msg) bool {
 		return false
 	}
 	before := testutil.ToFloat64(declined.WithLabelValues("", "budget")) + testutil.ToFloat64(declined.WithLabelValues("", "busy"))
-	wk.Complete(context.Background(), dnstest.NewRecorder(w), r, walk)
+	completeWalk(context.Background(), wk, dnstest.NewRecorder(w), r, walk)
 	after := testutil.ToFloat64(declined.WithLabelValues("", "budget")) + testutil.ToFloat64(declined.WithLabelValues("", "busy"))
 	return after == before
 }
@@ -507,7 +493,7 @@ func TestWalkUntrustedPassesThrough(t *testing.T) {
 		rec := dnstest.NewRecorder(&test.ResponseWriter{})
 		walk, _ := Expand(q, podList)
 		walk.Trusted = walk.Local
-		wk.Complete(context.Background(), rec, r, walk)
+		completeWalk(context.Background(), wk, rec, r, walk)
 		if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
 			t.Errorf("%s: Expected the first try's own NXDOMAIN, got %v", q, rec.Msg)
 		}
@@ -519,28 +505,12 @@ func TestWalkLearnsTheClientsList(t *testing.T) {
 		"jira.eu.corp.test. 30 IN A 10.1.1.1")
 	wk := newWalker(t, z)
 	wk.Learn = true
+	wk.Source = localOnly{"default.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal."}
 	client := &test.ResponseWriter{RemoteIP: "10.32.1.2"}
 	lookup := func(name string, qtype uint16) *dns.Msg {
 		t.Helper()
-		r := new(dns.Msg).SetQuestion(name, qtype)
 		rec := dnstest.NewRecorder(client)
-		ctx := context.Background()
-		if m, tail := wk.Recall(ctx, rec, r, strings.ToLower(name)); m != nil {
-			return m
-		} else if tail {
-			wk.Next.ServeDNS(ctx, rec, r)
-			return rec.Msg
-		}
-		walk, ok := Expand(strings.ToLower(name), []string{"default.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "lab.internal."})
-		if ok {
-			walk.Trusted, walk.Verify = walk.Local, false // as Infer plans it
-			walk, ok = wk.Admit(ctx, rec, r, walk)
-		}
-		if !ok {
-			wk.Next.ServeDNS(ctx, rec, r)
-			return rec.Msg
-		}
-		wk.Complete(ctx, rec, r, walk)
+		serve(context.Background(), wk, rec, new(dns.Msg).SetQuestion(name, qtype))
 		return rec.Msg
 	}
 	// A client without the node's domain, and with one of its own (a dnsConfig with
@@ -633,7 +603,7 @@ func TestWalkTruncation(t *testing.T) {
 		}
 		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: fmt.Sprintf("10.0.0.%d", tc.edns%250)})
 		walk, _ := walkOf(t, wk, rec, r)
-		wk.Complete(context.Background(), rec, r, walk)
+		completeWalk(context.Background(), wk, rec, r, walk)
 		if got := rec.Msg != nil && len(rec.Msg.Answer) == 31; got != tc.complete {
 			t.Errorf("EDNS %d: Expected completion %v, got %v", tc.edns, tc.complete, rec.Msg)
 		}
@@ -682,7 +652,7 @@ func TestWalkAsIsName(t *testing.T) {
 	before := testutil.ToFloat64(asIsCount.WithLabelValues(""))
 	for _, d := range []string{"default.svc.cluster.local.", "svc.cluster.local."} {
 		r := new(dns.Msg).SetQuestion(q+d, dns.TypeA)
-		if m, tail := wk.Recall(context.Background(), &test.ResponseWriter{}, r, q+d); m != nil || tail {
+		if m, tail := wk.recall(context.Background(), qOf(&test.ResponseWriter{}, r)); m != nil || tail {
 			t.Errorf("Expected %s no later try of the walk, got %v, %v", q+d, m, tail)
 		}
 	}
@@ -813,7 +783,7 @@ func TestWalkCap(t *testing.T) {
 	// Two walks may run at once: the third lookup is served as without raceguard, at once.
 	z := newZone()
 	z.delay = 100 * time.Millisecond
-	wk := New(z, 2, 1000, 1000)
+	wk := New(Fixed(podList), z, 2, 1000, 1000)
 	defer wk.Close()
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -843,15 +813,7 @@ func TestWalkDecided(t *testing.T) {
 		r := new(dns.Msg).SetQuestion(name, qtype)
 		r.Id = id
 		rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: ip})
-		walk, ok := Expand(strings.ToLower(name), podList)
-		if !ok {
-			t.Fatalf("%s: no walk", name)
-		}
-		if _, _, ok := wk.Decided(context.Background(), rec, r, walk); ok {
-			return rec.Msg
-		}
-		walk, _ = wk.Admit(context.Background(), rec, r, walk)
-		wk.Complete(context.Background(), rec, r, walk)
+		serve(context.Background(), wk, rec, r)
 		return rec.Msg
 	}
 	lookup("10.0.0.1", "example.org.default.svc.cluster.local.", dns.TypeA, 1)
@@ -938,7 +900,7 @@ func TestWalkDeclinedKeepsItsTail(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // the budget refills
 	second := new(dns.Msg).SetQuestion("registry.default.svc.cluster.local.", dns.TypeA)
 	rec := dnstest.NewRecorder(client)
-	if m, tail := wk.Recall(context.Background(), rec, second, "registry.default.svc.cluster.local."); m != nil || !tail {
+	if m, tail := wk.recall(context.Background(), qOf(rec, second)); m != nil || !tail {
 		t.Fatalf("Expected the second try recognised as the tail of the declined walk, got %v, tail %v", m, tail)
 	}
 }
@@ -960,7 +922,7 @@ func TestWalkCrowdedClient(t *testing.T) {
 	for i := range 2 {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("m%d.example.default.svc.cluster.local.", i), dns.TypeA)
 		walk, _ := walkOf(t, wk, client, r)
-		wk.Complete(context.Background(), dnstest.NewRecorder(client), r, walk)
+		completeWalk(context.Background(), wk, dnstest.NewRecorder(client), r, walk)
 	}
 	if got := testutil.ToFloat64(declined.WithLabelValues("", "crowded")) - before; got != 1 {
 		t.Errorf("Expected the walk after the one that dropped a trail declined as crowded, got %v", got)
@@ -998,8 +960,8 @@ func firstTry(wk *Walker, w dns.ResponseWriter, name string, list []string) *dns
 	walk, _ := Expand(name, list)
 	walk.Trusted = walk.Local
 	rec := dnstest.NewRecorder(w)
-	if walk, ok := wk.Admit(ctx, w, r, walk); ok {
-		wk.Complete(ctx, rec, r, walk)
+	if walk, ok := wk.admit(ctx, qOf(w, r), walk); ok {
+		completeWalk(ctx, wk, rec, r, walk)
 	}
 	return rec.Msg
 }
@@ -1024,13 +986,13 @@ func TestWalkLearnsTriesOtherBlocksServe(t *testing.T) {
 			wk.ObserveTry(ctx, addr, name) // served by the corp.test block
 			continue
 		}
-		wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(name, dns.TypeA), name)
+		wk.recall(ctx, qOf(dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(name, dns.TypeA)))
 	}
-	wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion("learn.nosuch.example.", dns.TypeA), "learn.nosuch.example.")
+	wk.recall(ctx, qOf(dnstest.NewRecorder(w), new(dns.Msg).SetQuestion("learn.nosuch.example.", dns.TypeA)))
 
 	r := new(dns.Msg).SetQuestion("wiki.eu.default.svc.cluster.local.", dns.TypeA)
 	walk, _ := Expand(r.Question[0].Name, list[:4])
-	if walk, ok := wk.Admit(ctx, w, r, walk); !ok || !slices.Equal(walk.Rest, list[1:]) {
+	if walk, ok := wk.admit(ctx, qOf(w, r), walk); !ok || !slices.Equal(walk.Rest, list[1:]) {
 		t.Fatalf("Expected the walk to follow the learned list %v, got %v", list[1:], walk.Rest)
 	}
 	if m := firstTry(wk, w, r.Question[0].Name, list[:4]); m == nil || len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "wiki.eu.corp.test." {
@@ -1051,7 +1013,7 @@ func TestWalkLearnsNothingFromNamesAsIs(t *testing.T) {
 	firstTry(wk, w, "db.default.svc.cluster.local.", podList)
 	before := testutil.ToFloat64(asIsCount.WithLabelValues(""))
 	const next = "db.shop.svc.cluster.local."
-	if _, tail := wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(next, dns.TypeA), next); !tail {
+	if _, tail := wk.recall(ctx, qOf(dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(next, dns.TypeA))); !tail {
 		t.Error("Expected the name to go down the chain as it is")
 	}
 	if got := testutil.ToFloat64(asIsCount.WithLabelValues("")) - before; got != 1 {
@@ -1070,7 +1032,7 @@ func teach(wk *Walker, w dns.ResponseWriter, base string) {
 	ctx := context.Background()
 	firstTry(wk, w, base+podList[0], podList)
 	for _, d := range append(podList[1:], "") {
-		wk.Recall(ctx, dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(base+d, dns.TypeA), base+d)
+		wk.recall(ctx, qOf(dnstest.NewRecorder(w), new(dns.Msg).SetQuestion(base+d, dns.TypeA)))
 	}
 }
 
@@ -1096,7 +1058,7 @@ func TestWalkSharedAddress(t *testing.T) {
 	}
 	r := new(dns.Msg).SetQuestion("registry.default.svc.cluster.local.", dns.TypeA)
 	walk, _ := Expand(r.Question[0].Name, podList)
-	if _, ok := wk.Admit(ctx, w, r, walk); ok {
+	if _, ok := wk.admit(ctx, qOf(w, r), walk); ok {
 		t.Error("Expected a one-label name of the node's address not walked")
 	}
 }

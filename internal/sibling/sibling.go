@@ -124,24 +124,13 @@ func (p *Prefetcher) sweep(now time.Time) {
 	}
 }
 
-// Sibling returns the other address type, or 0.
-func Sibling(qtype uint16) uint16 {
-	switch qtype {
-	case dns.TypeA:
-		return dns.TypeAAAA
-	case dns.TypeAAAA:
-		return dns.TypeA
-	}
-	return 0
-}
-
 // PrefetchSibling resolves the sibling of the A or AAAA query r in the background, down Next,
 // unless it was prefetched within the window or too many prefetches are in flight.
 func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) != 1 {
 		return
 	}
-	sib := Sibling(r.Question[0].Qtype)
+	sib := query.Sibling(r.Question[0].Qtype)
 	if sib == 0 {
 		return
 	}

@@ -45,8 +45,6 @@ func init() {
 		dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler { p.Next = next; return p })
 		return nil
 	})
-	i := slices.Index(dnsserver.Directives, "collapse")
-	dnsserver.Directives = slices.Insert(dnsserver.Directives, i+1, "panicky")
 }
 
 // TestPanicBelowCollapse: a plugin below collapse panics on a cache miss. collapse resolves the
@@ -55,6 +53,9 @@ func init() {
 // CoreDNS does for the one query whose chain panicked. The A's sibling prefetch (the AAAA) panics
 // too, in a goroutine of raceguard's.
 func TestPanicBelowCollapse(t *testing.T) {
+	// The test directive's slot, for this server only (no e2e test runs in parallel).
+	directives := dnsserver.Directives
+	dnsserver.Directives = slices.Insert(slices.Clone(directives), slices.Index(directives, "collapse")+1, "panicky")
 	i, udp, _, err := testenv.CoreDNSServerAndPorts(`example.org:0 {
 		raceguard {
 			conntrack off
@@ -64,6 +65,7 @@ func TestPanicBelowCollapse(t *testing.T) {
 		panicky boom.example.org
 		whoami
 	}`)
+	dnsserver.Directives = directives
 	if err != nil {
 		t.Fatalf("Could not start CoreDNS: %v", err)
 	}

@@ -1,4 +1,10 @@
-package searchpath
+// Package resolvconf reads the search domains of a resolv.conf, as a glibc or musl client of it
+// would try them, and watches the file: the node's own search domains, which follow the cluster
+// domains in a pod's search list, are whatever the node's resolv.conf says now (a DHCP client or
+// an operator may rewrite it). A Watcher holds a list that is either listed once or read from a
+// file and read again within its interval of a change (modification time, size or inode, so a
+// file replaced by a rename counts); readers never block on it.
+package resolvconf
 
 import (
 	"fmt"
@@ -11,15 +17,17 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/dnsname"
 	"github.com/raceguard/raceguard/internal/module"
 )
 
 var log = clog.NewWithPlugin(module.Name)
 
-// NodeSearch holds the node's own search domains, which follow the cluster domains in a pod's
-// search list: listed in the Corefile, or read from a resolv.conf and re-read when it changes.
-type NodeSearch struct {
+// DefaultInterval is how often a Watcher of a file looks at it.
+const DefaultInterval = 2 * time.Second
+
+// Watcher holds a list of search domains: listed once, or read from a resolv.conf and read again
+// when it changes.
+type Watcher struct {
 	domains atomic.Pointer[[]string]
 
 	path     string        // resolv.conf to watch; empty for a listed set
@@ -37,36 +45,41 @@ type fileStamp struct {
 	ok    bool
 }
 
-// NewNodeSearch returns a NodeSearch with a fixed list of domains.
-func NewNodeSearch(domains []string) *NodeSearch {
-	n := &NodeSearch{}
+// New returns a Watcher of a fixed list of domains.
+func New(domains []string) *Watcher {
+	n := &Watcher{}
 	n.set(domains)
 	return n
 }
 
-// NewNodeSearchFile returns a NodeSearch that reads path now and, once started, again whenever
-// the file changes. A file that cannot be read yields no domains and one logged line.
-func NewNodeSearchFile(path string) *NodeSearch {
-	n := &NodeSearch{path: path, interval: 2 * time.Second}
+// NewFile returns a Watcher that reads path now and, once started, again whenever the file
+// changes. A file that cannot be read yields no domains and one logged line.
+func NewFile(path string) *Watcher {
+	n := &Watcher{path: path, interval: DefaultInterval}
 	n.reload()
 	return n
 }
 
-// Domains returns the node's search domains, fully qualified and lower-cased.
-func (n *NodeSearch) Domains() []string {
-	if p := n.domains.Load(); p != nil {
+// Domains returns the search domains, fully qualified and lower-cased. The slice is never
+// modified: a change replaces it.
+func (n *Watcher) Domains() []string {
+	if p := n.Current(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-func (n *NodeSearch) set(domains []string) {
+// Current returns the list as a pointer that changes with it, so that a reader can keep what it
+// derived from one list until the pointer moves; nil before a list was set.
+func (n *Watcher) Current() *[]string { return n.domains.Load() }
+
+func (n *Watcher) set(domains []string) {
 	d := slices.Clone(domains)
 	n.domains.Store(&d)
 }
 
 // reload re-reads the file if it changed since the last read.
-func (n *NodeSearch) reload() {
+func (n *Watcher) reload() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := stamp(n.path)
@@ -75,13 +88,13 @@ func (n *NodeSearch) reload() {
 	}
 	n.seen = st
 	if !st.ok {
-		log.Warningf("Cannot read %s: search completion continues without node search domains", n.path)
+		log.Warningf("Cannot read %s: going on without its search domains", n.path)
 		n.set(nil)
 		return
 	}
 	domains, err := ReadSearch(n.path)
 	if err != nil {
-		log.Warningf("%v; search completion continues without node search domains", err)
+		log.Warningf("%v; going on without its search domains", err)
 		n.set(nil)
 		return
 	}
@@ -90,7 +103,7 @@ func (n *NodeSearch) reload() {
 
 // ReadSearch returns the search domains of the resolv.conf at path, as a client of it would try
 // them: fully qualified, lower-cased, in the file's order, each once. The root and names that are
-// not host names (see dnsname.Host) are left out: no resolver completes a name with them.
+// not host names (see Host) are left out: no resolver completes a name with them.
 func ReadSearch(path string) ([]string, error) {
 	cc, err := dns.ClientConfigFromFile(path)
 	if err != nil {
@@ -98,7 +111,7 @@ func ReadSearch(path string) ([]string, error) {
 	}
 	var domains []string
 	for _, d := range cc.Search {
-		if fq, ok := dnsname.Host(d); ok && fq != "." && !slices.Contains(domains, fq) {
+		if fq, ok := Host(d); ok && fq != "." && !slices.Contains(domains, fq) {
 			domains = append(domains, fq)
 		}
 	}
@@ -114,7 +127,7 @@ func stamp(path string) fileStamp {
 }
 
 // Start watches the file, if any, until Stop.
-func (n *NodeSearch) Start() {
+func (n *Watcher) Start() {
 	if n.path == "" {
 		return
 	}
@@ -140,7 +153,7 @@ func (n *NodeSearch) Start() {
 }
 
 // Stop ends the watcher started by Start.
-func (n *NodeSearch) Stop() {
+func (n *Watcher) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stop != nil {

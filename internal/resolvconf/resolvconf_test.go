@@ -1,4 +1,4 @@
-package searchpath
+package resolvconf
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestNodeSearchFile(t *testing.T) {
+func TestWatcherFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "resolv.conf")
 	write := func(s string) {
 		tmp := path + ".tmp"
@@ -20,7 +20,7 @@ func TestNodeSearchFile(t *testing.T) {
 		}
 	}
 	write("nameserver 10.0.0.1\nsearch Corp.Example.com lab.internal\n")
-	n := NewNodeSearchFile(path)
+	n := NewFile(path)
 	n.interval = 10 * time.Millisecond
 	if want := []string{"corp.example.com.", "lab.internal."}; !reflect.DeepEqual(n.Domains(), want) {
 		t.Fatalf("Expected %v, got %v", want, n.Domains())

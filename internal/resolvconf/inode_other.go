@@ -1,6 +1,6 @@
 //go:build !linux
 
-package searchpath
+package resolvconf
 
 import "os"
 

@@ -1,4 +1,4 @@
-package searchpath
+package resolvconf
 
 import (
 	"os"

@@ -1,6 +1,4 @@
-// Package dnsname checks the domain names raceguard takes from its operators: the zones, search
-// and cluster domains of a Corefile, and the search domains of a resolv.conf.
-package dnsname
+package resolvconf
 
 import (
 	"strings"
@@ -8,7 +6,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Host reports whether s is the root or a host-style domain name (letters, digits, '-' and '_'
+// Host checks a domain name raceguard takes from its operators (the zones, search and cluster
+// domains of a Corefile, the search domains of a resolv.conf): it reports whether s is the root or a host-style domain name (letters, digits, '-' and '_'
 // in labels of 1 to 63 bytes, at most 254 bytes in all), and returns it fully qualified and
 // lower-cased. miekg/dns accepts almost any bytes in a name; a search domain with a '!' or a
 // space in it is a typo, not a domain.
