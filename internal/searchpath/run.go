@@ -10,8 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/dispatch"
-	"github.com/raceguard/raceguard/internal/recovery"
 	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/recovery"
 )
 
 // outcome is how a walk ended.
@@ -342,4 +342,3 @@ func (wk *Walker) resolve(ctx context.Context, q *query.Query, name string, qtyp
 	m, rcode, err := dispatch.Query(ctx, "walk", wk.Next, q.W, r)
 	return answer{msg: m, rcode: rcode, err: err}
 }
-

@@ -69,7 +69,7 @@ func (f Func) Plan(q query.Query) (Walk, bool) {
 // completes only if <namespace>.svc.<cluster domain> exists (Walk.Verify: the kubernetes plugin
 // answers a namespace's name with NODATA, a name that is no namespace with NXDOMAIN).
 type Infer struct {
-	ClusterDomains []string // fully qualified, lower-cased
+	ClusterDomains []string            // fully qualified, lower-cased
 	Node           *resolvconf.Watcher // the node's own search domains
 	// OneLabel plans walks of one-label bases too, for a Walker that may complete them (Learn).
 	// Without it they are no walks: most queries of a cluster are one (a service in the pod's own
