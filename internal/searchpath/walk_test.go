@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/testkit"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 func overflowsFor(table string) prometheus.Collector { return bounded.Overflows(table) }
@@ -29,15 +31,17 @@ type zone struct {
 	rcodes  map[string]int      // name/TYPE -> rcode to return unwritten (SERVFAIL...)
 	silent  map[string]bool     // name -> returns success without writing (as acl's drop)
 	panics  map[string]bool     // name -> panics, as a buggy plugin below would
-	delay   time.Duration
-	ad      bool // set AD on every reply, as an upstream that validated
+	gates   map[string]chan struct{} // name -> held until closed (hold, release)
+	entered chan string              // receives name/TYPE as each held query arrives
+	ad      bool                     // set AD on every reply, as an upstream that validated
 
 	mu    sync.Mutex
 	calls map[string]int // name/TYPE -> queries
 }
 
 func newZone(rrs ...string) *zone {
-	z := &zone{records: map[string][]dns.RR{}, rcodes: map[string]int{}, silent: map[string]bool{}, panics: map[string]bool{}, calls: map[string]int{}}
+	z := &zone{records: map[string][]dns.RR{}, rcodes: map[string]int{}, silent: map[string]bool{}, panics: map[string]bool{},
+		gates: map[string]chan struct{}{}, entered: make(chan string, 64), calls: map[string]int{}}
 	for _, s := range rrs {
 		rr, err := dns.NewRR(s)
 		if err != nil {
@@ -59,6 +63,44 @@ func (z *zone) add(rrs ...dns.RR) {
 	}
 }
 
+// hold makes the queries for names wait until release: an upstream that has not answered yet.
+// Each held query reports name/TYPE on z.entered when it arrives.
+func (z *zone) hold(names ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, n := range names {
+		z.gates[n] = make(chan struct{})
+	}
+}
+
+// release answers the queries held for names, and those that come later.
+func (z *zone) release(names ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, n := range names {
+		if g := z.gates[n]; g != nil {
+			close(g)
+			delete(z.gates, n)
+		}
+	}
+}
+
+// waitEntered waits for a held query for name/TYPE to arrive.
+func (z *zone) waitEntered(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(testkit.WaitTimeout)
+	for {
+		select {
+		case got := <-z.entered:
+			if got == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("Timed out waiting for %s to reach the zone", want)
+		}
+	}
+}
+
 func (z *zone) count(name string, qtype uint16) int {
 	z.mu.Lock()
 	defer z.mu.Unlock()
@@ -75,15 +117,23 @@ func (z *zone) total() int {
 	return n
 }
 
-func (z *zone) ServeDNS(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+func (z *zone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
 	key := name + "/" + dns.TypeToString[q.Qtype]
 	z.mu.Lock()
 	z.calls[key]++
 	z.mu.Unlock()
-	if z.delay > 0 {
-		time.Sleep(z.delay)
+	z.mu.Lock()
+	gate := z.gates[name]
+	z.mu.Unlock()
+	if gate != nil {
+		z.entered <- key
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return dns.RcodeServerFailure, ctx.Err()
+		}
 	}
 	if rc, ok := z.rcodes[key]; ok {
 		return rc, nil
@@ -130,10 +180,21 @@ func ask(t *testing.T, wk *Walker, name string, qtype uint16, id uint16) (*dns.M
 	return rec.Msg, rcode, err
 }
 
+// newWalker returns a Walker of podList in front of z, on a fake clock: its deadline and hedges
+// fire only when a test steps the clock (newWalkerClock), so no test depends on how fast this
+// machine is.
 func newWalker(t *testing.T, z *zone) *Walker {
-	wk := New(Fixed(podList), z, DefaultMaxWalks, 1000, 1000)
-	t.Cleanup(wk.Close)
+	wk, _ := newWalkerClock(t, z)
 	return wk
+}
+
+// newWalkerClock is newWalker with its clock.
+func newWalkerClock(t *testing.T, z *zone) (*Walker, *testingclock.FakeClock) {
+	wk := New(Fixed(podList), z, DefaultMaxWalks, 1000, 1000)
+	clk := testingclock.NewFakeClock(time.Unix(1_800_000_000, 0))
+	wk.SetClock(clk)
+	t.Cleanup(wk.Close)
+	return wk, clk
 }
 
 func checkEcho(t *testing.T, m *dns.Msg, name string, id uint16) {
@@ -324,9 +385,9 @@ func TestWalkErrorKeepsQuestion(t *testing.T) {
 
 func TestWalkPairShared(t *testing.T) {
 	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
-	z.delay = 20 * time.Millisecond
 	wk := newWalker(t, z)
 	const q = "example.org.default.svc.cluster.local."
+	z.hold(q) // the first arrives, then the second, while the walk is out
 	var wg sync.WaitGroup
 	var targets [2]atomic.Value
 	for i, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
@@ -338,7 +399,13 @@ func TestWalkPairShared(t *testing.T) {
 				targets[i].Store(m.Answer[0].(*dns.CNAME).Target)
 			}
 		}()
+		if i == 0 {
+			z.waitEntered(t, q+"/A")
+		}
 	}
+	// The second shares the walk whether it comes while the first try is out or after the walk
+	// decided: on the fake clock, the walk is shared for as long as the test runs.
+	z.release(q)
 	wg.Wait()
 	if targets[0].Load() != "example.org." || targets[1].Load() != "example.org." {
 		t.Errorf("Expected both of the pair to name example.org., got %v and %v", targets[0].Load(), targets[1].Load())
@@ -350,18 +417,17 @@ func TestWalkPairShared(t *testing.T) {
 
 func TestWalkWaiterContext(t *testing.T) {
 	z := newZone("example.org. 300 IN A 192.0.2.10")
-	z.delay = 200 * time.Millisecond
 	wk := newWalker(t, z)
-	wk.Deadline = 5 * time.Second // this test is about the waiter's own deadline, not the walk's
 	const q = "example.org.default.svc.cluster.local."
 	walk, _ := Expand(q, podList)
+	z.hold(q)
 
 	done := make(chan *dns.Msg)
 	go func() {
 		m, _, _ := ask(t, wk, q, dns.TypeA, 1)
 		done <- m
 	}()
-	time.Sleep(20 * time.Millisecond) // the A leads
+	z.waitEntered(t, q+"/A") // the A leads, its first try out
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	r := new(dns.Msg).SetQuestion(q, dns.TypeAAAA)
@@ -369,6 +435,7 @@ func TestWalkWaiterContext(t *testing.T) {
 	if _, err := completeWalk(ctx, wk, rec, r, walk); err == nil {
 		t.Error("Expected the waiter to give up at its own deadline")
 	}
+	z.release(q)
 	if m := <-done; m == nil || len(m.Answer) != 2 {
 		t.Errorf("Expected the leader's answer unaffected by the waiter, got %v", m)
 	}
@@ -447,14 +514,20 @@ func TestWalkWrittenServfail(t *testing.T) {
 func TestWalkNotKeptAlive(t *testing.T) {
 	// A client asking the same name more often than pairTTL must not be served one walk forever.
 	z := newZone("example.org. 300 IN A 192.0.2.10")
-	wk := newWalker(t, z)
+	wk, clk := newWalkerClock(t, z)
 	const q = "example.org.default.svc.cluster.local."
-	deadline := time.Now().Add(pairTTL + 500*time.Millisecond)
-	for time.Now().Before(deadline) {
+	for range 4 {
 		ask(t, wk, q, dns.TypeA, 1)
-		time.Sleep(100 * time.Millisecond)
+		clk.Step(pairTTL / 4)
 	}
-	if c := z.count("example.org.", dns.TypeA); c < 2 {
+	if c := z.count("example.org.", dns.TypeA); c != 1 {
+		t.Errorf("Expected one walk shared within %s, got %d", pairTTL, c)
+	}
+	for range 4 {
+		ask(t, wk, q, dns.TypeA, 1)
+		clk.Step(pairTTL / 4)
+	}
+	if c := z.count("example.org.", dns.TypeA); c != 2 {
 		t.Errorf("Expected a new walk once the shared one was %s old, got %d walks", pairTTL, c)
 	}
 }
@@ -556,29 +629,41 @@ func TestWalkLearnsTheClientsList(t *testing.T) {
 }
 
 func TestWalkDeadline(t *testing.T) {
-	// Every try takes 150 ms, the deadline is 50 ms: the client gets its first try's own
-	// NXDOMAIN as soon as it is there, and walks on; its later tries are answered from what the
-	// walk resolved meanwhile, without another trip down the chain.
+	// The walk's later names are slow (held), the deadline passes while its first try is out:
+	// the client gets its first try's own NXDOMAIN as soon as that is there, without waiting for
+	// the rest, and walks on; its later tries are answered from what the walk resolved meanwhile,
+	// without another trip down the chain.
 	z := newZone()
-	z.delay = 150 * time.Millisecond
-	wk := newWalker(t, z)
-	wk.Deadline = 50 * time.Millisecond
-	start := time.Now()
-	m, _, _ := ask(t, wk, "nosuch.example.default.svc.cluster.local.", dns.TypeA, 1)
-	if d := time.Since(start); m == nil || m.Rcode != dns.RcodeNameError || d > 280*time.Millisecond {
-		t.Fatalf("Expected the first try's own NXDOMAIN after one try's time, got %v after %v", m, d)
+	wk, clk := newWalkerClock(t, z)
+	const base = "nosuch.example."
+	later := []string{base + "svc.cluster.local.", base + "cluster.local.", base + "lab.internal.", base}
+	z.hold(append([]string{base + "default.svc.cluster.local."}, later...)...)
+
+	got := make(chan *dns.Msg)
+	go func() {
+		m, _, _ := ask(t, wk, base+"default.svc.cluster.local.", dns.TypeA, 1)
+		got <- m
+	}()
+	z.waitEntered(t, base+"default.svc.cluster.local./A")
+	testkit.Eventually(t, "the walk's deadline timer", clk.HasWaiters)
+	clk.Step(wk.Deadline)
+	z.release(base + "default.svc.cluster.local.")
+	select {
+	case m := <-got:
+		if m == nil || m.Rcode != dns.RcodeNameError {
+			t.Fatalf("Expected the first try's own NXDOMAIN, got %v", m)
+		}
+	case <-time.After(testkit.WaitTimeout):
+		t.Fatal("Expected the first try's own answer while the later names are still out")
 	}
-	walked := z.total()
-	for _, n := range []string{"nosuch.example.svc.cluster.local.", "nosuch.example.cluster.local.", "nosuch.example.lab.internal.", "nosuch.example."} {
+	z.release(later...)
+	for _, n := range later {
 		if m, _, _ := ask(t, wk, n, dns.TypeA, 2); m == nil || m.Rcode != dns.RcodeNameError {
 			t.Errorf("%s: Expected NXDOMAIN, got %v", n, m)
 		}
-	}
-	if z.total() != walked {
-		t.Errorf("Expected the later tries answered from the walk, got %d more trips down the chain", z.total()-walked)
-	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("Expected the whole lookup in about two tries' time, took %v", d)
+		if c := z.count(n, dns.TypeA); c != 1 {
+			t.Errorf("%s: Expected the client's try answered from the walk's one trip, got %d trips", n, c)
+		}
 	}
 }
 
@@ -705,16 +790,19 @@ func TestWalkNewClientPair(t *testing.T) {
 	// resolves the A alone, and the AAAA, which waited for it, is completed at the same name. Both
 	// name the same target; the AAAA of the names before it is never asked.
 	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
-	z.delay = 5 * time.Millisecond // the AAAA arrives while the walk runs
 	wk := newWalker(t, z)
 	wk.Families = only(0)
 	const q = "example.org.default.svc.cluster.local."
+	z.hold(q)
 	var wg sync.WaitGroup
 	var got [2]*dns.Msg
 	for i, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		wg.Go(func() { got[i], _, _ = ask(t, wk, q, qt, uint16(i+1)) })
-		time.Sleep(time.Millisecond)
+		if i == 0 {
+			z.waitEntered(t, q+"/A") // the A leads; the AAAA comes while its walk is out
+		}
 	}
+	z.release(q)
 	wg.Wait()
 	for i, m := range got {
 		if m == nil || len(m.Answer) != 2 || m.Answer[0].(*dns.CNAME).Target != "example.org." {
@@ -782,16 +870,14 @@ func TestWalkBudget(t *testing.T) {
 func TestWalkCap(t *testing.T) {
 	// Two walks may run at once: the third lookup is served as without raceguard, at once.
 	z := newZone()
-	z.delay = 100 * time.Millisecond
 	wk := New(Fixed(podList), z, 2, 1000, 1000)
 	defer wk.Close()
+	z.hold("busy0.example.default.svc.cluster.local.", "busy1.example.default.svc.cluster.local.")
 	var wg sync.WaitGroup
 	for i := range 2 {
 		wg.Go(func() { ask(t, wk, fmt.Sprintf("busy%d.example.default.svc.cluster.local.", i), dns.TypeA, 1) })
 	}
-	for len(wk.inflight) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "two walks running", func() bool { return len(wk.inflight) == 2 })
 	before := testutil.ToFloat64(declined.WithLabelValues("", "busy"))
 	m, _, _ := ask(t, wk, "third.example.default.svc.cluster.local.", dns.TypeA, 3)
 	if m == nil || m.Rcode != dns.RcodeNameError || z.count("third.example.svc.cluster.local.", dns.TypeA) != 0 {
@@ -800,6 +886,7 @@ func TestWalkCap(t *testing.T) {
 	if got := testutil.ToFloat64(declined.WithLabelValues("", "busy")) - before; got != 1 {
 		t.Errorf("Expected one lookup declined over the cap, got %v", got)
 	}
+	z.release("busy0.example.default.svc.cluster.local.", "busy1.example.default.svc.cluster.local.")
 	wg.Wait()
 }
 
@@ -808,7 +895,7 @@ func TestWalkDecided(t *testing.T) {
 	// the client's own ID and case. Another client walks its own. The decision lives no longer
 	// than the shortest TTL the walk met (here the address's, 2 s).
 	z := newZone("example.org. 2 IN A 192.0.2.10", "example.org. 2 IN AAAA 2001:db8::10")
-	wk := newWalker(t, z)
+	wk, clk := newWalkerClock(t, z)
 	lookup := func(ip, name string, qtype uint16, id uint16) *dns.Msg {
 		r := new(dns.Msg).SetQuestion(name, qtype)
 		r.Id = id
@@ -831,7 +918,7 @@ func TestWalkDecided(t *testing.T) {
 	if z.total() == walked {
 		t.Error("Expected another client to walk its own lookup")
 	}
-	time.Sleep(2100 * time.Millisecond)
+	clk.Step(2100 * time.Millisecond)
 	walked = z.total()
 	lookup("10.0.0.1", "example.org.default.svc.cluster.local.", dns.TypeA, 4)
 	if z.total() == walked {
@@ -849,10 +936,9 @@ func TestWalkBudgetFruitless(t *testing.T) {
 	walked := 0
 	for i := range 6 {
 		r := new(dns.Msg).SetQuestion(fmt.Sprintf("r%d.example.default.svc.cluster.local.", i), dns.TypeA)
-		if complete(t, wk, flood, r) {
+		if complete(t, wk, flood, r) { // the walk charges its client before it answers
 			walked++
 		}
-		time.Sleep(20 * time.Millisecond) // the walk's charge lands after its reply
 	}
 	if walked != 2 {
 		t.Errorf("Expected two fruitless walks out of a burst of 10, got %d", walked)
@@ -886,7 +972,7 @@ func TestWalkDeclinedKeepsItsTail(t *testing.T) {
 	// default, and must go down the chain as it is even once the budget is back, not be completed
 	// to registry.lab.internal (where the client's own walk of "registry.default" never goes).
 	z := newZone("registry.lab.internal. 30 IN A 10.32.0.60")
-	wk := newWalker(t, z)
+	wk, clk := newWalkerClock(t, z)
 	wk.Budget = Budget{Rate: 1000, Burst: 1}
 	wk.Families = only(dns.TypeA)
 	client := &test.ResponseWriter{RemoteIP: "10.0.0.9"}
@@ -897,7 +983,7 @@ func TestWalkDeclinedKeepsItsTail(t *testing.T) {
 	if complete(t, wk, client, first) {
 		t.Fatal("Expected the first try declined for the budget")
 	}
-	time.Sleep(10 * time.Millisecond) // the budget refills
+	clk.Step(10 * time.Millisecond) // the budget refills
 	second := new(dns.Msg).SetQuestion("registry.default.svc.cluster.local.", dns.TypeA)
 	rec := dnstest.NewRecorder(client)
 	if m, tail := wk.recall(context.Background(), qOf(rec, second)); m != nil || !tail {
