@@ -27,10 +27,10 @@ func overflowsFor(table string) prometheus.Collector { return bounded.Overflows(
 // zone is a fake rest of the chain: answers per lower-cased name and type; every name not listed
 // is NXDOMAIN with an SOA. It counts the queries it serves.
 type zone struct {
-	records map[string][]dns.RR // name -> records (all types)
-	rcodes  map[string]int      // name/TYPE -> rcode to return unwritten (SERVFAIL...)
-	silent  map[string]bool     // name -> returns success without writing (as acl's drop)
-	panics  map[string]bool     // name -> panics, as a buggy plugin below would
+	records map[string][]dns.RR      // name -> records (all types)
+	rcodes  map[string]int           // name/TYPE -> rcode to return unwritten (SERVFAIL...)
+	silent  map[string]bool          // name -> returns success without writing (as acl's drop)
+	panics  map[string]bool          // name -> panics, as a buggy plugin below would
 	gates   map[string]chan struct{} // name -> held until closed (hold, release)
 	entered chan string              // receives name/TYPE as each held query arrives
 	ad      bool                     // set AD on every reply, as an upstream that validated
