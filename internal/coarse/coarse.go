@@ -1,21 +1,18 @@
 package coarse
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raceguard/raceguard/internal/process"
 )
 
 // Resolution is how far behind the real clock Now may be.
 const Resolution = 5 * time.Millisecond
 
 var (
-	now atomic.Int64 // unix nanoseconds
-
-	mu    sync.Mutex
-	users int           // protected by mu
-	stop  chan struct{} // protected by mu
-	done  chan struct{} // protected by mu
+	now    atomic.Int64     // unix nanoseconds
+	ticker process.Resource // the goroutine that sets now
 )
 
 // Now returns the coarse time: the real time when no one holds the clock.
@@ -35,40 +32,31 @@ func Nanos() int64 {
 }
 
 // Acquire starts the ticker for one more user.
-func Acquire() {
-	mu.Lock()
-	defer mu.Unlock()
-	if users++; users > 1 {
-		return
-	}
+func Acquire() { ticker.Acquire(tick, nil) }
+
+// Release stops the ticker when its last user leaves.
+func Release() { ticker.Release() }
+
+// tick starts the goroutine that keeps now, and returns what stops it.
+func tick() (stop func()) {
 	now.Store(time.Now().UnixNano())
-	stop, done = make(chan struct{}), make(chan struct{})
-	go func(stop, done chan struct{}) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
 		defer close(done)
 		t := time.NewTicker(Resolution)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case tick := <-t.C:
 				now.Store(tick.UnixNano())
 			}
 		}
-	}(stop, done)
-}
-
-// Release stops the ticker when its last user leaves.
-func Release() {
-	mu.Lock()
-	defer mu.Unlock()
-	if users == 0 {
-		return
+	}()
+	return func() {
+		close(quit)
+		<-done
+		now.Store(0)
 	}
-	if users--; users > 0 {
-		return
-	}
-	close(stop)
-	<-done
-	now.Store(0)
 }

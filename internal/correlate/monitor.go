@@ -2,11 +2,11 @@ package correlate
 
 import (
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/raceguard/raceguard/internal/conntrack"
+	"github.com/raceguard/raceguard/internal/process"
 )
 
 // events forwards the DNS side's events to the current Monitor, whichever it is.
@@ -30,9 +30,8 @@ func (e *events) Retransmit() {
 var Events = &events{}
 
 var (
-	mu      sync.Mutex
-	current *Monitor // protected by mu
-	refs    int      // server blocks using current; protected by mu
+	monitor process.Resource // the process's Monitor
+	current *Monitor         // guarded by monitor's lock: set only in start and join
 )
 
 // NodeName returns name, else NODE_NAME from the environment, else the host name.
@@ -53,15 +52,22 @@ func NodeName(name string) string {
 // service is never affected.
 func Acquire(cfg Config) {
 	cfg.Node = NodeName(cfg.Node)
-	mu.Lock()
-	defer mu.Unlock()
-	refs++
-	if current != nil && current.cfg == cfg {
-		return
-	}
-	if current != nil {
-		stopCurrent()
-	}
+	monitor.Acquire(func() func() {
+		startCurrent(cfg)
+		return stopCurrent
+	}, func() {
+		if current.cfg != cfg {
+			stopCurrent()
+			startCurrent(cfg)
+		}
+	})
+}
+
+// Release counts one user less, and stops the Monitor when none is left.
+func Release() { monitor.Release() }
+
+// startCurrent starts a Monitor with cfg as the current one.
+func startCurrent(cfg Config) {
 	r, err := conntrack.Open(cfg.Source, cfg.ProcPath, log.Infof)
 	if err != nil {
 		log.Warningf("conntrack statistics unavailable (%v): late siblings are still counted, without correlation", err)
@@ -73,19 +79,7 @@ func Acquire(cfg Config) {
 	current.start()
 }
 
-// Release counts one user less, and stops the Monitor when none is left.
-func Release() {
-	mu.Lock()
-	defer mu.Unlock()
-	if refs == 0 {
-		return
-	}
-	if refs--; refs == 0 && current != nil {
-		stopCurrent()
-	}
-}
-
-// stopCurrent stops and forgets the current Monitor. Call with mu held.
+// stopCurrent stops and forgets the current Monitor.
 func stopCurrent() {
 	Events.cur.Store(nil)
 	current.halt()
