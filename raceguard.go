@@ -30,12 +30,10 @@ import (
 	"github.com/raceguard/raceguard/internal/correlate"
 	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
-	"github.com/raceguard/raceguard/internal/localaddr"
 	"github.com/raceguard/raceguard/internal/module"
 	"github.com/raceguard/raceguard/internal/resolvconf"
 	"github.com/raceguard/raceguard/internal/searchpath"
 	"github.com/raceguard/raceguard/internal/sibling"
-	"github.com/raceguard/raceguard/internal/tries"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
@@ -61,7 +59,6 @@ type RaceGuard struct {
 	fingerprints *fingerprint.Tracker // late siblings and retransmissions
 	families     *family.Tracker      // which address types each client asks
 	traced       bool                 // the trace plugin is in the server block: see direct
-	unobserve    func()               // stops the tries of other blocks reaching walker
 }
 
 // RaceGuard prefetches the sibling of every miss the block's collapse resolves.
@@ -96,9 +93,10 @@ type searchConfig struct {
 	parallel bool
 	// deadline is how much longer than its first try's own answer a client waits for a walk.
 	deadline time.Duration
-	// nodeLocal says this server sees every try of its clients: it learns their search lists. Set
-	// by the node_local option or, when the Corefile does not set it (nodeLocalSet), at startup
-	// when the block has a NodeLocaler.
+	// nodeLocal says this server sees every try of its clients (one server per node), so that a
+	// one-label name of a client whose list is exactly known can be completed. Set by the
+	// node_local option or, when the Corefile does not set it (nodeLocalSet), at startup when the
+	// block has a NodeLocaler.
 	nodeLocal, nodeLocalSet bool
 	// budget bounds the walks each client starts; maxWalks the walks running at once.
 	budget   searchpath.Budget
@@ -155,7 +153,6 @@ type partners struct {
 	autoPath  func(request.Request) []string // the @PLUGIN's AutoPath, for search @PLUGIN
 	nodeLocal bool                           // nodelocal makes the block node-local
 	traced    bool                           // the trace plugin is in the block
-	listeners []string                       // the block's listeners, for the tries of other blocks
 }
 
 // OnStartup makes and starts the mechanisms the options ask for, with what the server block's
@@ -185,13 +182,6 @@ func (rg *RaceGuard) OnStartup(p partners) error {
 	rg.walker.Deadline = rg.search.deadline
 	rg.walker.Budget = rg.search.budget
 	rg.walker.Families = rg.families
-	if rg.search.nodeLocal {
-		// A server that learns its clients' lists sees their tries in every block of its
-		// listener (package tries), and learns no list for the node's own addresses.
-		rg.walker.Learn = true
-		rg.walker.Shared = localaddr.New().Has
-		rg.unobserve = tries.Register(p.listeners, rg.walker)
-	}
 	return nil
 }
 
@@ -206,7 +196,7 @@ func (rg *RaceGuard) source(p partners) searchpath.Source {
 			rg.node = resolvconf.New(rg.search.domains)
 		}
 		rg.node.Start()
-		return &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node, OneLabel: rg.search.nodeLocal}
+		return &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
 	case searchFixed:
 		return searchpath.Fixed(rg.search.domains)
 	case searchPlugin:
@@ -217,9 +207,6 @@ func (rg *RaceGuard) source(p partners) searchpath.Source {
 
 // OnShutdown stops what OnStartup started and releases the tables.
 func (rg *RaceGuard) OnShutdown() error {
-	if rg.unobserve != nil {
-		rg.unobserve()
-	}
 	if rg.node != nil {
 		rg.node.Stop()
 	}
@@ -245,6 +232,3 @@ func (rg *RaceGuard) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, 
 		rg.prefetch.PrefetchSibling(ctx, w, r)
 	}
 }
-
-// ObservesTries implements tries.SelfObserving: raceguard notes the tries of its own block.
-func (rg *RaceGuard) ObservesTries() bool { return true }

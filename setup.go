@@ -18,7 +18,6 @@ import (
 	"github.com/raceguard/raceguard/internal/option"
 	"github.com/raceguard/raceguard/internal/resolvconf"
 	"github.com/raceguard/raceguard/internal/searchpath"
-	"github.com/raceguard/raceguard/internal/tries"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
@@ -32,11 +31,6 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	config := dnsserver.GetConfig(c)
-	if rg.search.mode != searchOff && (rg.search.nodeLocal || !rg.search.nodeLocalSet) {
-		// A server that may learn its clients' lists must see their tries in every block of its
-		// listener (package tries): the observers go into the chains now, before they are built.
-		tries.AddObservers(c.Context(), func(p plugin.Plugin) { dnsserver.AddPluginToAllServerBlocks(c, p) })
-	}
 	c.OnStartup(func() error {
 		p, err := rg.partnersOf(config)
 		if err != nil {
@@ -56,7 +50,7 @@ func setup(c *caddy.Controller) error {
 // partnersOf finds what raceguard needs of the other plugins of its server block, config, once
 // the server starts and they all exist.
 func (rg *RaceGuard) partnersOf(config *dnsserver.Config) (partners, error) {
-	p := partners{traced: config.Handler("trace") != nil, listeners: tries.Listeners(config)}
+	p := partners{traced: config.Handler("trace") != nil}
 	if rg.search.mode == searchPlugin {
 		h := config.Handler(rg.search.plugin)
 		if h == nil {

@@ -9,23 +9,31 @@ import (
 	"time"
 )
 
-// client is what a Walker knows of one client address: which of its walks it continues itself
-// (their trails are in the Walker's trail table), the walk budget it has left, and, where the
-// Walker sees every try of its clients (Learn), the search lists its own walks showed. Every field
-// is guarded by mu.
+// client is what a Walker keeps of one client address: which of its walks it continues itself
+// (their trails are in the Walker's trail table), the walk budget it has left, and until when its
+// walks are vetoed. None of it is learned from what the client sends in a way that could change
+// another lookup's answer: a forged packet can only make this client's lookups cost what they cost
+// without raceguard (see veto). Every field is guarded by mu.
 type client struct {
 	mu       sync.Mutex
 	trails   map[string]trailRef // by base
 	crowded  time.Time           // until then no walk starts: a trail was dropped for room (see add)
-	lists    []*learned
-	tokens   float64   // the walk budget left
-	refilled time.Time // when tokens was last refilled
+	vetoed   time.Time           // until then no walk of an exactly known list starts (see veto)
+	tokens   float64             // the walk budget left
+	refilled time.Time           // when tokens was last refilled
 }
 
-// trailRef names a trail of the client in the Walker's trail table.
+// trailRef names a trail of the client in the Walker's trail table, and follows the client's
+// later tries of it.
 type trailRef struct {
 	base, first string
+	domains     []string // the domains after first, in the list's order, and "" for the base itself; shared, never modified
+	exact       bool     // the list is the client's own (Walk.Exact): a try that contradicts it vetoes the client
 	expires     time.Time
+
+	pos   int  // the furthest domain the client tried, -1 before any later try
+	asIs  bool // the first try was a name asked as is (counted once)
+	ended bool // the client tried the base itself
 }
 
 // has reports whether the client has a token of budget b left for a walk. Call with c.mu held.
@@ -62,40 +70,19 @@ type trailKey struct {
 }
 
 // trail is a walk of one client that the client continues itself: the walk passed through, was
-// exhausted, or answered a type with NODATA. Its candidates, resolved or still in flight, answer
-// the client's later tries from memory when they are NXDOMAIN; and the tries the client sends
-// show its search list. Every field above mu is set before the trail is shared.
+// exhausted, answered a type with NODATA, or did not run. Its candidates, resolved or still in
+// flight, answer the client's later tries from memory when they are NXDOMAIN. It is immutable.
 type trail struct {
-	first   string    // the first search domain: the walk's first try is base+first
-	domains []string  // the domains after first the walk tried, in order ("" is the base itself); nil if it did not run
-	futures []*future // per domain: the walk's resolution, nil where it made none
+	futures []*future // per domain of its trailRef: the walk's resolution, nil where it made none; nil if it did not run
 	do, cd  bool
-
-	mu    sync.Mutex
-	seen  []string // the domains the client tried after first, in its order; guarded by mu
-	ended bool     // the client tried the base itself after them; guarded by mu
-	asIs  bool     // the first try was a name asked as is; guarded by mu
-}
-
-// learned is a client's search list after its first domain, as its own walks showed it.
-type learned struct {
-	first   string
-	domains []string
-	ended   bool // the list ends after domains: the client's next try is the name itself
-	at      time.Time
 }
 
 // maxTrails bounds the trails of one client (the Walker's trail table bounds all of them), and
 // settledAge is how old a trail must be to make room for another: by then its client has sent
-// all its later tries, unless one of them waited out a resolver timeout. maxLearned bounds the
-// learned lists of a client (one per first domain: a node's hostNetwork pods share its address and
-// may sit in several namespaces); maxDomains the length of a learned list (glibc and musl read at
-// most 6 search domains from resolv.conf; a dnsConfig may add a few).
+// all its later tries, unless one of them waited out a resolver timeout.
 const (
 	maxTrails  = 1024
 	settledAge = 10 * time.Second
-	maxLearned = 4
-	maxDomains = 12
 )
 
 // add notes a trail of the client, dropping expired ones when it has maxTrails, and then the
@@ -122,124 +109,67 @@ func (c *client) add(ref trailRef, now time.Time) {
 			}
 		}
 	}
+	ref.pos = -1
 	c.trails[ref.base] = ref
 }
 
-// match returns the trail name is a later try of, and the domain it tries: name is the trail's
-// base followed by one of the client's search domains, or the base itself (domain ""). Of two
-// trails whose bases both start name, the newer. The first try itself (base+first) is no later
-// try: a client asking it again starts a new lookup. Nor is a name below the first try, which
-// shows the client asked the first try as is (a name given whole, or with ndots dots or more) and
-// now searches below it: belowFirst is set. Call with c.mu held.
-func (c *client) match(name string, now time.Time) (ref trailRef, domain string, belowFirst, ok bool) {
+// try is what a name is to the trails of its client (match).
+type try int
+
+const (
+	tryNone   try = iota // no trail's later try: a first try of its own, or a name asked as is
+	tryLater             // a later try of a trail: base under a domain of its list, or the base itself
+	tryAsIs              // a name below a trail's first try, the first time: that first try was a name asked as is
+	tryVeto              // a try that contradicts an exactly known list
+)
+
+// match returns what name is to the client's live trails, and for a later try, the trail and the
+// domain it tries (a domain of the trail's list, "" for the base itself). A name is a later try of
+// a trail only if it is exactly the trail's base under a domain of its list: never under any other
+// suffix (api.shop.default.default.svc.cluster.local. is no try of api.shop.'s walk, but the first
+// try of api.shop.default), and never the first try itself, which starts a new lookup. Of two
+// trails whose bases both start name, the newer. Call with c.mu held.
+func (c *client) match(name string, now time.Time) (ref trailRef, domain string, what try) {
 	if len(c.trails) == 0 {
-		return trailRef{}, "", false, false
+		return trailRef{}, "", tryNone
 	}
 	for i := 0; i < len(name); i++ {
 		if name[i] != '.' {
 			continue
 		}
 		t, found := c.trails[name[:i+1]]
-		if !found || !t.expires.After(now) {
+		if !found || !t.expires.After(now) || what == tryLater && !t.expires.After(ref.expires) {
 			continue
 		}
 		d := name[i+1:]
-		if d == t.first || ok && !t.expires.After(ref.expires) {
-			continue
-		}
-		ref, domain, ok = t, d, true
-	}
-	if ok {
-		belowFirst = len(domain) > len(ref.first) && strings.HasPrefix(domain, ref.first)
-	}
-	return ref, domain, belowFirst, ok
-}
-
-// observe records that the client tried t's base with domain, and returns the search list its
-// tries show so far, for learning. The A and the AAAA of one try, and retransmissions, are one
-// try.
-func (t *trail) observe(domain string) (domains []string, ended, changed bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch {
-	case t.ended || t.asIs:
-	case domain == "":
-		t.ended, changed = true, true
-	case len(t.seen) > 0 && t.seen[len(t.seen)-1] == domain:
-	case len(t.seen) < maxDomains:
-		t.seen, changed = append(t.seen, domain), true
-	}
-	return slices.Clone(t.seen), t.ended, changed
-}
-
-// follows reports whether a try of t's base under domain can be the client's next try of t's
-// walk. After a namespace domain (<ns>.svc.<cluster domain>) every list kubelet writes goes on
-// with its parent (svc.<cluster domain>) and that one's parent (the cluster domain), the
-// hierarchy raceguard trusts for every such list: a try elsewhere among the first two is a name
-// asked as is that happens to share the base (db.shop.svc.cluster.local. after
-// db.default.svc.cluster.local.), and teaches nothing. The A and the AAAA of one try, and
-// retransmissions, are one try.
-func (t *trail) follows(domain string) bool {
-	t.mu.Lock()
-	n := len(t.seen)
-	same := n > 0 && t.seen[n-1] == domain
-	t.mu.Unlock()
-	if same || n >= 2 || !strings.HasPrefix(t.first[strings.IndexByte(t.first, '.')+1:], "svc.") {
-		return true
-	}
-	want := t.first
-	for range n + 1 {
-		want = want[strings.IndexByte(want, '.')+1:]
-	}
-	return domain == want
-}
-
-// markAsIs marks t's first try as a name asked as is, and reports whether it was not marked yet.
-func (t *trail) markAsIs() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	first := !t.asIs
-	t.asIs = true
-	return first
-}
-
-// list returns the learned list for the first domain first, or nil. Call with c.mu held.
-func (c *client) list(first string) *learned {
-	for _, l := range c.lists {
-		if l.first == first {
-			return l
+		switch j := slices.Index(t.domains, d); {
+		case j >= 0 && d == "" && t.exact && !t.ended && t.pos < j-1:
+			// The base itself before the list's last domain: the client's list is shorter.
+			ref, what = t, tryVeto
+		case j >= 0:
+			t.pos, t.ended = max(t.pos, j), t.ended || d == ""
+			c.trails[t.base] = t
+			ref, domain, what = t, d, tryLater
+		case what == tryLater:
+		case len(d) > len(t.first) && strings.HasPrefix(d, t.first):
+			// The first try itself, searched: it was a name asked as is.
+			if !t.asIs {
+				t.asIs = true
+				c.trails[t.base] = t
+				ref, what = t, tryAsIs
+			}
+		case t.contradicted(d):
+			ref, what = t, tryVeto
 		}
 	}
-	return nil
+	return ref, domain, what
 }
 
-// knowsOther reports whether the client has a learned list, but none for first: its first try
-// would be under another namespace domain. Call with c.mu held.
-func (c *client) knowsOther(first string) bool {
-	return len(c.lists) > 0 && c.list(first) == nil
-}
-
-// learn keeps what a walk of the client showed of its list after first. A longer or different
-// observation replaces what was learned; one that stops short of it (the client found its answer
-// sooner) confirms it. Call with c.mu held.
-func (c *client) learn(first string, domains []string, ended bool, now time.Time) {
-	l := c.list(first)
-	if l == nil {
-		if len(c.lists) >= maxLearned {
-			c.lists = slices.Delete(c.lists, 0, 1)
-		}
-		l = &learned{first: first}
-		c.lists = append(c.lists, l)
-	}
-	l.at = now
-	n := min(len(domains), len(l.domains))
-	if slices.Equal(domains[:n], l.domains[:n]) && len(domains) <= len(l.domains) && (!ended || l.ended && len(domains) == len(l.domains)) {
-		return // a prefix of what is known: a confirmation
-	}
-	l.domains, l.ended = slices.Clone(domains), ended
-}
-
-// expire drops the learned lists not confirmed since before. Call with c.mu held.
-func (c *client) expire(before time.Time) {
-	c.lists = slices.DeleteFunc(c.lists, func(l *learned) bool { return l.at.Before(before) })
+// contradicted reports whether the client's try of t's base under domain d, which is not in t's
+// list, shows that the list is not the client's: t's list is exactly known, the client is in the
+// middle of its walk (it tried a later domain, and not yet the base itself), and d is no first try
+// of a longer name (which ends with the first domain). A pod that rewrote its resolv.conf, or a
+// node whose kubelet reads another resolv.conf than the one raceguard was given, shows this way.
+func (t trailRef) contradicted(d string) bool {
+	return t.exact && t.pos >= 0 && !t.ended && d != t.first && !strings.HasSuffix(d, "."+t.first)
 }

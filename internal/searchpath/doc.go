@@ -3,75 +3,54 @@ Package searchpath completes a client's search list on the server, so a Kubernet
 example.org costs one A+AAAA pair instead of one pair per search domain, without ever changing the
 answer the client's own resolver would end with.
 
-When a query is the first try of a search walk (a Source plans it, the Walker admits it), the
-Walker tries the remaining names itself and answers the first try with a CNAME to the name the
-client would have stopped at. Each try goes where the client's own query for that name would go
-(dispatch): through the CoreDNS server's zone and view dispatch, to the server block that serves
-it, and down that block's whole chain (acl, rewrite, cache, forward); a name no block serves is
-refused there, as it would be for the client. Those tries carry raceguard's own mark
-(query.MarkOwn), so the raceguard of the block that serves them lets them through untouched.
+The Walker's one entry is Serve (walker.go). For a client's A or AAAA query it answers a later try
+of a walk the client continues itself from what that walk resolved (recall.go), a first try from a
+completion remembered for the same client (completions.go), or, when the query is the first try of
+a walk a Source plans (source.go) and the walk may run (admit, the budget and the cap), by trying
+the rest of the names itself and answering with a CNAME to the name the client would have stopped
+at (complete.go, run.go). Each try goes where the client's own query for that name would go
+(package dispatch), through the server's zone and view dispatch and that block's whole chain.
 
 # The stopping rule
 
-What a client does with each try is fixed by its C library (glibc's res_query.c, musl's
-lookup_name.c), for the pair and for A or AAAA alone:
+glibc (res_query.c) and musl (lookup_name.c) go on past a name while both A and AAAA are NXDOMAIN.
+The walk does the same; at the first name where neither is, clean NOERROR answers complete the walk
+(each type with a CNAME and its records, or a plain NODATA), and anything else (an error, one type
+NXDOMAIN and the other not) passes through: the client gets its first try's own answer and walks
+itself. The A and the AAAA of one lookup share one walk (a pair), so they always name the same
+candidate.
 
-  - NXDOMAIN for both A and AAAA: glibc and musl both go on to the next name.
-  - NOERROR with records: glibc stops (it accepts the pair if either answer has records, and a
-    single query if it has); musl stops.
-  - NOERROR without records (NODATA): glibc goes on; musl stops and reports no data.
-  - SERVFAIL or any other error: glibc goes on or stops depending on which of the pair failed;
-    musl stops with EAI_AGAIN or EAI_FAIL.
+# Whose list
 
-The Walker tries names while both types are NXDOMAIN. At the first name where neither is, if both
-are clean NOERROR answers, it completes: each type's reply is a CNAME from the asked name (the
-client's exact bytes) to that name (its base in the client's case) plus its records when it has
-records, and a plain NODATA when it has none. A client with a NODATA reply behaves as at the real
-name (musl stops, glibc goes on and walks the rest itself); a client with records stops with
-exactly those. Anything else (an error, or one type NXDOMAIN and the other not) is passed through:
-the client gets the first name's own answer and walks itself, which is what it would have done
-without raceguard. Every decision is made once for the pair, so the A and the AAAA of one lookup
-always name the same candidate.
+A completion may stop only at names of the client's own list. The list comes from facts, never
+from what a client sends (with plain UDP nothing proves who sent a packet):
+
+  - Pods: the pod's list exactly as the kubelet wrote it, from the Kubernetes API (package
+    podlist); trusted whole, the name itself included, for bases with fewer dots than the pod's
+    ndots. One-label bases only where every try of a client is seen (node-local).
+  - Infer: no API; the namespace from the query name, trusted in its own hierarchy only
+    (<ns>.svc.<cd>, svc.<cd>, <cd>), which every kubelet list that starts with a namespace domain
+    has, and only if the namespace exists (Walk.Verify).
+  - Fixed (a list the operator vouches for) and Func (another plugin's AutoPath).
+
+What a client sends can only make raceguard decline: a try that contradicts its exactly known list
+(a domain the list lacks in the middle of its walk, or the name itself too early) vetoes its walks
+for vetoTTL. A forged packet can do no more than make a pod's lookups cost what they cost without
+raceguard.
+
+# Trails
+
+When the client walks on (the walk passed through, was exhausted, answered a type with NODATA, or
+did not run), the walk is kept for it as a trail. A query is a later try of a trail only if it is
+exactly the trail's base under a domain of its list, or the base itself: never the first try
+again, never any other suffix. Its NXDOMAIN is answered from memory (no longer than its SOA
+allows); any other later try goes down the chain as it is, and is never completed as a first try
+of its own.
 
 # When a walk must not complete
 
-A completion is sent only when it cannot change what the client ends with:
-
-  - The client's search list must be known up to the stopping name (Walk.Trusted). An inferred
-    list is trusted only in the namespace's own hierarchy (<ns>.svc.<cluster domain>,
-    svc.<cluster domain>, <cluster domain>), which every list that starts with a namespace domain
-    shares; a pod with a custom dnsConfig may lack the node's domains or have its own. Where the
-    server sees every try of its clients (Walker.Learn, a node-local deployment), the tries a
-    client sends itself after a walk passed through show its real list, and later walks follow
-    and trust that list. Tries other server blocks serve come in through ObserveTry (package
-    tries); a try that cannot be the next (trail.follows) is a name asked as is; an address
-    several clients share (Walker.Shared: the node's own) gets no list. A name of another
-    namespace than the client's learned one is no first try of it, and is answered as asked; so
-    is a one-label base of a client whose list is unknown. Once every trusted name is NXDOMAIN,
-    the walk passes through at once, whatever the names beyond would answer; those it started
-    answer the client's own tries of them.
-  - The completed reply must fit the client's size (UDP: 512 bytes without EDNS): the completion
-    carries a longer question and a CNAME, and musl before 1.2.4 keeps what fits of a truncated
-    reply without retrying over TCP.
-  - The client must not validate: a query with DO or AD, or a TSIG, is never completed, and a
-    completed reply never has AD (its CNAME has no signature, RFC 4035 §3.2.3).
-  - The walk must decide in time: the client waits for its first try's own answer, and at most
-    Deadline longer. Then it gets that answer and walks on, and the walk's tries, all started by
-    then, answer its later tries from memory.
-
-# What the client walks on with
-
-When the client walks on (the walk passed through or was exhausted, or answered a type with
-NODATA), the walk is kept for it as a trail: its NXDOMAINs are answered from memory, for no longer
-than their SOA allows, and a try still in flight is waited for rather than asked again. Its later
-tries are never completed as walks of their own: they are the tail of this one. A name below the
-first try itself shows the first try was a name asked as is: it is counted, and teaches nothing.
-
-# Sharing
-
-The A and AAAA of one lookup arrive together. The first to arrive leads the walk, which resolves
-both types of each name; the second waits for it and takes its own type's answer, so a lookup
-costs one walk. The walk runs detached from either client's context, bounded by Timeout, and each
-waiter is bounded by its own.
+A completed reply must fit the client's size; a client that validates (DO, AD, TSIG) is never
+completed; and the walk must decide by Deadline after its first try's own answer, else the client
+gets that answer and walks on. Walks are bounded per client (Budget) and in all (maxWalks).
 */
 package searchpath

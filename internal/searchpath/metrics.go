@@ -30,8 +30,16 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: module.Name,
 		Name:      "search_declined_total",
-		Help:      "Counter of queries shaped like the first try of a search walk that were passed on untouched, by reason: dnssec, other_namespace, one_label.",
+		Help:      "Counter of queries shaped like the first try of a search walk that were passed on untouched, by reason: dnssec, vetoed, budget, busy, full, crowded, family, panic.",
 	}, []string{"server", "reason"})
+
+	// vetoes counts tries that contradicted a client's exactly known search list.
+	vetoes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "search_vetoes_total",
+		Help:      "Counter of client tries that contradicted the client's search list as the Kubernetes API gives it: the client's walks of that list are declined (reason vetoed) for 10 minutes.",
+	}, []string{"server"})
 
 	// decidedCount counts queries answered from a completion decided for the same client.
 	decidedCount = promauto.NewCounterVec(prometheus.CounterOpts{

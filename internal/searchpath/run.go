@@ -282,16 +282,15 @@ func (wk *Walker) charge(client netip.Addr, n float64) {
 // resolutions, nil for a walk that did not run, whose later tries all go down the chain. Where a
 // table has no room for it, walks pause (see unwalked).
 func (wk *Walker) keepTrail(k key, walk Walk, futures []*future) {
-	t := &trail{first: walk.First, do: k.DO, cd: k.CD}
+	t := &trail{do: k.DO, cd: k.CD}
 	if futures != nil {
-		t.domains = append(append(make([]string, 0, len(walk.Rest)+1), walk.Rest...), "")
 		t.futures = futures[1:]
 	}
 	if !wk.trails.Put(trailKey{client: k.client, base: walk.Base}, t, trailTTL) {
 		wk.pause() // the table counted its overflow
 		return
 	}
-	c, ok := wk.clients.Update(k.client, learnTTL, func(c *client, found bool) *client {
+	c, ok := wk.clients.Update(k.client, clientTTL, func(c *client, found bool) *client {
 		if !found {
 			c = &client{}
 		}
@@ -303,7 +302,7 @@ func (wk *Walker) keepTrail(k key, walk Walk, futures []*future) {
 	}
 	now := wk.clock.Now()
 	c.mu.Lock()
-	c.add(trailRef{base: walk.Base, first: walk.First, expires: now.Add(trailTTL)}, now)
+	c.add(trailRef{base: walk.Base, first: walk.First, domains: walk.tail(), exact: walk.Exact, expires: now.Add(trailTTL)}, now)
 	c.mu.Unlock()
 }
 

@@ -1,6 +1,7 @@
 package searchpath
 
 import (
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -71,10 +72,6 @@ func (f Func) Plan(q query.Query) (Walk, bool) {
 type Infer struct {
 	ClusterDomains []string            // fully qualified, lower-cased
 	Node           *resolvconf.Watcher // the node's own search domains
-	// OneLabel plans walks of one-label bases too, for a Walker that may complete them (Learn).
-	// Without it they are no walks: most queries of a cluster are one (a service in the pod's own
-	// namespace), and refusing them first keeps their path short.
-	OneLabel bool
 
 	rests atomic.Pointer[inferRests]
 }
@@ -100,15 +97,16 @@ func (in *Infer) Plan(q query.Query) (Walk, bool) {
 		if dot <= 0 {
 			return Walk{}, false // a namespace itself: no base
 		}
-		oneLabel := strings.IndexByte(rest[:dot], '.') < 0
-		if oneLabel && !in.OneLabel || strings.IndexByte(name, '\\') >= 0 {
+		// A one-label base is never completed without the client's exact list (Walker.admit):
+		// most queries of a cluster have one (a service in the pod's own namespace), and refusing
+		// them first keeps their path short.
+		if strings.IndexByte(rest[:dot], '.') < 0 || strings.IndexByte(name, '\\') >= 0 {
 			return Walk{}, false
 		}
 		rests := in.restsFor()
 		base := name[:dot+1]
 		return Walk{
 			Name: name, Base: base, First: name[dot+1:], Rest: rests[i], Local: 3, Trusted: 3, Verify: true,
-			OneLabel: oneLabel,
 		}, true
 	}
 	return Walk{}, false
@@ -148,4 +146,44 @@ func isUnder(d string, zones []string) bool {
 		}
 	}
 	return false
+}
+
+// Lists knows clients' exact search lists: package podlist, from the pods the Kubernetes API has
+// and the node's resolv.conf, as the kubelet writes each pod's. Lookup must not allocate.
+type Lists interface {
+	// Lookup returns the search list (fully qualified, lower-cased, in the client's order) and
+	// ndots of the pod at client, if exactly known: not for an address several pods share
+	// (hostNetwork), an unknown one, or while the API cannot be read.
+	Lookup(client netip.Addr) (search []string, ndots int, ok bool)
+}
+
+// Pods plans each client's walks with its exact list, where Lists knows it, and with Else (the
+// namespace's own hierarchy: Infer) where it does not, so that nothing a client sends decides the
+// list its lookups are completed with. Its walks are trusted whole, the name itself included
+// (Walk.Exact), and are planned only for a base with fewer dots than the client's ndots: glibc and
+// musl search those first and try the name itself last; a name with more is tried as is first
+// (glibc) or only as is (musl), so the same bytes are no first try of a search.
+type Pods struct {
+	Lists Lists
+	Else  Source // may be nil
+	// OneLabel plans one-label bases too: where every try of a client is seen (node-local), a
+	// walk's later tries are known as such, and a one-label base's first try is no one else's.
+	OneLabel bool
+}
+
+// Plan implements Source.
+func (p *Pods) Plan(q query.Query) (Walk, bool) {
+	search, ndots, ok := p.Lists.Lookup(q.Client)
+	if !ok {
+		if p.Else == nil {
+			return Walk{}, false
+		}
+		return p.Else.Plan(q)
+	}
+	walk, ok := Expand(q.Name, search)
+	if !ok || walk.OneLabel && !p.OneLabel || strings.Count(walk.Base, ".")-1 >= ndots {
+		return Walk{}, false
+	}
+	walk.Exact = true
+	return walk, true
 }

@@ -60,23 +60,21 @@ func TestExpand(t *testing.T) {
 }
 
 func TestInfer(t *testing.T) {
-	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: resolvconf.New([]string{"lab.internal.", "svc.cluster.local."}), OneLabel: true}
+	in := &Infer{ClusterDomains: []string{"cluster.local.", "corp.cluster."}, Node: resolvconf.New([]string{"lab.internal.", "svc.cluster.local."})}
 	tests := []struct {
-		qname    string
-		want     []string // the names of the walk
-		oneLabel bool
+		qname string
+		want  []string // the names of the walk
 	}{
 		{"Example.Org.Shop.Svc.Cluster.Local.", []string{"example.org.shop.svc.cluster.local.", "example.org.svc.cluster.local.",
-			"example.org.cluster.local.", "example.org.lab.internal.", "example.org."}, false},
+			"example.org.cluster.local.", "example.org.lab.internal.", "example.org."}},
 		{"x.y.ns.svc.corp.cluster.", []string{"x.y.ns.svc.corp.cluster.", "x.y.svc.corp.cluster.", "x.y.corp.cluster.",
-			"x.y.lab.internal.", "x.y."}, false},
-		{"web.default.svc.cluster.local.", []string{"web.default.svc.cluster.local.", "web.svc.cluster.local.",
-			"web.cluster.local.", "web.lab.internal.", "web."}, true},
-		{"shop.svc.cluster.local.", nil, false}, // a namespace, no base
-		{"svc.cluster.local.", nil, false},
-		{"x.pod.cluster.local.", nil, false},
-		{"example.org.", nil, false},
-		{`a\.b.default.svc.cluster.local.`, nil, false},
+			"x.y.lab.internal.", "x.y."}},
+		{"web.default.svc.cluster.local.", nil}, // a one-label base: never without the client's exact list
+		{"shop.svc.cluster.local.", nil},        // a namespace, no base
+		{"svc.cluster.local.", nil},
+		{"x.pod.cluster.local.", nil},
+		{"example.org.", nil},
+		{`a\.b.default.svc.cluster.local.`, nil},
 	}
 	for _, tc := range tests {
 		m := new(dns.Msg).SetQuestion(tc.qname, dns.TypeA)
@@ -90,14 +88,9 @@ func TestInfer(t *testing.T) {
 			t.Errorf("Infer(%q): Expected %v, got %v %v", tc.qname, tc.want, ok, names)
 			continue
 		}
-		if ok && (!w.Verify || w.Trusted != 3 || w.Local != 3 || w.OneLabel != tc.oneLabel || w.Name != name) {
-			t.Errorf("Infer(%q): Expected the namespace verified, its three domains trusted, one-label %v; got %+v", tc.qname, tc.oneLabel, w)
+		if ok && (!w.Verify || w.Trusted != 3 || w.Local != 3 || w.OneLabel || w.Exact || w.Name != name) {
+			t.Errorf("Infer(%q): Expected the namespace verified, its three domains trusted; got %+v", tc.qname, w)
 		}
-	}
-	// Without OneLabel, a one-label base is no walk at all.
-	in.OneLabel = false
-	if w, ok := in.Plan(named("web.default.svc.cluster.local.")); ok {
-		t.Errorf("Expected no walk of a one-label base without OneLabel, got %+v", w)
 	}
 	// The node's domains change: the lists follow.
 	in.Node = resolvconf.New([]string{"corp.example."})

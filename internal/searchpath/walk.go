@@ -16,7 +16,8 @@ type Walk struct {
 	Base string
 	// First is the first search domain: the query name is Base+First.
 	First string
-	// Rest are the search domains after First, in the client's order. Shared: never modified.
+	// Rest are the search domains after First, in the client's order. Never modified: a Source
+	// hands out its own slice.
 	Rest []string
 	// Local is how many leading names climb First's own hierarchy (<ns>.svc.cluster.local,
 	// svc.cluster.local, cluster.local): the plugins of this server usually answer those at
@@ -31,12 +32,21 @@ type Walk struct {
 	// namespace must be a real one.
 	Verify bool
 	// OneLabel is set when Base has one label, which only a server that sees every try of its
-	// clients can complete (see Expand).
+	// clients can complete (see Expand), and only for an Exact list.
 	OneLabel bool
+	// Exact is set when the list is the client's own, as the Kubernetes API says the kubelet
+	// wrote it (Pods): a try of the client that contradicts it vetoes the client's walks.
+	Exact bool
 }
 
 // Len returns the number of names of the walk.
 func (w Walk) Len() int { return len(w.Rest) + 2 }
+
+// tail returns the domains the client tries after First, "" standing for the base itself: the
+// later tries of the walk.
+func (w Walk) tail() []string {
+	return append(w.Rest[:len(w.Rest):len(w.Rest)], "")
+}
 
 // Names returns the names of the walk in the client's order.
 func (w Walk) Names() []string {

@@ -31,7 +31,7 @@ const (
 
 	pairTTL            = 2 * time.Second  // how long a finished walk waits for the other of its pair
 	trailTTL           = 30 * time.Second // how long a walk the client continues itself is kept for it
-	learnTTL           = 10 * time.Minute // how long a learned search list lives unconfirmed
+	clientTTL          = 10 * time.Minute // how long a client's budget and veto are kept
 	maxRememberTTL     = 10 * time.Second // cap on answering an NXDOMAIN from memory
 	minRememberTTL     = 1 * time.Second
 	defaultRememberTTL = 5 * time.Second // when an NXDOMAIN has no SOA to say
@@ -54,15 +54,6 @@ type Walker struct {
 	// decide; then it gets its first try's own answer and walks on, its later tries answered from
 	// what the walk resolved meanwhile.
 	Deadline time.Duration
-	// Learn is set where this server sees every try of its clients (a node-local deployment): it
-	// learns each client's search list from the walks it continues itself, and completes beyond
-	// the namespace's own hierarchy, and one-label names, only within a learned list. The tries
-	// that other server blocks of the listener serve come in through ObserveTry.
-	Learn bool
-	// Shared, when set, reports whether an address is one several clients share: the node's own,
-	// its hostNetwork pods'. Where the Walker learns, it learns no list for such an address and
-	// completes its walks as for a client whose list is unknown.
-	Shared func(netip.Addr) bool
 	// Families, when set, says which address types a client asks: a walk resolves the type its
 	// first try asks, and the other only for a client that asked it recently, so that a client
 	// asking one type alone is walked as its own resolver walks, at its own upstream cost. When
@@ -176,14 +167,13 @@ func keyOf(q *query.Query, name string, qtype uint16) key {
 	return key{client: q.Client, name: name, qtype: qtype, Flags: q.Flags()}
 }
 
-// admit decides whether q, the first try of walk, may be completed for its client, and returns
-// the walk to run: where the Walker learns and knows the client's own search list, the walk
-// follows that list and trusts all of it. A query it refuses goes down the chain untouched.
+// admit decides whether q, the first try of walk, may be completed for its client; a query it
+// refuses goes down the chain untouched.
 func (wk *Walker) admit(ctx context.Context, q *query.Query, walk Walk) (Walk, bool) {
-	learns := wk.Learn && !wk.shared(q.Client)
-	if walk.OneLabel && !learns {
-		// A one-label base is ambiguous unless every try of its client is seen (see Expand): most
-		// queries of a cluster have one (a service in the pod's own namespace), and pass here.
+	if walk.OneLabel && !walk.Exact {
+		// A one-label base is ambiguous unless the client's list is exactly known and every try
+		// of its client is seen (see Expand): most queries of a cluster have one (a service in
+		// the pod's own namespace), and pass here.
 		return walk, false
 	}
 	// A validating client (DO), or one that asks for the AD bit, gets answers it can check: a
@@ -192,32 +182,10 @@ func (wk *Walker) admit(ctx context.Context, q *query.Query, walk Walk) (Walk, b
 	if q.Flags().DO || q.R.AuthenticatedData || q.R.IsTsig() != nil {
 		return wk.decline(ctx, walk, "dnssec")
 	}
-	if !learns {
-		return walk, true
-	}
-	c, ok := wk.clients.Get(q.Client)
-	if !ok {
-		// Nothing learned of this client yet: its walks are those of a client whose list is
-		// unknown.
-		return walk, !walk.OneLabel
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expire(wk.clock.Now().Add(-learnTTL))
-	switch l := c.list(walk.First); {
-	case l != nil:
-		walk.Rest, walk.Verify = l.domains, false // l.domains is never modified, only replaced
-		walk.Trusted = len(l.domains) + 1
-		if l.ended {
-			walk.Trusted++
+	if walk.Exact {
+		if c, ok := wk.clients.Get(q.Client); ok && wk.vetoed(c) {
+			return wk.decline(ctx, walk, "vetoed")
 		}
-		walk.Local = local(walk.First, walk.Rest)
-	case c.knowsOther(walk.First):
-		// This client's tries are under another namespace domain: this name is no first try of it
-		// (a name asked as is), or a new pod took the address; either way, as asked.
-		return wk.decline(ctx, walk, "other_namespace")
-	case walk.OneLabel:
-		return wk.decline(ctx, walk, "one_label")
 	}
 	return walk, true
 }
@@ -239,7 +207,7 @@ func (wk *Walker) start(addr netip.Addr) string {
 	if now.UnixNano() < wk.pausedUntil.Load() {
 		return "full"
 	}
-	c, ok := wk.clients.Update(addr, learnTTL, func(c *client, found bool) *client {
+	c, ok := wk.clients.Update(addr, clientTTL, func(c *client, found bool) *client {
 		if !found {
 			c = &client{}
 		}
@@ -273,6 +241,3 @@ func (wk *Walker) decline(ctx context.Context, walk Walk, reason string) (Walk, 
 func (wk *Walker) pause() {
 	wk.pausedUntil.Store(wk.clock.Now().Add(trailTTL).UnixNano())
 }
-
-// shared reports whether addr is an address several clients share (Shared).
-func (wk *Walker) shared(addr netip.Addr) bool { return wk.Shared != nil && wk.Shared(addr) }
