@@ -117,10 +117,10 @@ func (c *client) add(ref trailRef, now time.Time) {
 type try int
 
 const (
-	tryNone   try = iota // no trail's later try: a first try of its own, or a name asked as is
-	tryLater             // a later try of a trail: base under a domain of its list, or the base itself
-	tryAsIs              // a name below a trail's first try, the first time: that first try was a name asked as is
-	tryVeto              // a try that contradicts an exactly known list
+	tryNone  try = iota // no trail's later try: a first try of its own, or a name asked as is
+	tryLater            // a later try of a trail: base under a domain of its list, or the base itself
+	tryAsIs             // a name below a trail's first try, the first time: that first try was a name asked as is
+	tryVeto             // a try that contradicts an exactly known list
 )
 
 // match returns what name is to the client's live trails, and for a later try, the trail and the
