@@ -28,6 +28,7 @@ import (
 	"github.com/raceguard/raceguard/internal/coarse"
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/internal/correlate"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
 	"github.com/raceguard/raceguard/internal/module"
@@ -153,6 +154,9 @@ type partners struct {
 	autoPath  func(request.Request) []string // the @PLUGIN's AutoPath, for search @PLUGIN
 	nodeLocal bool                           // nodelocal makes the block node-local
 	traced    bool                           // the trace plugin is in the block
+	// metricsZones are the zones the block's prometheus plugin labels requests with, for the
+	// count of raceguard's own queries; nil without it.
+	metricsZones func() []string
 }
 
 // OnStartup makes and starts the mechanisms the options ask for, with what the server block's
@@ -165,8 +169,9 @@ func (rg *RaceGuard) OnStartup(p partners) error {
 		rg.fingerprints.Sink = correlate.Events
 		correlate.Acquire(rg.conntrack)
 	}
+	d := &dispatch.Dispatcher{Next: rg.Next, Zones: p.metricsZones}
 	if rg.siblingPrefetch {
-		rg.prefetch = sibling.New(rg.Next, sibling.DefaultInflight)
+		rg.prefetch = sibling.New(d, sibling.DefaultInflight)
 		rg.prefetch.Families = rg.families
 		rg.prefetch.Start()
 	}
@@ -177,7 +182,7 @@ func (rg *RaceGuard) OnStartup(p partners) error {
 	if source == nil {
 		return nil
 	}
-	rg.walker = searchpath.New(source, rg.Next, rg.search.maxWalks, searchpath.DefaultPairs, searchpath.DefaultClients)
+	rg.walker = searchpath.New(source, d, rg.search.maxWalks, searchpath.DefaultPairs, searchpath.DefaultClients)
 	rg.walker.Parallel = rg.search.parallel
 	rg.walker.Deadline = rg.search.deadline
 	rg.walker.Budget = rg.search.budget

@@ -10,6 +10,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/autopath"
+	"github.com/coredns/coredns/plugin/metrics"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 
 	_ "github.com/raceguard/raceguard/internal/buildinfo" // coredns -version and coredns_raceguard_build_info
@@ -51,6 +52,9 @@ func setup(c *caddy.Controller) error {
 // the server starts and they all exist.
 func (rg *RaceGuard) partnersOf(config *dnsserver.Config) (partners, error) {
 	p := partners{traced: config.Handler("trace") != nil}
+	if m, ok := config.Handler("prometheus").(*metrics.Metrics); ok {
+		p.metricsZones = m.ZoneNames
+	}
 	if rg.search.mode == searchPlugin {
 		h := config.Handler(rg.search.plugin)
 		if h == nil {

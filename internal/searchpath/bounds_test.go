@@ -13,12 +13,13 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/testkit"
 )
 
 func TestTablesCapped(t *testing.T) {
 	z := newZone()
-	wk := New(Fixed(podList), z, DefaultMaxWalks, 64, 128) // tiny tables: 64 walks shared, 128 clients remembered
+	wk := New(Fixed(podList), &dispatch.Dispatcher{Next: z}, DefaultMaxWalks, 64, 128) // tiny tables: 64 walks shared, 128 clients remembered
 	defer wk.Close()
 	before := testutil.ToFloat64(overflowsFor("search_clients"))
 
@@ -92,7 +93,7 @@ func TestWalkBudget(t *testing.T) {
 func TestWalkCap(t *testing.T) {
 	// Two walks may run at once: the third lookup is served as without raceguard, at once.
 	z := newZone()
-	wk := New(Fixed(podList), z, 2, 1000, 1000)
+	wk := New(Fixed(podList), &dispatch.Dispatcher{Next: z}, 2, 1000, 1000)
 	defer wk.Close()
 	z.hold("busy0.example.default.svc.cluster.local.", "busy1.example.default.svc.cluster.local.")
 	var wg sync.WaitGroup

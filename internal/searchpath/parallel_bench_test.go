@@ -12,6 +12,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/query"
 	"github.com/raceguard/raceguard/internal/testkit"
 	testingclock "k8s.io/utils/clock/testing"
@@ -27,7 +28,7 @@ import (
 //   - pair: the pair table's share and a decided walk's answer, the A and AAAA of one lookup.
 func BenchmarkWalkTablesParallel(b *testing.B) {
 	z := newZone("example.org. 300 IN A 192.0.2.10", "example.org. 300 IN AAAA 2001:db8::10")
-	wk := New(Fixed(podList), z, DefaultMaxWalks, DefaultPairs, DefaultClients)
+	wk := New(Fixed(podList), &dispatch.Dispatcher{Next: z}, DefaultMaxWalks, DefaultPairs, DefaultClients)
 	defer wk.Close()
 	clk := testingclock.NewFakeClock(time.Unix(1_800_000_000, 0))
 	wk.SetClock(clk)

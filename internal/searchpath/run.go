@@ -9,7 +9,6 @@ import (
 	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
-	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/query"
 	"github.com/raceguard/raceguard/internal/recovery"
 )
@@ -338,6 +337,6 @@ func (wk *Walker) resolve(ctx context.Context, q *query.Query, name string, qtyp
 	} else if o.UDPSize() < minWalkSize {
 		o.SetUDPSize(minWalkSize)
 	}
-	m, rcode, err := dispatch.Query(ctx, "walk", wk.Next, q.W, r)
+	m, rcode, err := wk.Dispatch.Query(ctx, "walk", q.W, r)
 	return answer{msg: m, rcode: rcode, err: err}
 }

@@ -261,7 +261,7 @@ func TestWalkWrittenServfail(t *testing.T) {
 		w.WriteMsg(m)
 		return dns.RcodeServerFailure, nil
 	})
-	wk.Next = servfail
+	wk.Dispatch.Next = servfail
 	m, rcode, _ := ask(t, wk, "a.b.default.svc.cluster.local.", dns.TypeA, 1)
 	if m == nil || m.Rcode != dns.RcodeServerFailure || rcode != dns.RcodeSuccess {
 		t.Errorf("Expected the written SERVFAIL and a success rcode, got %v, %d", m, rcode)

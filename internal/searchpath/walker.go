@@ -6,11 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/query"
 	"k8s.io/utils/clock"
 )
@@ -41,10 +41,8 @@ const (
 type Walker struct {
 	// Source plans the walks: it says which queries are the first try of one.
 	Source Source
-	// Next is the rest of the chain: the tries of a walk go there only when the query did not
-	// come through a CoreDNS server (a chain under test); otherwise each goes where the client's
-	// own query for it would go (see dispatch).
-	Next plugin.Handler
+	// Dispatch sends the tries of a walk where the client's own queries for them would go.
+	Dispatch *dispatch.Dispatcher
 	// Parallel tries the names beyond the first domain's own hierarchy at once, and hedges the
 	// tries before them; without it every try waits for the one before.
 	Parallel bool
@@ -87,10 +85,10 @@ type Budget struct {
 
 // New returns a Walker of the walks source plans, that runs at most maxWalks walks at once, and
 // whose tables hold pairs walks and clients clients at most.
-func New(source Source, next plugin.Handler, maxWalks, pairs, clients int) *Walker {
+func New(source Source, d *dispatch.Dispatcher, maxWalks, pairs, clients int) *Walker {
 	return &Walker{
 		Source:      source,
-		Next:        next,
+		Dispatch:    d,
 		Parallel:    true,
 		Timeout:     DefaultTimeout,
 		Deadline:    DefaultDeadline,

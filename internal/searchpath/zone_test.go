@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/raceguard/raceguard/internal/bounded"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/query"
 	"github.com/raceguard/raceguard/internal/testkit"
 	testingclock "k8s.io/utils/clock/testing"
@@ -188,7 +189,7 @@ func newWalker(t *testing.T, z *zone) *Walker {
 
 // newWalkerClock is newWalker with its clock.
 func newWalkerClock(t *testing.T, z *zone) (*Walker, *testingclock.FakeClock) {
-	wk := New(Fixed(podList), z, DefaultMaxWalks, 1000, 1000)
+	wk := New(Fixed(podList), &dispatch.Dispatcher{Next: z}, DefaultMaxWalks, 1000, 1000)
 	clk := testingclock.NewFakeClock(time.Unix(1_800_000_000, 0))
 	wk.SetClock(clk)
 	t.Cleanup(wk.Close)
@@ -246,7 +247,7 @@ func named(name string) query.Query { return query.Query{Name: name} }
 func completeWalk(ctx context.Context, wk *Walker, w dns.ResponseWriter, r *dns.Msg, walk Walk) (int, error) {
 	rcode, err, done := wk.complete(ctx, qOf(w, r), walk)
 	if !done {
-		return plugin.NextOrFailure("test", wk.Next, ctx, w, r)
+		return plugin.NextOrFailure("test", wk.Dispatch.Next, ctx, w, r)
 	}
 	return rcode, err
 }
@@ -255,7 +256,7 @@ func completeWalk(ctx context.Context, wk *Walker, w dns.ResponseWriter, r *dns.
 func serve(ctx context.Context, wk *Walker, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	rcode, err, done := wk.Serve(ctx, qOf(w, r))
 	if !done {
-		return plugin.NextOrFailure("test", wk.Next, ctx, w, r)
+		return plugin.NextOrFailure("test", wk.Dispatch.Next, ctx, w, r)
 	}
 	return rcode, err
 }

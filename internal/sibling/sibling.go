@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
@@ -45,8 +44,8 @@ type Families interface {
 
 // Prefetcher resolves sibling queries where the client's own would go (package dispatch).
 type Prefetcher struct {
-	// Next is the rest of the chain, for a query that did not come through a CoreDNS server.
-	Next plugin.Handler
+	// Dispatch sends the prefetches where the client's own queries would go.
+	Dispatch *dispatch.Dispatcher
 	// Families, when set, limits prefetches to clients that asked the sibling type recently: a
 	// client that asks A alone (glibc AF_INET, Go's resolver, Java on IPv4) never asks AAAA, and
 	// prefetching it would double its upstream queries for nothing.
@@ -62,12 +61,12 @@ type Prefetcher struct {
 }
 
 // New returns a Prefetcher with at most inflight prefetches at once.
-func New(next plugin.Handler, inflight int) *Prefetcher {
+func New(d *dispatch.Dispatcher, inflight int) *Prefetcher {
 	return &Prefetcher{
-		Next:   next,
-		sem:    make(chan struct{}, inflight),
-		recent: bounded.NewNamed[key, prefetched]("sibling_prefetches", defaultRecent),
-		window: DefaultWindow,
+		Dispatch: d,
+		sem:      make(chan struct{}, inflight),
+		recent:   bounded.NewNamed[key, prefetched]("sibling_prefetches", defaultRecent),
+		window:   DefaultWindow,
 	}
 }
 
@@ -124,7 +123,7 @@ func (p *Prefetcher) sweep(now time.Time) {
 	}
 }
 
-// PrefetchSibling resolves the sibling of the A or AAAA query r in the background, down Next,
+// PrefetchSibling resolves the sibling of the A or AAAA query r in the background, where the client's own query for it would go,
 // unless it was prefetched within the window or too many prefetches are in flight.
 func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) != 1 {
@@ -163,7 +162,7 @@ func (p *Prefetcher) PrefetchSibling(ctx context.Context, w dns.ResponseWriter, 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	go func() {
 		defer func() { cancel(); <-p.sem }()
-		dispatch.Query(pctx, "prefetch", p.Next, w, q)
+		p.Dispatch.Query(pctx, "prefetch", w, q)
 	}()
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/raceguard/raceguard/internal/dispatch"
 	"github.com/raceguard/raceguard/internal/query"
 	"github.com/raceguard/raceguard/internal/testkit"
 	"go.uber.org/goleak"
@@ -46,7 +47,7 @@ func (*next) Name() string { return "next" }
 
 func TestPrefetch(t *testing.T) {
 	nx := &next{gate: make(chan struct{})}
-	p := New(nx, 2)
+	p := New(&dispatch.Dispatcher{Next: nx}, 2)
 	defer p.Close()
 	ctx := context.Background()
 	q := func(name string, qtype uint16) *dns.Msg { return new(dns.Msg).SetQuestion(name, qtype) }
@@ -99,7 +100,7 @@ func (f families) Asked(client netip.Addr, qtype uint16) bool {
 func TestPrefetchOnlyForClientsThatAsk(t *testing.T) {
 	nx := &next{gate: make(chan struct{})}
 	close(nx.gate)
-	p := New(nx, 8)
+	p := New(&dispatch.Dispatcher{Next: nx}, 8)
 	defer p.Close()
 	p.Families = families{netip.MustParseAddr("10.0.0.2"): true}
 	v4only := &test.ResponseWriter{RemoteIP: "10.0.0.1"}
@@ -121,7 +122,7 @@ func TestPrefetchOnlyForClientsThatAsk(t *testing.T) {
 func TestUnusedPrefetches(t *testing.T) {
 	nx := &next{gate: make(chan struct{})}
 	close(nx.gate)
-	p := New(nx, 8)
+	p := New(&dispatch.Dispatcher{Next: nx}, 8)
 	defer p.Close()
 	w := &test.ResponseWriter{}
 	p.PrefetchSibling(context.Background(), w, new(dns.Msg).SetQuestion("used.example.", dns.TypeA))
@@ -142,10 +143,10 @@ func TestUnusedPrefetches(t *testing.T) {
 // the panic is recovered in the prefetch's goroutine and counted, and the process lives on.
 func TestPrefetchPanic(t *testing.T) {
 	var calls atomic.Int32
-	p := New(test.HandlerFunc(func(_ context.Context, _ dns.ResponseWriter, r *dns.Msg) (int, error) {
+	p := New(&dispatch.Dispatcher{Next: test.HandlerFunc(func(_ context.Context, _ dns.ResponseWriter, r *dns.Msg) (int, error) {
 		calls.Add(1)
 		panic("boom on " + r.Question[0].Name)
-	}), 8)
+	})}, 8)
 	defer p.Close()
 	before := testutil.ToFloat64(vars.Panic)
 	p.PrefetchSibling(context.Background(), &test.ResponseWriter{}, new(dns.Msg).SetQuestion("boom.example.", dns.TypeA))
