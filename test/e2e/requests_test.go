@@ -22,7 +22,7 @@ func TestRequestsCountWhatClientsSent(t *testing.T) {
 		name  string
 		qtype uint16
 	}{
-		{"Api.Shop.default.svc.cluster.local.", dns.TypeA},   // completed: a walk of several names
+		{"Api.Shop.default.svc.cluster.local.", dns.TypeA},    // completed: a walk of several names
 		{"Api.Shop.default.svc.cluster.local.", dns.TypeAAAA}, // the other of the pair
 		{"example.org.default.svc.cluster.local.", dns.TypeA}, // passed through; the walk goes on
 		{"web.default.svc.cluster.local.", dns.TypeA},         // as asked
