@@ -24,6 +24,9 @@ type Config struct {
 	Firewall bool
 	// Interval is how often the set-up is checked and restored.
 	Interval time.Duration
+	// Observe sets up an observing server: its addresses, every one link-local, and a table that
+	// only lists them; it captures no pod's DNS, and has no rules and no firewall accept rules.
+	Observe bool
 }
 
 // Defaults.
@@ -46,6 +49,13 @@ func (c Config) Check() error {
 			return fmt.Errorf("address %s: given twice", a)
 		}
 	}
+	if c.Observe {
+		for _, a := range c.Addrs {
+			if !a.IsLinkLocalUnicast() {
+				return fmt.Errorf("address %s: an observing server binds only link-local addresses (169.254.0.0/16, fe80::/10): it takes no pod's traffic", a)
+			}
+		}
+	}
 	if c.Port == 0 {
 		return errors.New("no DNS port")
 	}
@@ -61,7 +71,7 @@ func (c Config) Check() error {
 // Equal reports whether c and o ask for the same set-up.
 func (c Config) Equal(o Config) bool {
 	return slices.Equal(c.Addrs, o.Addrs) && c.Port == o.Port && c.HealthPort == o.HealthPort &&
-		c.Interface == o.Interface && c.Firewall == o.Firewall && c.Interval == o.Interval
+		c.Interface == o.Interface && c.Firewall == o.Firewall && c.Interval == o.Interval && c.Observe == o.Observe
 }
 
 // v4 and v6 split addrs by family.

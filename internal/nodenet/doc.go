@@ -7,8 +7,12 @@ on that hop. It is the mechanism of the nodelocal directive; it knows nothing of
 
 The listen addresses (the link-local 169.254.20.10 and, in transparent mode, the kube-dns
 ClusterIP) go on a dummy link of raceguard's own, as NodeLocal DNSCache's node-cache does, or on
-lo where the kernel has no dummy links; either way the link kind is logged and exported. Then, once
-the server listens on every address, one nftables table (family inet) over netlink:
+lo where the kernel has no dummy links; either way the link kind is logged and exported. With them,
+before the servers bind, one nftables table (family inet) over netlink, which holds: it takes no
+pod's DNS, and drops what reaches the addresses without kube-proxy's translation, as if they were
+not there (a ClusterIP kube-proxy has not programmed yet), or refuses it on a link-local address
+(want says why). Once the server listens on every address and its owner says so (Capture: the
+nodelocal directive, once its upstream answers), the table captures:
 
   - prerouting, raw priority (before conntrack): DNS (UDP and TCP) to the addresses is NOTRACK,
     only while a socket takes the packet (`socket wildcard 0` for UDP: bound to the very address;
@@ -63,16 +67,20 @@ would otherwise silently share the port through SO_REUSEPORT. A raceguard's sock
 by a live raceguard owner table that lists the address. Preflight also checks CAP_NET_ADMIN, so
 that a pod without it fails with one line saying so.
 
+Hold takes the capture back (its owner's upstream stopped answering), and Capture gives it again.
+An observing set-up (Config.Observe) has link-local addresses only and a table that merely lists
+them: it never captures.
+
 # Keeping it
 
 A periodic check puts back what is missing: an address someone removed, a firewall accept rule
-someone flushed, or the table's content; each restore is counted. The owner table itself cannot be
-changed by anyone else, so in practice it is the addresses and the firewall rules that get
-restored.
+someone flushed or pushed down below rules of others, or the table's content; each restore is
+counted. The owner table itself cannot be changed by anyone else, so in practice it is the
+addresses and the firewall rules that get restored.
 
 # Locking
 
-Node.mu serialises every change to the node and the periodic check; installed is read by the
-readiness check without it.
+Node.mu serialises every change to the node and the periodic check; ready is read by the readiness
+check without it.
 */
 package nodenet

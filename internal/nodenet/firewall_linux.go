@@ -25,7 +25,11 @@ import (
 //	-A OUTPUT -s ADDR -p udp -m udp --sport 53 -m comment --comment "raceguard: ..." -j ACCEPT
 //
 // (and tcp), written over netlink expression for expression as iptables-nft writes them, so
-// that `iptables -S` and kube-proxy's iptables-restore read them back. That is only possible with
+// that `iptables -S` and kube-proxy's iptables-restore read them back. First means first: kube-proxy
+// in iptables mode inserts its jumps at the top of INPUT and OUTPUT when it starts, and a
+// firewall may do the same, above ours; the periodic check then moves ours back above every other
+// rule (deleted and inserted again in one transaction, so no packet sees the chain without them),
+// and counts it. That is only possible with
 // iptables-nft; with iptables-legacy (x_tables, no netlink) raceguard logs what to allow instead.
 // Where iptables has no filter chains there is no such firewall and nothing to add. The rules stay
 // harmless when raceguard is gone (they accept packets to a port nothing listens on, or that
@@ -102,53 +106,135 @@ func ourFirewallRules(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain) (
 	}
 	out := map[string][]*nftables.Rule{}
 	for _, r := range rules {
-		for _, e := range r.Exprs {
-			if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
-				if cm, ok := m.Info.(*xt.Comment); ok && strings.HasPrefix(string(*cm), firewallComment) {
-					out[string(*cm)] = append(out[string(*cm)], r)
-				}
-			}
+		if cm := ruleComment(r); cm != "" {
+			out[cm] = append(out[cm], r)
 		}
 	}
 	return out, nil
 }
 
-// ensureFirewall puts every missing accept rule of cfg first in its chain, and removes
-// duplicates. It returns how many rules it added.
-func ensureFirewall(cfg Config) (added int, err error) {
+// chainPlan is what ensureFirewall changes in one chain.
+type chainPlan struct {
+	reorder bool     // a rule of another's is above one of ours: ours all go, and back at the top
+	missing []string // comments of wanted rules the chain lacks
+	dups    []int    // indices of second copies of a rule of ours
+}
+
+// planChain compares a chain with what it should hold: have is the comment of each of its rules
+// in order ("" for a rule that is not raceguard's), want the comments of raceguard's rules that
+// belong in it, which must come before every other rule.
+func planChain(have, want []string) chainPlan {
+	var p chainPlan
+	seen := map[string]bool{}
+	foreign := false
+	for i, c := range have {
+		switch {
+		case c == "":
+			foreign = true
+		case seen[c]:
+			p.dups = append(p.dups, i)
+		default:
+			seen[c] = true
+			p.reorder = p.reorder || foreign
+		}
+	}
+	for _, c := range want {
+		if !seen[c] {
+			p.missing = append(p.missing, c)
+		}
+	}
+	return p
+}
+
+// ensureFirewall puts every missing accept rule of cfg first in its chain, moves ours back above
+// every other rule where one was put above them, and removes duplicates. It returns how many rules
+// it added, and how many it moved back up.
+func ensureFirewall(cfg Config) (added, moved int, err error) {
 	c, err := nftables.New()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	type chainKey struct {
+		family nftables.TableFamily
+		chain  string
+	}
+	var order []chainKey
+	byChain := map[chainKey][]fwRule{}
 	for _, r := range firewallRules(cfg) {
-		t, ch := iptablesChain(c, r.family, r.chain)
+		k := chainKey{r.family, r.chain}
+		if _, ok := byChain[k]; !ok {
+			order = append(order, k)
+		}
+		byChain[k] = append(byChain[k], r)
+	}
+	for _, k := range order {
+		t, ch := iptablesChain(c, k.family, k.chain)
 		if ch == nil {
 			continue
 		}
-		have, err := ourFirewallRules(c, t, ch)
+		rules, err := c.GetRules(t, ch)
 		if err != nil {
-			return added, err
+			return added, moved, err
 		}
-		switch n := len(have[r.comment]); {
-		case n == 0:
-			c.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs})
-			added++
-		case n > 1:
-			for _, dup := range have[r.comment][1:] {
-				if err := c.DelRule(dup); err != nil {
-					return added, err
+		have := make([]string, len(rules))
+		for i, r := range rules {
+			have[i] = ruleComment(r)
+		}
+		var want []string
+		exprs := map[string][]expr.Any{}
+		for _, r := range byChain[k] {
+			want = append(want, r.comment)
+			exprs[r.comment] = r.exprs
+		}
+		p := planChain(have, want)
+		switch {
+		case p.reorder:
+			// Ours all go and come back at the top, in one transaction.
+			for i, r := range rules {
+				if have[i] != "" {
+					if err := c.DelRule(r); err != nil {
+						return added, moved, err
+					}
+				}
+			}
+			for i := len(want) - 1; i >= 0; i-- {
+				c.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs[want[i]]})
+			}
+			moved += len(want) - len(p.missing)
+			added += len(p.missing)
+		default:
+			for _, cm := range p.missing {
+				c.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs[cm]})
+			}
+			added += len(p.missing)
+			for _, i := range p.dups {
+				if err := c.DelRule(rules[i]); err != nil {
+					return added, moved, err
 				}
 			}
 		}
 		if err := c.Flush(); err != nil {
-			return added, permission("iptables filter "+r.chain, err)
+			return added, moved, permission("iptables filter "+k.chain, err)
 		}
 	}
-	return added, nil
+	return added, moved, nil
 }
 
-// firewallPresent reports whether every accept rule of cfg is in place, where there is a chain
-// to put it in; ok is false where there is no iptables-nft filter chain at all.
+// ruleComment returns the comment of a rule of raceguard's, or "".
+func ruleComment(r *nftables.Rule) string {
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if cm, ok := m.Info.(*xt.Comment); ok && strings.HasPrefix(string(*cm), firewallComment) {
+				return string(*cm)
+			}
+		}
+	}
+	return ""
+}
+
+// firewallPresent reports whether every accept rule of cfg is in place, above every other rule,
+// where there is a chain to put it in; ok is false where there is no iptables-nft filter chain at
+// all.
 func firewallPresent(cfg Config) (present, ok bool) {
 	c, err := nftables.New()
 	if err != nil {
@@ -161,8 +247,16 @@ func firewallPresent(cfg Config) (present, ok bool) {
 			continue
 		}
 		ok = true
-		have, err := ourFirewallRules(c, t, ch)
-		if err != nil || len(have[r.comment]) == 0 {
+		rules, err := c.GetRules(t, ch)
+		if err != nil {
+			present = false
+			continue
+		}
+		have := make([]string, len(rules))
+		for i, rl := range rules {
+			have[i] = ruleComment(rl)
+		}
+		if p := planChain(have, []string{r.comment}); p.reorder || len(p.missing) > 0 {
 			present = false
 		}
 	}

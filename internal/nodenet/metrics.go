@@ -9,13 +9,21 @@ import (
 )
 
 var (
-	// rulesPresent is 1 while a kind of raceguard's rules is fully installed.
+	// rulesPresent is 1 while a kind of raceguard's rules is fully in place.
 	rulesPresent = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: module.Name,
 		Name:      "nodelocal_rules_present",
-		Help:      "1 while raceguard's node rules of a kind are all installed: notrack (its nftables table), firewall (accept rules in iptables' filter chains, where the node has them).",
+		Help:      "1 while raceguard's node rules of a kind are all in place: notrack (its nftables table, with the rules its state wants), firewall (accept rules at the top of iptables' filter chains, where the node has them).",
 	}, []string{"kind"})
+
+	// state is 1 for what the node set-up does: capture, hold or observe.
+	state = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: module.Name,
+		Name:      "nodelocal_state",
+		Help:      "1 for what the node set-up does: capture (the pods' DNS skips conntrack to this server), hold (it takes no pod's DNS: its upstream does not answer, or it is starting), observe (capture off: it never takes any).",
+	}, []string{"state"})
 
 	// addressPresent is 1 for each listen address while the node has it.
 	addressPresent = promauto.NewGaugeVec(prometheus.GaugeOpts{
@@ -38,7 +46,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: module.Name,
 		Name:      "nodelocal_restores_total",
-		Help:      "Counter of node set-up items the periodic check found missing and restored, by kind: address, notrack, firewall.",
+		Help:      "Counter of node set-up items the periodic check found missing and restored, by kind: address, notrack, firewall, firewall_order (accept rules moved back to the top of their chain).",
 	}, []string{"kind"})
 
 	// fallbacks counts set-up steps that took their fallback.

@@ -24,10 +24,11 @@ type Node struct {
 	link    netlink.Link
 	kind    LinkKind
 	created map[netip.Addr]bool // addresses this process added
-	tbl     *table              // nil until Install
+	tbl     *table              // nil until Prepare
+	capture bool                // the table captures the pods' DNS (Capture), rather than holds (Hold)
 	legacy  bool                // the iptables-legacy fallback was logged
 
-	installed atomic.Bool // the table is in place: what Ready reports
+	ready atomic.Bool // capturing, or, observing, listening: what Ready reports
 }
 
 // New returns the Node for cfg. It changes nothing.
@@ -101,11 +102,39 @@ func Preflight(cfg Config) error {
 	return nil
 }
 
-// Prepare makes the link and the addresses, before the servers bind them.
+// Prepare makes the link and the addresses, before the servers bind them, and the table, which
+// holds: until Capture it takes no pod's DNS (see want).
 func (n *Node) Prepare() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ensureAddrs(false)
+	if err := n.ensureAddrs(false); err != nil {
+		return err
+	}
+	t, err := openTable()
+	if err != nil {
+		return err
+	}
+	n.tbl = t
+	n.logf("nftables table inet %s (owner: this process)", t.t.Name)
+	if err := t.apply(t.want(n.cfg, false)); err != nil {
+		return err
+	}
+	rulesPresent.WithLabelValues("notrack").Set(1)
+	n.setState()
+	return nil
+}
+
+// setState exports the state of the table: capture, hold, or observe.
+func (n *Node) setState() {
+	st := "hold"
+	switch {
+	case n.cfg.Observe:
+		st = "observe"
+	case n.capture:
+		st = "capture"
+	}
+	state.Reset()
+	state.WithLabelValues(st).Set(1)
 }
 
 // ensureAddrs makes the link and every missing address; restore counts what it put back.
@@ -189,10 +218,11 @@ func (n *Node) waitServing(ctx context.Context) error {
 	}
 }
 
-// Install installs the table and the firewall accept rules, once the server listens on every
-// address (node-cache too installs its rules only once CoreDNS runs: a rule for a server that
-// failed to start would send the node's DNS nowhere). It waits at most timeout for the server.
-func (n *Node) Install(ctx context.Context, timeout time.Duration) error {
+// Capture puts the NOTRACK rules in, and the firewall accept rules, once the server listens on
+// every address (node-cache too installs its rules only once CoreDNS runs: a rule for a server
+// that failed to start would send the node's DNS nowhere). It waits at most timeout for the
+// server. Observing, it only waits for the server, and changes nothing.
+func (n *Node) Capture(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := n.waitServing(ctx); err != nil {
@@ -201,20 +231,47 @@ func (n *Node) Install(ctx context.Context, timeout time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.tbl == nil {
-		t, err := openTable()
-		if err != nil {
-			return err
-		}
-		n.tbl = t
-		n.logf("nftables table inet %s (owner: this process)", t.t.Name)
+		return errors.New("no table: the node set-up was torn down")
 	}
-	if err := n.tbl.apply(n.tbl.want(n.cfg)); err != nil {
+	if n.cfg.Observe {
+		n.ready.Store(true)
+		return nil
+	}
+	if err := n.tbl.apply(n.tbl.want(n.cfg, true)); err != nil {
 		return err
 	}
-	n.installed.Store(true)
+	n.capture = true
+	n.ready.Store(true)
 	rulesPresent.WithLabelValues("notrack").Set(1)
+	n.setState()
 	n.firewall(false)
 	return nil
+}
+
+// Hold takes the NOTRACK rules out again: the pods' DNS takes kube-proxy's path to kube-dns, and
+// what reaches the addresses untranslated is dropped or refused (see want). The firewall accept
+// rules stay, harmless, for the next Capture.
+func (n *Node) Hold() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tbl == nil || n.cfg.Observe || !n.capture {
+		return nil
+	}
+	n.capture = false
+	n.ready.Store(false)
+	n.setState()
+	if err := n.tbl.apply(n.tbl.want(n.cfg, false)); err != nil {
+		rulesPresent.WithLabelValues("notrack").Set(0)
+		return err
+	}
+	return nil
+}
+
+// Capturing reports whether the NOTRACK rules are in.
+func (n *Node) Capturing() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.capture
 }
 
 // firewall ensures the accept rules; restore counts what it put back.
@@ -222,7 +279,7 @@ func (n *Node) firewall(restore bool) {
 	if !n.cfg.Firewall {
 		return
 	}
-	added, err := ensureFirewall(n.cfg)
+	added, moved, err := ensureFirewall(n.cfg)
 	if err != nil {
 		errorsTotal.WithLabelValues("firewall").Inc()
 		n.logf("firewall accept rules: %v", err)
@@ -230,6 +287,11 @@ func (n *Node) firewall(restore bool) {
 	if restore && added > 0 {
 		restores.WithLabelValues("firewall").Add(float64(added))
 		n.logf("restored %d firewall accept rule(s) in iptables' filter chains", added)
+	}
+	if moved > 0 {
+		restores.WithLabelValues("firewall_order").Add(float64(moved))
+		n.logf("moved %d firewall accept rule(s) back to the top of iptables' filter chains: other rules had been put above them "+
+			"(kube-proxy's jumps, when it starts after raceguard, or a firewall's), which could drop the untracked DNS first", moved)
 	}
 	present, ok := firewallPresent(n.cfg)
 	if ok {
@@ -243,8 +305,9 @@ func (n *Node) firewall(restore bool) {
 	}
 }
 
-// Ready reports whether the NOTRACK rules are installed.
-func (n *Node) Ready() bool { return n.installed.Load() }
+// Ready reports whether the server takes the pods' DNS (the NOTRACK rules are in), or, observing,
+// whether it listens.
+func (n *Node) Ready() bool { return n.ready.Load() }
 
 // Check puts back whatever of the set-up is missing, and counts it.
 func (n *Node) Check() {
@@ -255,7 +318,7 @@ func (n *Node) Check() {
 		n.logf("node-local addresses: %v", err)
 	}
 	if n.tbl != nil {
-		want := n.tbl.want(n.cfg)
+		want := n.tbl.want(n.cfg, n.capture)
 		ok, err := n.tbl.intact(want)
 		if err == nil && !ok {
 			if err = n.tbl.apply(want); err == nil {
@@ -269,7 +332,9 @@ func (n *Node) Check() {
 		}
 		rulesPresent.WithLabelValues("notrack").Set(boolGauge(err == nil))
 	}
-	n.firewall(true)
+	if n.capture {
+		n.firewall(true)
+	}
 }
 
 // Reconfigure applies cfg, a reload's new configuration: new addresses are made and the rules
@@ -279,6 +344,9 @@ func (n *Node) Reconfigure(cfg Config) error {
 	defer n.mu.Unlock()
 	if n.cfg.Equal(cfg) {
 		return nil
+	}
+	if cfg.Observe != n.cfg.Observe {
+		return errors.New("a reload cannot turn capture on or off: restart the server")
 	}
 	old := n.cfg
 	n.cfg = cfg
@@ -291,14 +359,16 @@ func (n *Node) Reconfigure(cfg Config) error {
 		return err
 	}
 	if n.tbl != nil {
-		if err := n.tbl.apply(n.tbl.want(cfg)); err != nil {
+		if err := n.tbl.apply(n.tbl.want(cfg, n.capture)); err != nil {
 			return err
 		}
 	}
 	if old.Firewall && !cfg.Firewall {
 		return removeFirewall()
 	}
-	n.firewall(false)
+	if n.capture {
+		n.firewall(false)
+	}
 	return nil
 }
 
@@ -313,8 +383,10 @@ func (n *Node) Teardown() error {
 	if n.tbl != nil {
 		errs = append(errs, n.tbl.close())
 		n.tbl = nil
-		n.installed.Store(false)
+		n.capture = false
+		n.ready.Store(false)
 		rulesPresent.WithLabelValues("notrack").Set(0)
+		state.Reset()
 	}
 	if peers := n.peers(); len(peers) > 0 {
 		n.logf("%s still served by %s: leaving the addresses and firewall rules to it", netip.AddrPortFrom(n.cfg.Addrs[0], n.cfg.Port), strings.Join(peers, ", "))

@@ -26,8 +26,14 @@ func Preflight(Config) error { return errLinux }
 // Prepare fails off Linux.
 func (n *Node) Prepare() error { return errLinux }
 
-// Install fails off Linux.
-func (n *Node) Install(context.Context, time.Duration) error { return errLinux }
+// Capture fails off Linux.
+func (n *Node) Capture(context.Context, time.Duration) error { return errLinux }
+
+// Hold does nothing off Linux.
+func (n *Node) Hold() error { return nil }
+
+// Capturing is false off Linux.
+func (n *Node) Capturing() bool { return false }
 
 // Ready is false off Linux.
 func (n *Node) Ready() bool { return false }

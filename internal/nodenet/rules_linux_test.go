@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 )
 
@@ -27,7 +28,7 @@ func TestWant(t *testing.T) {
 		for _, a := range tc.addrs {
 			cfg.Addrs = append(cfg.Addrs, netip.MustParseAddr(a))
 		}
-		s := tb.want(cfg)
+		s := tb.want(cfg, true)
 		if len(s.rules) != tc.rules || len(s.sets) != tc.sets || len(s.chains) != 2 {
 			t.Errorf("%v health %d: Expected %d rules and %d sets, got %d and %d", tc.addrs, tc.health, tc.rules, tc.sets, len(s.rules), len(s.sets))
 		}
@@ -46,6 +47,78 @@ func TestWant(t *testing.T) {
 		}
 		if want := 2 * tc.sets; pre != want {
 			t.Errorf("Expected %d prerouting rules (UDP and TCP per family), got %d", want, pre)
+		}
+	}
+}
+
+// TestWantHold: holding, the table has no NOTRACK rule; it drops what reaches a ClusterIP
+// untranslated and refuses what reaches a link-local address, UDP and TCP each, and only what no
+// other raceguard made untracked. Observing, it lists the addresses and has no chain.
+func TestWantHold(t *testing.T) {
+	tb := &table{t: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}
+	cfg := Config{Port: 53, HealthPort: 8080, Addrs: []netip.Addr{netip.MustParseAddr("169.254.20.10"), netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00:10:96::a")}}
+	s := tb.want(cfg, false)
+	if len(s.chains) != 1 || s.chains[0].Name != "input" || *s.chains[0].Hooknum != *nftables.ChainHookInput {
+		t.Fatalf("Expected one input chain, got %v", s.chains)
+	}
+	if len(s.sets) != 2 {
+		t.Errorf("Expected both address sets (another raceguard's proof that this one serves them), got %v", s.sets)
+	}
+	verdicts := map[string]int{}
+	for _, r := range s.rules {
+		cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		var ct, notrack bool
+		verdict := ""
+		for _, e := range r.Exprs {
+			switch e := e.(type) {
+			case *expr.Ct:
+				ct = e.Key == expr.CtKeySTATE
+			case *expr.Notrack:
+				notrack = true
+			case *expr.Verdict:
+				verdict = "drop"
+			case *expr.Reject:
+				verdict = "reject"
+			}
+		}
+		if notrack || !ct {
+			t.Errorf("%q: Expected a ct state condition and no notrack", cm)
+		}
+		verdicts[verdict]++
+		if (verdict == "reject") != (cm == commentRefuse) {
+			t.Errorf("%q: verdict %s", cm, verdict)
+		}
+	}
+	if verdicts["drop"] != 4 || verdicts["reject"] != 2 {
+		t.Errorf("Expected UDP and TCP dropped for the two ClusterIPs and refused for the link-local address, got %v", verdicts)
+	}
+
+	cfg.Observe, cfg.Addrs = true, cfg.Addrs[:1]
+	if s := tb.want(cfg, false); len(s.chains) != 0 || len(s.rules) != 0 || len(s.sets["addrs4"]) != 1 {
+		t.Errorf("Expected an observing table to list its address and nothing else, got %+v", s)
+	}
+}
+
+// TestPlanChain: raceguard's accept rules must come before every other rule of their chain.
+func TestPlanChain(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		have, want []string
+		reorder    bool
+		missing    []string
+		dups       []int
+	}{
+		{"in place", []string{"a", "b", "", ""}, []string{"a", "b"}, false, nil, nil},
+		{"empty chain", nil, []string{"a", "b"}, false, []string{"a", "b"}, nil},
+		{"flushed, firewall back", []string{"", ""}, []string{"a", "b"}, false, []string{"a", "b"}, nil},
+		{"kube-proxy's jump above", []string{"", "a", "b", ""}, []string{"a", "b"}, true, nil, nil},
+		{"one above, one missing", []string{"a", "", ""}, []string{"a", "b"}, false, []string{"b"}, nil},
+		{"one below another's", []string{"a", "", "b"}, []string{"a", "b"}, true, nil, nil},
+		{"a duplicate", []string{"a", "b", "a", ""}, []string{"a", "b"}, false, nil, []int{2}},
+	} {
+		p := planChain(tc.have, tc.want)
+		if p.reorder != tc.reorder || !slices.Equal(p.missing, tc.missing) || !slices.Equal(p.dups, tc.dups) {
+			t.Errorf("%s: Expected reorder %v, missing %v, dups %v; got %+v", tc.name, tc.reorder, tc.missing, tc.dups, p)
 		}
 	}
 }

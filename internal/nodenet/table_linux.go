@@ -131,6 +131,8 @@ const (
 	commentReplies = "raceguard: its replies skip conntrack"
 	commentLocal   = "raceguard: hostNetwork clients' DNS skips conntrack and DNAT while raceguard runs"
 	commentHealth  = "raceguard: health probes skip conntrack, as node-cache does"
+	commentHold    = "raceguard: holding (its upstream does not answer): DNS kube-proxy did not translate is dropped, as if the address were not here"
+	commentRefuse  = "raceguard: holding (its upstream does not answer): DNS to the link-local address is refused, its clients ask their next nameserver"
 )
 
 // spec is the content of raceguard's table for a Config.
@@ -140,7 +142,7 @@ type spec struct {
 	rules  []*nftables.Rule
 }
 
-// want builds the table's content for cfg:
+// want builds the table's content for cfg. Capturing, the server takes the pods' DNS:
 //
 //	table inet raceguard {
 //	    flags owner
@@ -163,19 +165,75 @@ type spec struct {
 //
 // and the same with ip6 and addrs6 for IPv6 addresses. See the package documentation for why
 // each rule is there and what condition keeps it harmless when raceguard is gone.
-func (t *table) want(cfg Config) spec {
+//
+// Holding (its upstream does not answer, or the servers do not listen yet), the server takes no
+// pod's DNS: there is no NOTRACK rule, so kube-proxy's DNAT sends the pods' queries to kube-dns as
+// without raceguard. But the addresses are on the node, and a query to the ClusterIP that
+// kube-proxy has not translated (it has not programmed the node yet, after a reboot) would be
+// delivered to the server, which could not answer it; so such a query is dropped, as it would be
+// were the address not here, and the client's retry takes kube-proxy's path once there is one.
+// A query to a link-local address is refused instead, so that its client asks its next
+// nameserver (kube-dns, in link-local mode) at once:
+//
+//	chain input {
+//	    type filter hook input priority filter; policy accept;
+//	    ip daddr CLUSTER-IP udp dport 53 ct state != untracked counter drop
+//	    ip daddr CLUSTER-IP tcp dport 53 ct state != untracked counter drop
+//	    ip daddr 169.254.20.10 udp dport 53 ct state != untracked counter reject
+//	    ip daddr 169.254.20.10 tcp dport 53 ct state != untracked counter reject with tcp reset
+//	}
+//
+// A packet another raceguard's table made untracked (the old pod of a surge rollout, still
+// capturing) is left to that raceguard. An observing server's table has the address sets alone.
+func (t *table) want(cfg Config, capture bool) spec {
 	v4, v6 := split(cfg.Addrs)
 	s := spec{sets: map[string][]netip.Addr{}}
+	for name, addrs := range map[string][]netip.Addr{"addrs4": v4, "addrs6": v6} {
+		if len(addrs) > 0 {
+			s.sets[name] = addrs
+		}
+	}
+	if cfg.Observe {
+		return s
+	}
+	rule := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
+		s.rules = append(s.rules, &nftables.Rule{Table: t.t, Chain: c, Exprs: exprs,
+			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
+	}
+	const sport, dport = 0, 2
+	if !capture {
+		in := &nftables.Chain{Name: "input", Table: t.t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)}
+		s.chains = []*nftables.Chain{in}
+		tracked := []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitUNTRACKED), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
+			&expr.Counter{},
+		}
+		for _, a := range cfg.Addrs {
+			for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+				comment, verdict := commentHold, expr.Any(&expr.Verdict{Kind: expr.VerdictDrop})
+				if a.IsLinkLocalUnicast() {
+					comment, verdict = commentRefuse, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}
+					if l4 == unix.IPPROTO_TCP {
+						verdict = &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}
+					}
+				}
+				rule(in, comment, slices.Concat(addrIs(a, true), portIs(l4, dport, cfg.Port), tracked, []expr.Any{verdict})...)
+			}
+		}
+		return s
+	}
+
 	pre := &nftables.Chain{Name: "prerouting", Table: t.t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)}
 	out := &nftables.Chain{Name: "output", Table: t.t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)}
 	s.chains = []*nftables.Chain{pre, out}
-
-	rule := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
-		exprs = append(exprs, &expr.Counter{}, &expr.Notrack{})
-		s.rules = append(s.rules, &nftables.Rule{Table: t.t, Chain: c, Exprs: exprs,
-			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
+	notrack := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
+		rule(c, comment, append(exprs, &expr.Counter{}, &expr.Notrack{})...)
 	}
 	for _, fam := range []struct {
 		set   string
@@ -188,7 +246,6 @@ func (t *table) want(cfg Config) spec {
 		if len(fam.addrs) == 0 {
 			continue
 		}
-		s.sets[fam.set] = fam.addrs
 		addr := func(offset uint32) []expr.Any {
 			return []expr.Any{
 				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
@@ -197,15 +254,6 @@ func (t *table) want(cfg Config) spec {
 				&expr.Lookup{SourceRegister: 1, SetName: fam.set},
 			}
 		}
-		port := func(l4 byte, offset uint32, p uint16) []expr.Any {
-			return []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4}},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p)},
-			}
-		}
-		const sport, dport = 0, 2
 		// Only while a socket takes the packet: with raceguard gone, kube-proxy's DNAT takes the
 		// query to kube-dns as before. UDP: a socket bound to the very address, not a wildcard
 		// one. TCP: any socket, because the lookup also finds the handshake's request socket and
@@ -213,26 +261,53 @@ func (t *table) want(cfg Config) spec {
 		// handshake's last ACK must skip conntrack like the rest, or kube-proxy's DNAT would
 		// send it to kube-dns; a wildcard TCP listener on the port cannot coexist with
 		// raceguard's listener on the address anyway.
-		rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_UDP, dport, cfg.Port), []expr.Any{
+		notrack(pre, commentPods, slices.Concat(addr(fam.daddr), portIs(unix.IPPROTO_UDP, dport, cfg.Port), []expr.Any{
 			&expr.Socket{Key: expr.SocketKeyWildcard, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
 		})...)
-		rule(pre, commentPods, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_TCP, dport, cfg.Port), []expr.Any{
+		notrack(pre, commentPods, slices.Concat(addr(fam.daddr), portIs(unix.IPPROTO_TCP, dport, cfg.Port), []expr.Any{
 			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
 		})...)
 		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-			rule(out, commentReplies, slices.Concat(addr(fam.saddr), port(l4, sport, cfg.Port))...)
+			notrack(out, commentReplies, slices.Concat(addr(fam.saddr), portIs(l4, sport, cfg.Port))...)
 		}
 		for _, l4 := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-			rule(out, commentLocal, slices.Concat(addr(fam.daddr), port(l4, dport, cfg.Port))...)
+			notrack(out, commentLocal, slices.Concat(addr(fam.daddr), portIs(l4, dport, cfg.Port))...)
 		}
 		if cfg.HealthPort != 0 {
-			rule(out, commentHealth, slices.Concat(addr(fam.daddr), port(unix.IPPROTO_TCP, dport, cfg.HealthPort))...)
-			rule(out, commentHealth, slices.Concat(addr(fam.saddr), port(unix.IPPROTO_TCP, sport, cfg.HealthPort))...)
+			notrack(out, commentHealth, slices.Concat(addr(fam.daddr), portIs(unix.IPPROTO_TCP, dport, cfg.HealthPort))...)
+			notrack(out, commentHealth, slices.Concat(addr(fam.saddr), portIs(unix.IPPROTO_TCP, sport, cfg.HealthPort))...)
 		}
 	}
 	return s
+}
+
+// addrIs matches packets to (dst) or from a, of a's family.
+func addrIs(a netip.Addr, dst bool) []expr.Any {
+	proto, off := byte(unix.NFPROTO_IPV4), uint32(12)
+	if a.Is6() {
+		proto, off = unix.NFPROTO_IPV6, 8
+	}
+	if dst {
+		off += uint32(a.BitLen() / 8)
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(a.BitLen() / 8)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()},
+	}
+}
+
+// portIs matches l4 packets whose port at offset (0 source, 2 destination) is p.
+func portIs(l4 byte, offset uint32, p uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p)},
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -271,6 +346,16 @@ func (t *table) apply(s spec) error {
 			return err
 		}
 		sets[name] = set
+	}
+	// Chains of another state (prerouting and output when holding, input when capturing) go.
+	have, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return permission("list chains of table inet "+t.t.Name, err)
+	}
+	for _, ch := range have {
+		if ch.Table.Name == t.t.Name && !slices.ContainsFunc(s.chains, func(w *nftables.Chain) bool { return w.Name == ch.Name }) {
+			c.DelChain(&nftables.Chain{Name: ch.Name, Table: t.t})
+		}
 	}
 	for _, ch := range s.chains {
 		c.AddChain(ch)

@@ -36,6 +36,7 @@ check_interval. A reload (SIGUSR1, the reload plugin) starts the new instance be
 old one; the new one finds the set-up and applies its configuration, idempotently. Only the final
 shutdown, after lameduck, tears it down. Ready reports true once the rules are in.
 
-NodeLocal() lets raceguard, in the same block, know it serves a node-local server.
+NodeLocal() lets raceguard, in the same block, know it serves a node-local server. In the chain
+nodelocal passes queries on, but for the self-check's, which it answers itself.
 */
 package nodelocal

@@ -1,7 +1,9 @@
 package nodelocal
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"time"
@@ -28,8 +30,24 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	// The self-check's names go under the probe's name, or the block's zone: either way they
+	// reach this block.
+	in := &instance{zone: nl.probe}
+	if o := origins(c); in.zone == "" && len(o) > 0 {
+		in.zone = o[0]
+	}
 	c.OnStartup(func() error {
-		node, err := acquire(nl.cfg)
+		if nl.probe != "" && !nl.cfg.Observe {
+			// The chain exists by now (the server is made before the startup callbacks run).
+			config := dnsserver.GetConfig(c)
+			entry := probeEntry(config.Handlers(), nl)
+			if entry == nil {
+				return plugin.Error(pluginName, errors.New("nothing after nodelocal in its server block answers queries: the upstream probe has nowhere to go"))
+			}
+			in.probe = &upstreamProbe{entry: entry, name: nl.probe,
+				addr: &net.UDPAddr{IP: nl.cfg.Addrs[0].AsSlice(), Port: int(nl.cfg.Port)}}
+		}
+		node, err := acquire(nl.cfg, in)
 		if err != nil {
 			return plugin.Error(pluginName, err)
 		}
@@ -46,7 +64,7 @@ func setup(c *caddy.Controller) error {
 		return nil
 	})
 	c.OnShutdown(func() error {
-		release()
+		release(in)
 		return nil
 	})
 
@@ -64,6 +82,8 @@ func setup(c *caddy.Controller) error {
 //	    health_port PORT
 //	    firewall on | off
 //	    check_interval DURATION
+//	    probe NAME | off
+//	    capture on | off
 //	}
 //
 // The addresses are the server block's: its bind directive (which comes before nodelocal in
@@ -74,7 +94,8 @@ func parse(c *caddy.Controller) (*NodeLocal, error) {
 	}
 	c.Set(onceKey{}, true)
 	cfg := nodenet.Config{Interface: nodenet.DefaultInterface, Firewall: true, Interval: nodenet.DefaultInterval}
-	zones, _, err := option.Parse(c, pluginName, func(name string, args []string) error {
+	probe, capture := DefaultProbe, true
+	zones, seen, err := option.Parse(c, pluginName, func(name string, args []string) error {
 		var err error
 		switch name {
 		case "interface":
@@ -93,6 +114,17 @@ func parse(c *caddy.Controller) (*NodeLocal, error) {
 			cfg.Firewall, err = option.Bool(name, args)
 		case "check_interval":
 			cfg.Interval, err = option.Duration(name, args, 100*time.Millisecond, time.Hour)
+		case "probe":
+			if len(args) != 1 {
+				return option.Count(name, args, 1)
+			}
+			if args[0] == "off" {
+				probe = ""
+				break
+			}
+			probe, err = option.Domain(name, args[0])
+		case "capture":
+			capture, err = option.Bool(name, args)
 		default:
 			err = option.Unknown(name)
 		}
@@ -120,10 +152,27 @@ func parse(c *caddy.Controller) (*NodeLocal, error) {
 	if cfg.HealthPort == cfg.Port {
 		return nil, c.Errf("health_port: invalid value %d: the DNS port", cfg.HealthPort)
 	}
+	if !capture {
+		// Observing: no rules at all, so none for a firewall or a probe to keep.
+		cfg.Observe, cfg.Firewall, probe = true, false, ""
+		for _, o := range []string{"firewall", "probe"} {
+			if seen[o] {
+				return nil, c.Errf("%s: not with capture off, which installs no rule and takes no pod's traffic", o)
+			}
+		}
+	}
+	if o := origins(c); probe != "" && len(o) > 0 && plugin.Zones(o).Matches(probe) == "" {
+		return nil, c.Errf("probe: invalid value %q: not in the server block's zones %v; name one the block sends to its upstream (the cluster's kubernetes.default.svc.DOMAIN), or probe off", probe, origins(c))
+	}
 	if err := cfg.Check(); err != nil {
 		return nil, c.Err(err.Error())
 	}
-	return &NodeLocal{cfg: cfg}, nil
+	return &NodeLocal{cfg: cfg, probe: probe}, nil
+}
+
+// origins returns the server block's zones.
+func origins(c *caddy.Controller) []string {
+	return plugin.OriginsFromArgsOrServerBlock(nil, c.ServerBlockKeys)
 }
 
 // sameZones reports whether zones are just the server block's own, which option.Parse fills in

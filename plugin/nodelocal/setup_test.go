@@ -129,3 +129,61 @@ func TestNodeLocalInterfaces(t *testing.T) {
 		t.Error("Expected Ready() false before startup")
 	}
 }
+
+// TestSetupProbeCapture: the probe's name must be one the block serves; capture off observes,
+// with link-local addresses only and nothing for a probe or a firewall to keep.
+func TestSetupProbeCapture(t *testing.T) {
+	for _, tc := range []struct {
+		input, key string
+		binds      []string
+		err        string
+		check      func(t *testing.T, nl *NodeLocal)
+	}{
+		// positive
+		{input: "nodelocal", key: ".:53", binds: []string{"169.254.20.10"}, check: func(t *testing.T, nl *NodeLocal) {
+			if nl.probe != DefaultProbe || nl.cfg.Observe {
+				t.Errorf("Expected the default probe and capture, got %q %v", nl.probe, nl.cfg.Observe)
+			}
+		}},
+		{input: "nodelocal {\nprobe kubernetes.default.svc.cluster.example\n}", key: "cluster.example:53", binds: []string{"169.254.20.10"}, check: func(t *testing.T, nl *NodeLocal) {
+			if nl.probe != "kubernetes.default.svc.cluster.example." {
+				t.Errorf("Expected the probe's name fully qualified, got %q", nl.probe)
+			}
+		}},
+		{input: "nodelocal {\nprobe off\n}", key: "example.org:53", binds: []string{"169.254.20.10"}, check: func(t *testing.T, nl *NodeLocal) {
+			if nl.probe != "" {
+				t.Errorf("Expected no probe, got %q", nl.probe)
+			}
+		}},
+		{input: "nodelocal {\ncapture off\n}", key: ".:53", binds: []string{"169.254.20.11"}, check: func(t *testing.T, nl *NodeLocal) {
+			if !nl.cfg.Observe || nl.cfg.Firewall || nl.probe != "" {
+				t.Errorf("Expected an observing set-up without firewall rules or probe, got %+v probe %q", nl.cfg, nl.probe)
+			}
+		}},
+		// negative
+		{input: "nodelocal", key: "example.org:53", binds: []string{"169.254.20.10"}, err: `probe: invalid value "kubernetes.default.svc.cluster.local.": not in the server block's zones [example.org.]`},
+		{input: "nodelocal {\nprobe bad!name\n}", key: ".:53", binds: []string{"169.254.20.10"}, err: `probe: invalid value "bad!name"`},
+		{input: "nodelocal {\nprobe\n}", key: ".:53", binds: []string{"169.254.20.10"}, err: "probe: missing value"},
+		{input: "nodelocal {\ncapture maybe\n}", key: ".:53", binds: []string{"169.254.20.10"}, err: `capture: invalid value "maybe"`},
+		{input: "nodelocal {\ncapture off\n}", key: ".:53", binds: []string{"169.254.20.10", "10.96.0.10"}, err: "address 10.96.0.10: an observing server binds only link-local addresses"},
+		{input: "nodelocal {\ncapture off\nfirewall on\n}", key: ".:53", binds: []string{"169.254.20.11"}, err: "firewall: not with capture off"},
+		{input: "nodelocal {\ncapture off\nprobe kubernetes.default.svc.cluster.local\n}", key: ".:53", binds: []string{"169.254.20.11"}, err: "probe: not with capture off"},
+	} {
+		c := caddy.NewTestController("dns", tc.input)
+		c.ServerBlockKeys = []string{tc.key}
+		cfg := dnsserver.GetConfig(c)
+		cfg.ListenHosts, cfg.Port = tc.binds, "53"
+		nl, err := parse(c)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: Expected an error with %q, got %v", tc.input, tc.err, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: Expected no error, got %v", tc.input, err)
+			continue
+		}
+		tc.check(t, nl)
+	}
+}

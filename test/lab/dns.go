@@ -93,6 +93,19 @@ type Process struct {
 // answers a query at probe (host:port), or fails with its log. wrap, if any, is a command that
 // runs CoreDNS, as setpriv does to drop capabilities.
 func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*Process, error) {
+	m := new(dns.Msg).SetQuestion("ready.lab.", dns.TypeA)
+	return StartProcessWait(ns, bin, dir, name, corefile, func() error {
+		_, err := Exchange(ns, "udp", probe, m, 200*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("it did not answer at %s: %w", probe, err)
+		}
+		return nil
+	}, wrap...)
+}
+
+// StartProcessWait is StartProcess with ready in place of the DNS probe: it returns once ready
+// returns nil, and fails after 20 s with ready's last error and the log.
+func StartProcessWait(ns, bin, dir, name, corefile string, ready func() error, wrap ...string) (*Process, error) {
 	conf := filepath.Join(dir, name+".Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, err
@@ -117,19 +130,19 @@ func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
 
 	deadline := time.Now().Add(20 * time.Second)
-	m := new(dns.Msg).SetQuestion("ready.lab.", dns.TypeA)
 	for {
 		select {
 		case <-p.done:
 			return nil, fmt.Errorf("%s exited: %s", name, p.Log())
 		default:
 		}
-		if _, err := Exchange(ns, "udp", probe, m, 200*time.Millisecond); err == nil {
+		err := ready()
+		if err == nil {
 			return p, nil
 		}
 		if time.Now().After(deadline) {
 			p.Stop()
-			return nil, fmt.Errorf("%s did not answer at %s within 20s: %s", name, probe, p.Log())
+			return nil, fmt.Errorf("%s was not ready within 20s (%v): %s", name, err, p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

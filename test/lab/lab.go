@@ -70,7 +70,8 @@ type Lab struct {
 	serversMu sync.Mutex
 	servers   [2]*Process // protected by serversMu
 
-	nodeLocalSeq int // names the node-local servers' files
+	nodeLocalSeq int      // names the node-local servers' files
+	backends     []string // the DNS servers the Services' DNAT sends to (SetBackendIPs)
 }
 
 var labSeq atomic.Int32

@@ -69,6 +69,18 @@ func (l *Lab) SetBackends(n int) error {
 // pods and for the node itself, and forgets the flows the old backends had, as kube-proxy clears
 // a UDP Service's stale conntrack entries when its endpoints change (see flushConntrack).
 func (l *Lab) SetBackendIPs(ips ...string) error {
+	l.backends = ips
+	return l.programServices(ClusterIP, UpstreamClusterIP)
+}
+
+// SetServices makes the node translate the given Services only (ClusterIP, UpstreamClusterIP, or
+// none), to the backends of the last SetBackendIPs: kube-proxy before its first sync of the node
+// programs none, and a Service deleted or not yet created has no rules.
+func (l *Lab) SetServices(svcs ...string) error { return l.programServices(svcs...) }
+
+// programServices writes the DNAT of svcs to l.backends.
+func (l *Lab) programServices(svcs ...string) error {
+	ips := l.backends
 	var m []string
 	for i, ip := range ips {
 		m = append(m, fmt.Sprintf("%d : %s", i, ip))
@@ -76,7 +88,7 @@ func (l *Lab) SetBackendIPs(ips ...string) error {
 	script := ""
 	for _, chain := range []string{"prerouting", "output"} {
 		script += "flush chain ip kube " + chain + "\n"
-		for _, svc := range []string{ClusterIP, UpstreamClusterIP} {
+		for _, svc := range svcs {
 			script += "add rule ip kube " + chain + " ip daddr " + svc + " meta l4proto { udp, tcp } th dport 53 dnat to numgen random mod " +
 				fmt.Sprint(len(ips)) + " map { " + strings.Join(m, ", ") + " }\n"
 		}

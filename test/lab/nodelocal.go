@@ -59,18 +59,51 @@ func (l *Lab) StartNodeLocal(corefile string, wrap ...string) (*Process, error) 
 	return StartProcess(l.Node, l.coredns, l.dir, fmt.Sprintf("node-local-%d", l.nodeLocalSeq), text, LinkLocalIP+":53", wrap...)
 }
 
-// WaitNodeLocalRules waits, at most timeout, until the node-local server reports its rules
-// installed (its metrics, at 10.32.0.1:9153): StartNodeLocal returns once it answers, and the
-// rules go in once it listens on every address, a moment later.
+// StartNodeLocalHolding is StartNodeLocal for a server that cannot capture yet (its upstream does
+// not answer): it returns once the server's metrics say it holds, without a DNS answer.
+func (l *Lab) StartNodeLocalHolding(corefile string) (*Process, error) {
+	text, err := Render(corefile, CorefileData{Port: "53", Metrics: NodeIP + ":9153", Upstream: l.Up.Addr, Kubeconfig: l.kubeconfig}, l.dir)
+	if err != nil {
+		return nil, err
+	}
+	l.nodeLocalSeq++
+	return StartProcessWait(l.Node, l.coredns, l.dir, fmt.Sprintf("node-local-%d", l.nodeLocalSeq), text, func() error {
+		return l.nodeLocalState("hold")
+	})
+}
+
+// nodeLocalState returns nil when the node-local server's metrics say its set-up is in state
+// (capture, hold or observe).
+func (l *Lab) nodeLocalState(state string) error {
+	m, err := l.ScrapeNode()
+	if err != nil {
+		return err
+	}
+	if m.Sum("coredns_raceguard_nodelocal_state", map[string]string{"state": state}) != 1 {
+		return fmt.Errorf("not in state %s", state)
+	}
+	return nil
+}
+
+// WaitNodeLocalRules waits, at most timeout, until the node-local server reports that it
+// captures the pods' DNS (its metrics, at 10.32.0.1:9153): StartNodeLocal returns once it
+// answers, and the rules go in once it listens on every address and its upstream answers, a
+// moment later.
 func (l *Lab) WaitNodeLocalRules(timeout time.Duration) error {
+	return l.WaitNodeLocalState("capture", timeout)
+}
+
+// WaitNodeLocalState waits, at most timeout, until the node-local server reports its set-up in
+// state: capture, hold or observe.
+func (l *Lab) WaitNodeLocalState(state string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		m, err := l.ScrapeNode()
-		if err == nil && m.Sum("coredns_raceguard_nodelocal_rules_present", map[string]string{"kind": "notrack"}) == 1 {
+		err := l.nodeLocalState(state)
+		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the node-local server did not install its rules within %s (%v)", timeout, err)
+			return fmt.Errorf("the node-local server did not %s within %s (%v)", state, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -319,7 +319,9 @@ func TestNodeLocalNoNetAdminLab(t *testing.T) {
 // policy DROP, ESTABLISHED,RELATED accepted) drops the untracked DNS. raceguard's accept rules,
 // first in iptables' own INPUT and OUTPUT chains and written as iptables-nft writes them, let it
 // through; iptables reads them back; when someone flushes the chain, the check puts them back and
-// counts it; SIGTERM removes them and nothing else.
+// counts it; when a jump to a chain that drops them is put above them (kube-proxy starting after
+// raceguard), the check moves them back to the top and counts it; SIGTERM removes them and nothing
+// else.
 func TestNodeLocalFirewallLab(t *testing.T) {
 	l := testenv.NewLab(t)
 	testenv.StartDNS(t, l, lab.StockCorefile)
@@ -386,6 +388,52 @@ func TestNodeLocalFirewallLab(t *testing.T) {
 	}
 	if err := query(); err != nil {
 		t.Errorf("Expected DNS through the firewall once the rules are back: %v", err)
+	}
+
+	// kube-proxy (iptables mode) starts after raceguard and inserts its jumps at the top of INPUT;
+	// here one to a firewall chain that accepts only tracked traffic from the pods. The check moves
+	// raceguard's accept rules back above it, and counts it; kube-proxy, which only inserts a jump
+	// that is missing, leaves the order so.
+	for _, c := range [][]string{
+		{"iptables", "-N", "KUBE-FIREWALL"},
+		{"iptables", "-A", "KUBE-FIREWALL", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"},
+		{"iptables", "-A", "KUBE-FIREWALL", "-i", "c0", "-j", "DROP"},
+		{"iptables", "-I", "INPUT", "1", "-j", "KUBE-FIREWALL"},
+	} {
+		if _, err := l.NodeExec(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if scrapeNode(t, l).Sum("coredns_raceguard_nodelocal_restores_total", map[string]string{"kind": "firewall_order"}) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			rules, _ := l.NodeExec("iptables", "-S", "INPUT")
+			t.Fatalf("Expected the 4 INPUT accept rules moved back above the jump and counted within 10s:\n%s\n%s", rules, p.Log())
+		}
+	}
+	rules, err = l.NodeExec("iptables", "-S", "INPUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jump, ours := strings.Index(rules, "-A INPUT -j KUBE-FIREWALL"), strings.LastIndex(rules, "raceguard: accept untracked DNS"); jump < 0 || ours > jump {
+		t.Errorf("Expected every accept rule of raceguard's above kube-proxy's jump:\n%s", rules)
+	}
+	if err := query(); err != nil {
+		t.Errorf("Expected DNS through the firewall once the rules are back on top: %v", err)
+	}
+	if !strings.Contains(p.Log(), "moved 4 firewall accept rule(s) back to the top") {
+		t.Errorf("Expected the move logged:\n%s", p.Log())
+	}
+	time.Sleep(2500 * time.Millisecond) // two more checks: nothing more to move
+	if got := scrapeNode(t, l).Sum("coredns_raceguard_nodelocal_restores_total", map[string]string{"kind": "firewall_order"}); got != 4 {
+		t.Errorf("Expected the order kept once restored, got %v moves", got)
+	}
+	for _, c := range [][]string{{"iptables", "-D", "INPUT", "-j", "KUBE-FIREWALL"}, {"iptables", "-F", "KUBE-FIREWALL"}, {"iptables", "-X", "KUBE-FIREWALL"}} {
+		if _, err := l.NodeExec(c...); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	p.StopWithin(10 * time.Second)
