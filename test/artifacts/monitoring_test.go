@@ -85,7 +85,8 @@ func TestMonitoringRules(t *testing.T) {
 	}
 	for _, want := range []string{"RaceguardConntrackDropsWithLateSiblings", "RaceguardConntrackRaceCorrelated",
 		"RaceguardConntrackReaderDown", "RaceguardLateSiblingsHigh", "RaceguardCollapseOverflow", "RaceguardTableOverflow",
-		"RaceguardNodeLocalDown"} {
+		"RaceguardNodeLocalDown", "RaceguardNodeLocalHolding", "RaceguardNodeLocalRulesMissing", "RaceguardNodeLocalAddressMissing",
+		"RaceguardNodeLocalRestoresRising", "RaceguardNodeLocalErrorsRising", "RaceguardNodeLocalSelfCheckFailing"} {
 		if !alerts[want] {
 			t.Errorf("No alert %s", want)
 		}
