@@ -46,6 +46,8 @@ fuzz-short:
 ## `buildah manifest push --all $(IMAGE):<version> docker://REGISTRY/raceguard:<version>`.
 IMAGE = localhost/raceguard
 PLATFORMS = linux/amd64 linux/arm64
+# The image a release publishes (hack/release.sh), and the chart's default image.
+RELEASE_IMAGE = ghcr.io/raceguard/raceguard
 image:
 	IMAGE=$(IMAGE) PLATFORMS="$(PLATFORMS)" ./hack/build-image.sh
 

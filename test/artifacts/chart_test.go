@@ -108,19 +108,20 @@ func TestChartVersion(t *testing.T) {
 func TestChartMatchesDeploy(t *testing.T) {
 	chart := chartPath(t)
 	meta := readChartMeta(t, chart)
-	image := makefileImage(t)
 
 	// The defaults: deploy/node-local, but for the image's tag.
 	rendered := mustTemplate(t, chart, "raceguard", "kube-system", nil)
 	compareObjects(t, rendered, loadBundle(t, "node-local"))
-	want := strings.TrimSuffix(image, ":dev") + ":" + meta.AppVersion
+	want := makefileVar(t, "RELEASE_IMAGE") + ":" + meta.AppVersion
 	for _, ds := range objectsOf[*appsv1.DaemonSet](rendered) {
 		for _, c := range ds.Spec.Template.Spec.Containers {
 			if c.Image != want {
-				t.Errorf("Chart: image %s, want %s: the repository `make image` builds, tagged with the chart's appVersion", c.Image, want)
+				t.Errorf("Chart: image %s, want %s: the image a release publishes (Makefile RELEASE_IMAGE), tagged with the chart's appVersion", c.Image, want)
 			}
 		}
 	}
+	// Observe-only: deploy/node-local-observe.
+	compareObjects(t, mustTemplate(t, chart, "raceguard", "kube-system", nil, "observe=true"), loadBundle(t, "node-local-observe"))
 
 	// The monitoring objects: monitoring/kube-prometheus, with the same release label.
 	withMonitoring := mustTemplate(t, chart, "raceguard", "kube-system", nil, monitoringOn...)
@@ -161,6 +162,7 @@ func TestChartChecks(t *testing.T) {
 		{"link-local", "raceguard", append([]string{"transparent=false"}, monitoringOn...), "", "raceguard"},
 		{"release name", "dns", monitoringOn, "{$KUBE_DNS_SERVICE_HOST}", "dns-raceguard"},
 		{"cluster IP", "raceguard", append([]string{"kubeDNS.clusterIP=10.96.0.10"}, monitoringOn...), "10.96.0.10", "raceguard"},
+		{"observe", "raceguard", append([]string{"observe=true"}, monitoringOn...), "observe", "raceguard"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := mustTemplate(t, chart, tc.release, "kube-system", nil, tc.set...)
@@ -175,7 +177,12 @@ func TestChartChecks(t *testing.T) {
 				}
 			}
 			// Without the operator's objects, what installs in any cluster.
-			pod := checkNodeLocalBundle(t, builtIn, tc.clusterIP, "kube-dns-upstream")
+			var pod corev1.PodTemplateSpec
+			if tc.clusterIP == "observe" {
+				pod = checkObserveBundle(t, builtIn)
+			} else {
+				pod = checkNodeLocalBundle(t, builtIn, tc.clusterIP, "kube-dns-upstream")
+			}
 			ds := oneOf[*appsv1.DaemonSet](t, b)
 			if want := tc.prefix + "-node-local"; ds.Name != want || ds.Spec.Selector.MatchLabels["k8s-app"] != want {
 				t.Errorf("DaemonSet %s with selector %v, want %s, k8s-app %s", ds.Name, ds.Spec.Selector.MatchLabels, want, want)
@@ -233,6 +240,7 @@ const everyValueCorefile = `.:53 {
         interface dns0
         firewall off
         check_interval 30s
+        probe kubernetes.default.svc.cluster.example
     }
     errors
     health 169.254.20.11:8081 {

@@ -306,12 +306,18 @@ func corefileListener(t *testing.T, corefile, directive string) (host string, po
 // makefileImage returns the image `make image` tags as :dev.
 func makefileImage(t *testing.T) string {
 	t.Helper()
+	return makefileVar(t, "IMAGE") + ":dev"
+}
+
+// makefileVar returns the value of the Makefile's NAME = line.
+func makefileVar(t *testing.T, name string) string {
+	t.Helper()
 	b := testenv.ReadRepoFile(t, "Makefile")
-	m := regexp.MustCompile(`(?m)^IMAGE\s*\??=\s*(\S+)\s*$`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^` + name + `\s*\??=\s*(\S+)\s*$`).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("Makefile: no IMAGE = line")
+		t.Fatalf("Makefile: no %s = line", name)
 	}
-	return string(m[1]) + ":dev"
+	return string(m[1])
 }
 
 // TestDeployManifestsStrict shows that the decoder used on deploy/ rejects what it must.
@@ -339,13 +345,15 @@ func TestDeployManifestsStrict(t *testing.T) {
 func TestDeployManifests(t *testing.T) {
 	image := makefileImage(t)
 	var images []string
-	for _, dir := range []string{"node-local", "cluster"} {
+	for _, dir := range []string{"node-local", "node-local-observe", "cluster"} {
 		t.Run(dir, func(t *testing.T) {
 			b := loadBundle(t, dir)
 			var pod corev1.PodTemplateSpec
 			switch dir {
 			case "node-local":
 				pod = checkNodeLocalBundle(t, b, "{$KUBE_DNS_SERVICE_HOST}", "kube-dns-upstream")
+			case "node-local-observe":
+				pod = checkObserveBundle(t, b)
 			case "cluster":
 				checkNamespaces(t, b)
 				d := oneOf[*appsv1.Deployment](t, b)
@@ -481,53 +489,8 @@ func checkPod(t *testing.T, b *bundle, pod corev1.PodTemplateSpec) {
 // the Service of the kube-dns pods the server forwards to, which must be among b's.
 func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet, clusterIP, upstream string) {
 	t.Helper()
+	corefile := checkNodeLocalDaemonSet(t, b, ds)
 	spec := ds.Spec.Template.Spec
-	c := spec.Containers[0]
-	corefile := corefileOf(t, b, ds.Spec.Template)
-
-	if !spec.HostNetwork {
-		t.Error("DaemonSet: want hostNetwork: conntrack statistics are per network namespace, and the race is in the node's")
-	}
-	if spec.PriorityClassName != "system-node-critical" {
-		t.Errorf("DaemonSet: priorityClassName %q, want system-node-critical", spec.PriorityClassName)
-	}
-	tolerateAll := false
-	for _, tol := range spec.Tolerations {
-		tolerateAll = tolerateAll || (tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == "")
-	}
-	if !tolerateAll {
-		t.Errorf("DaemonSet: want a toleration of every taint (operator Exists, no key), got %v", spec.Tolerations)
-	}
-	// Capabilities: NET_ADMIN for the netlink conntrack reader, NET_BIND_SERVICE for :53, and
-	// root, because Kubernetes gives a non-root process no added capability (see the manifest).
-	sc := c.SecurityContext
-	if caps := sc.Capabilities.Add; !slices.Equal(caps, []corev1.Capability{"NET_ADMIN", "NET_BIND_SERVICE"}) {
-		t.Errorf("DaemonSet: capabilities add %v, want exactly [NET_ADMIN NET_BIND_SERVICE]", caps)
-	}
-	if sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.RunAsNonRoot == nil || *sc.RunAsNonRoot {
-		t.Error("DaemonSet: want runAsUser 0 and runAsNonRoot false: as a non-root user the added NET_ADMIN never reaches the process")
-	}
-	if len(directiveArgs(corefile, "raceguard")) != 1 || strings.Contains(corefile, "conntrack off") || strings.Contains(corefile, "conntrack procfs") {
-		t.Error("DaemonSet Corefile: want raceguard with the netlink conntrack reader the NET_ADMIN capability is for")
-	}
-	nodeName := false
-	for _, e := range c.Env {
-		nodeName = nodeName || (e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName")
-	}
-	if !nodeName {
-		t.Error("DaemonSet: want NODE_NAME from the downward API (fieldRef spec.nodeName), raceguard's node label")
-	}
-
-	// Rollout: the new pod starts beside the old one, sharing its sockets (SO_REUSEPORT).
-	u := ds.Spec.UpdateStrategy
-	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil ||
-		u.RollingUpdate.MaxUnavailable == nil || u.RollingUpdate.MaxUnavailable.String() != "0" ||
-		u.RollingUpdate.MaxSurge == nil || u.RollingUpdate.MaxSurge.String() == "0" {
-		t.Errorf("DaemonSet: want a RollingUpdate with maxUnavailable 0 and a maxSurge, got %+v", u.RollingUpdate)
-	}
-	if len(c.Ports) > 0 {
-		t.Error("DaemonSet: declares container ports, which hostNetwork turns into hostPorts: the surge pod would never be scheduled")
-	}
 
 	// Transparent mode: the link-local address and the kube-dns ClusterIP, set up by nodelocal;
 	// health and ready on the link-local address, its health port's probes out of conntrack.
@@ -594,6 +557,110 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet, clusterIP, up
 	if strings.Contains(corefile, "_SERVICE_HOST}") && spec.EnableServiceLinks != nil && !*spec.EnableServiceLinks {
 		t.Error("DaemonSet: the Corefile reads Service addresses from the environment, but service links are off")
 	}
+}
+
+// checkNodeLocalDaemonSet checks what every node-local DaemonSet must have, in any mode, and
+// returns its Corefile: hostNetwork, the capabilities, the rollout, the node name.
+func checkNodeLocalDaemonSet(t *testing.T, b *bundle, ds *appsv1.DaemonSet) string {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	c := spec.Containers[0]
+	corefile := corefileOf(t, b, ds.Spec.Template)
+	if !spec.HostNetwork {
+		t.Error("DaemonSet: want hostNetwork: conntrack statistics are per network namespace, and the race is in the node's")
+	}
+	if spec.PriorityClassName != "system-node-critical" {
+		t.Errorf("DaemonSet: priorityClassName %q, want system-node-critical", spec.PriorityClassName)
+	}
+	tolerateAll := false
+	for _, tol := range spec.Tolerations {
+		tolerateAll = tolerateAll || (tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == "")
+	}
+	if !tolerateAll {
+		t.Errorf("DaemonSet: want a toleration of every taint (operator Exists, no key), got %v", spec.Tolerations)
+	}
+	// Capabilities: NET_ADMIN for the netlink conntrack reader, NET_BIND_SERVICE for :53, and
+	// root, because Kubernetes gives a non-root process no added capability (see the manifest).
+	sc := c.SecurityContext
+	if caps := sc.Capabilities.Add; !slices.Equal(caps, []corev1.Capability{"NET_ADMIN", "NET_BIND_SERVICE"}) {
+		t.Errorf("DaemonSet: capabilities add %v, want exactly [NET_ADMIN NET_BIND_SERVICE]", caps)
+	}
+	if sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.RunAsNonRoot == nil || *sc.RunAsNonRoot {
+		t.Error("DaemonSet: want runAsUser 0 and runAsNonRoot false: as a non-root user the added NET_ADMIN never reaches the process")
+	}
+	if len(directiveArgs(corefile, "raceguard")) != 1 || strings.Contains(corefile, "conntrack off") || strings.Contains(corefile, "conntrack procfs") {
+		t.Error("DaemonSet Corefile: want raceguard with the netlink conntrack reader the NET_ADMIN capability is for")
+	}
+	nodeName := false
+	for _, e := range c.Env {
+		nodeName = nodeName || (e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName")
+	}
+	if !nodeName {
+		t.Error("DaemonSet: want NODE_NAME from the downward API (fieldRef spec.nodeName), raceguard's node label")
+	}
+
+	// Rollout: the new pod starts beside the old one, sharing its sockets (SO_REUSEPORT).
+	u := ds.Spec.UpdateStrategy
+	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil ||
+		u.RollingUpdate.MaxUnavailable == nil || u.RollingUpdate.MaxUnavailable.String() != "0" ||
+		u.RollingUpdate.MaxSurge == nil || u.RollingUpdate.MaxSurge.String() == "0" {
+		t.Errorf("DaemonSet: want a RollingUpdate with maxUnavailable 0 and a maxSurge, got %+v", u.RollingUpdate)
+	}
+	if len(c.Ports) > 0 {
+		t.Error("DaemonSet: declares container ports, which hostNetwork turns into hostPorts: the surge pod would never be scheduled")
+	}
+
+	return corefile
+}
+
+// checkObserveBundle runs every check of the observe-only variant on b (deploy/node-local-observe,
+// or the chart rendered with observe=true) and returns the pod template: the node-local DaemonSet,
+// under the transparent variant's name, whose Corefile binds one link-local address of its own,
+// has nodelocal with capture off, forwards to the kube-dns ClusterIP, and needs no upstream
+// Service.
+func checkObserveBundle(t *testing.T, b *bundle) corev1.PodTemplateSpec {
+	t.Helper()
+	checkNamespaces(t, b)
+	ds := oneOf[*appsv1.DaemonSet](t, b)
+	pod := ds.Spec.Template
+	checkSelects(t, "DaemonSet selector", ds.Spec.Selector, pod.Labels)
+	corefile := checkNodeLocalDaemonSet(t, b, ds)
+	checkBuiltIn(t, b)
+	checkPod(t, b, pod)
+	checkRBAC(t, b, pod, corefile)
+	if !strings.HasSuffix(ds.Name, "-node-local") {
+		t.Errorf("DaemonSet %s: want the transparent variant's name, so that applying one replaces the other", ds.Name)
+	}
+	binds := directiveArgs(corefile, "bind")
+	if len(binds) != 1 || len(binds[0]) != 1 {
+		t.Fatalf("Observe Corefile: want one bind with one address, got %v", binds)
+	}
+	ip := net.ParseIP(binds[0][0])
+	if ip == nil || !ip.IsLinkLocalUnicast() || binds[0][0] == "169.254.20.10" {
+		t.Errorf("Observe Corefile: bind %v, want a link-local address of its own, not NodeLocal DNSCache's 169.254.20.10", binds[0])
+	}
+	for _, d := range []string{"health", "ready"} {
+		if host, _ := corefileListener(t, corefile, d); host != binds[0][0] {
+			t.Errorf("Observe Corefile: %s on %q, want the bind address %s", d, host, binds[0][0])
+		}
+	}
+	if capture := directiveArgs(corefile, "capture"); len(directiveArgs(corefile, "nodelocal")) != 1 || len(capture) != 1 || !slices.Equal(capture[0], []string{"off"}) {
+		t.Errorf("Observe Corefile: want nodelocal with capture off, got %v", capture)
+	}
+	if fw := directiveArgs(corefile, "forward"); len(fw) != 1 || !slices.Equal(fw[0], []string{".", "{$KUBE_DNS_SERVICE_HOST}"}) {
+		t.Errorf("Observe Corefile: want forward . {$KUBE_DNS_SERVICE_HOST}, the kube-dns ClusterIP, got %v", fw)
+	}
+	for _, svc := range objectsOf[*corev1.Service](b) {
+		if len(svc.Spec.Selector) > 0 && svc.Spec.Selector["k8s-app"] == "kube-dns" {
+			t.Errorf("%s: Service %s selects kube-dns's pods: observe-only needs no upstream Service", b.name, svc.Name)
+		}
+	}
+	for _, cm := range objectsOf[*corev1.ConfigMap](b) {
+		if cm.Name == ds.Name {
+			t.Errorf("ConfigMap %s: the transparent variant's name; a switch would reload the running pods' Corefile under them", cm.Name)
+		}
+	}
+	return pod
 }
 
 // checkCluster checks the kube-dns replacement.

@@ -62,13 +62,19 @@ func (l *Lab) StartNodeLocal(corefile string, wrap ...string) (*Process, error) 
 // StartNodeLocalHolding is StartNodeLocal for a server that cannot capture yet (its upstream does
 // not answer): it returns once the server's metrics say it holds, without a DNS answer.
 func (l *Lab) StartNodeLocalHolding(corefile string) (*Process, error) {
+	return l.StartNodeLocalIn(corefile, "hold")
+}
+
+// StartNodeLocalIn is StartNodeLocal that returns once the server's metrics say its set-up is in
+// state (capture, hold or observe), without a DNS answer.
+func (l *Lab) StartNodeLocalIn(corefile, state string) (*Process, error) {
 	text, err := Render(corefile, CorefileData{Port: "53", Metrics: NodeIP + ":9153", Upstream: l.Up.Addr, Kubeconfig: l.kubeconfig}, l.dir)
 	if err != nil {
 		return nil, err
 	}
 	l.nodeLocalSeq++
 	return StartProcessWait(l.Node, l.coredns, l.dir, fmt.Sprintf("node-local-%d", l.nodeLocalSeq), text, func() error {
-		return l.nodeLocalState("hold")
+		return l.nodeLocalState(state)
 	})
 }
 

@@ -130,3 +130,92 @@ from the environment that the kubelet gives the pods of that namespace only.
 {{- fail (printf "raceguard: install the chart into %s, the namespace of the kube-dns Service and pods (helm install -n %s), or set kubeDNS.namespace to theirs: the node-local servers read the Services' addresses from the environment the kubelet gives pods of that namespace, and the upstream Service selects the kube-dns pods there (the release's namespace is %s)" .Values.kubeDNS.namespace .Values.kubeDNS.namespace .Release.Namespace) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The node-local server's own link-local address: observeIP in observe-only mode, localIP otherwise.
+The health and ready plugins listen there, where the kubelet probes them.
+*/}}
+{{- define "raceguard.localIP" -}}
+{{- if .Values.observe }}{{ .Values.observeIP }}{{ else }}{{ .Values.localIP }}{{ end }}
+{{- end }}
+
+{{/*
+The ConfigMap of the Corefile. Observe-only mode has its own, so that switching modes rolls the
+DaemonSet instead of reloading the running pods' Corefile under them.
+*/}}
+{{- define "raceguard.configMapName" -}}
+{{- include "raceguard.nodeLocalName" . }}{{ if .Values.observe }}-observe{{ end }}
+{{- end }}
+
+{{/*
+The upstream probe's name: nodelocal.probe, or kubernetes.default.svc.<cluster domain> where the
+first cluster domain is not nodelocal's default, cluster.local; empty leaves the option out.
+*/}}
+{{- define "raceguard.probe" -}}
+{{- $domain := (splitList " " (toString .Values.raceguard.clusterDomain) | first) | trimSuffix "." }}
+{{- if .Values.nodelocal.probe }}{{ .Values.nodelocal.probe }}
+{{- else if and $domain (ne $domain "cluster.local") (ne $domain "<nil>") }}kubernetes.default.svc.{{ $domain }}
+{{- end }}
+{{- end }}
+
+{{/*
+The raceguard block of the Corefile, indented for a server block.
+*/}}
+{{- define "raceguard.raceguardBlock" -}}
+{{- with .Values.raceguard }}
+{{- include "raceguard.block" (list "raceguard" "        "
+      (list "search" .search)
+      (list "cluster_domain" .clusterDomain)
+      (list "node_search" .nodeSearch)
+      (list "node_local" .nodeLocal)
+      (list "parallel_walk" .parallelWalk)
+      (list "walk_deadline" .walkDeadline)
+      (list "walk_budget" .walkBudget)
+      (list "max_walks" .maxWalks)
+      (list "sibling_prefetch" .siblingPrefetch)
+      (list "conntrack" .conntrack)
+      (list "interval" .interval)
+      (list "window" .window)
+      (list "fingerprints" .fingerprints)
+      (list "node" .node)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A zone's forward line: kube-dns (the upstream Service's address from the environment), node (the
+node's resolv.conf) or its servers, with force_tcp.
+*/}}
+{{- define "raceguard.forward" -}}
+{{- $root := index . 0 }}
+{{- $z := index . 1 }}
+{{- $to := "" }}
+{{- if kindIs "slice" $z.forward }}{{ $to = join " " $z.forward }}
+{{- else if eq $z.forward "node" }}{{ $to = "/etc/resolv.conf" }}
+{{- else }}{{ $to = printf "{$%s}" (include "raceguard.serviceHostVar" $root.Values.upstreamService.name) }}
+{{- end }}
+{{- if $z.forceTCP }}forward . {{ $to }} {
+            force_tcp
+        }
+{{- else }}forward . {{ $to }}
+{{- end }}
+{{- end }}
+
+{{/*
+The zones must make sense: distinct, the first (the block with nodelocal, raceguard and collapse)
+to kube-dns.
+*/}}
+{{- define "raceguard.checkZones" -}}
+{{- if not (or .Values.observe .Values.corefile) }}
+{{- $first := first .Values.zones }}
+{{- if not (and (kindIs "string" $first.forward) (eq $first.forward "kube-dns")) }}
+{{- fail (printf "raceguard: zones: the first zone, %s, must forward to kube-dns: its block carries the node set-up, raceguard and collapse, and probes kube-dns (give it \"forward: kube-dns\", or put a kube-dns zone first)" $first.zone) }}
+{{- end }}
+{{- $seen := dict }}
+{{- range .Values.zones }}
+{{- if hasKey $seen .zone }}
+{{- fail (printf "raceguard: zones: %s is given twice" .zone) }}
+{{- end }}
+{{- $_ := set $seen .zone true }}
+{{- end }}
+{{- end }}
+{{- end }}
