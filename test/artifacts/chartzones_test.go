@@ -263,19 +263,7 @@ consul.local:53 {
 	if out, err := helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--set-file", "corefile="+f); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	out, err := helm(t, "template", "raceguard", chart, "--namespace", "kube-system", "--set-file", "corefile="+f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rendered := filepath.Join(t.TempDir(), "rendered.yaml")
-	if err := os.WriteFile(rendered, []byte(out), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := decodeManifests(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bundle{name: "helm template --set-file corefile", objs: objs}
+	b := renderArgs(t, "template", "raceguard", chart, "--namespace", "kube-system", "--set-file", "corefile="+f)
 	if got := corefileOf(t, b, oneOf[*appsv1.DaemonSet](t, b).Spec.Template); got != raw {
 		t.Errorf("Corefile:\n%s", lineDiff(raw, got))
 	}
