@@ -1,4 +1,5 @@
-# raceguard: CoreDNS v1.15.0 with the raceguard and collapse directives, in CoreDNS's own image
+# raceguard: CoreDNS v1.15.0 with raceguard's three directives (raceguard, collapse, nodelocal), in
+# CoreDNS's own image
 # style (numeric non-root user, the binary with cap_net_bind_service, FROM scratch), for every
 # platform of one manifest list: `make image` (hack/build-image.sh) builds linux/amd64 and
 # linux/arm64 with buildah, as any user, without Docker and without root.

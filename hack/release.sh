@@ -1,15 +1,67 @@
 #!/usr/bin/env bash
-# Cuts a release (CONTRIBUTING.md, "Releases"): checks that one can be cut here, then makes one
-# commit, "Release vX.Y.Z", in which CHANGELOG.md's Unreleased section becomes the version's,
-# README.md's Compilation section names the version, and the Helm chart (charts/raceguard/Chart.yaml)
-# takes it as its version and appVersion, and tags it with an annotated vX.Y.Z. It pushes nothing.
+# Cuts a release (CONTRIBUTING.md, "Releases"), in two steps; it pushes nothing.
 #
-#   hack/release.sh v0.1.0
+#   hack/release.sh v0.1.0             # the release commit and its tag
+#   hack/release.sh artifacts v0.1.0   # on that tag: what the release publishes, in dist/v0.1.0/
 #
-# RELEASE_BRANCH (default main) is the branch releases are cut from.
+# The first checks that a release can be cut here, then makes one commit, "Release vX.Y.Z", in
+# which CHANGELOG.md's Unreleased section becomes the version's, README.md's Compilation section
+# names the version, and the Helm chart (charts/raceguard/Chart.yaml) takes it as its version and
+# appVersion, and tags it with an annotated vX.Y.Z.
+#
+# The second, on the tagged commit with a clean tree, builds into dist/vX.Y.Z/:
+#   raceguard-vX.Y.Z.oci.tar            the image for linux/amd64 and linux/arm64, one manifest list
+#                                       named $RELEASE_IMAGE:vX.Y.Z (hack/build-image.sh)
+#   coredns-vX.Y.Z-linux-amd64, -arm64  the static binaries in it
+#   raceguard-X.Y.Z.tgz                 the Helm chart, whose default image is $RELEASE_IMAGE:vX.Y.Z
+#   SHA256SUMS                          sha256sum of each (sha256sum -c SHA256SUMS)
+# and prints the commands that publish them.
+#
+# RELEASE_BRANCH (default main) is the branch releases are cut from; RELEASE_IMAGE the image's
+# name (the Makefile's, ghcr.io/raceguard/raceguard); HELM the helm command (default: helm v3.22.0
+# from its Go module); RELEASE_IMAGES=no leaves the images and binaries out (the test of this
+# script: TestImage builds them).
 set -euo pipefail
 
 die() { echo "release: $*" >&2; exit 1; }
+
+if [ "${1:-}" = artifacts ]; then
+	version=${2:-}
+	[[ $version =~ ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$ ]] || die "usage: hack/release.sh artifacts vMAJOR.MINOR.PATCH (got '$version')"
+	cd "$(git rev-parse --show-toplevel)"
+	[ "$(git rev-parse -q --verify "refs/tags/$version^{commit}" || true)" = "$(git rev-parse HEAD)" ] || die "HEAD is not $version: check out the tag (git checkout $version)"
+	[ -z "$(git status --porcelain)" ] || die "the working tree has changes: the artifacts are the tag's"
+	number=${version#v}
+	image=${RELEASE_IMAGE:-$(sed -nE 's/^RELEASE_IMAGE[[:space:]]*\??=[[:space:]]*//p' Makefile)}
+	[ -n "$image" ] || die "no RELEASE_IMAGE (Makefile)"
+	chart_image=$(sed -n 's/^  repository: //p' charts/raceguard/values.yaml | head -n 1)
+	[ "$chart_image" = "$image" ] || die "charts/raceguard/values.yaml: image.repository $chart_image, but the release publishes $image"
+	read -r -a helm <<< "${HELM:-go run helm.sh/helm/v3/cmd/helm@v3.22.0}"
+	dist=dist/$version
+	rm -rf "$dist"
+	mkdir -p "$dist"
+	if [ "${RELEASE_IMAGES:-yes}" != no ]; then
+		out=$(mktemp -d)
+		IMAGE=$image PLATFORMS="linux/amd64 linux/arm64" OUT=$out ARCHIVE=$PWD/$dist/raceguard-$version.oci.tar hack/build-image.sh
+		for arch in amd64 arm64; do
+			cp "$out/linux-$arch/coredns" "$dist/coredns-$version-linux-$arch"
+		done
+		rm -rf "$out"
+	fi
+	"${helm[@]}" package charts/raceguard --destination "$dist" > /dev/null
+	[ -f "$dist/raceguard-$number.tgz" ] || die "helm package made no $dist/raceguard-$number.tgz"
+	(cd "$dist" && sha256sum -- * > SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS)
+	cat <<-EOF
+		Built $dist:
+		$(cd "$dist" && ls -1 | sed 's/^/  /')
+		Publish them (CONTRIBUTING.md, "Releases"):
+		  git push origin ${RELEASE_BRANCH:-main} $version
+		  buildah manifest push --all $image:$version docker://$image:$version
+		  helm push $dist/raceguard-$number.tgz oci://${image%/*}/charts
+		  and attach $dist/* to the GitHub release $version, with SHA256SUMS.
+	EOF
+	exit 0
+fi
 
 version=${1:-}
 [[ $version =~ ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$ ]] || die "usage: hack/release.sh vMAJOR.MINOR.PATCH (got '$version')"
@@ -77,4 +129,4 @@ mv "$chart.new" "$chart"
 git add CHANGELOG.md README.md "$chart"
 git commit -q -m "Release $version"
 git tag -a "$version" -m "raceguard $version"
-echo "Tagged $version on $(git rev-parse --short HEAD). Next: make test, then git push origin ${RELEASE_BRANCH:-main} $version (CONTRIBUTING.md)."
+echo "Tagged $version on $(git rev-parse --short HEAD). Next: make test, then hack/release.sh artifacts $version (CONTRIBUTING.md)."

@@ -3,6 +3,7 @@ package artifacts
 import (
 	"archive/zip"
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -85,9 +86,10 @@ func fencedBlocks(text, info string) []string {
 // cache of the test's own (.build/compilation), because the version names other content at every
 // commit, and no module index (GODEBUG=goindex=0: the go command indexes a module cache
 // directory's packages once, trusting a version never to change); the machine's module cache as
-// the first proxy for everything else, so that it runs
-// offline once the cache is warm; and CGO_ENABLED=0 -trimpath (as CoreDNS's and this
-// repository's builds), so that the build reuses what `make coredns` compiled.
+// the first proxy for everything else, so that it runs offline once the cache is warm; and
+// -trimpath (as CoreDNS's and this repository's builds), so that the build reuses what `make
+// coredns` compiled. cgo is left as the user has it: the block's own CGO_ENABLED=0 makes the
+// binary static, which the test checks.
 //
 // Then the binary must say the version in `coredns -version` and coredns_raceguard_build_info,
 // list the module's directives, complete a search expansion from the bundled cluster zone, and
@@ -160,13 +162,15 @@ func TestCompilation(t *testing.T) {
 	}
 	cmd := exec.CommandContext(t.Context(), "bash", "-eu", "-c", script)
 	cmd.Dir = tree
-	cmd.Env = append(os.Environ(),
+	// The user's environment, where cgo is on wherever a C compiler is: the block itself must
+	// make the binary static, as CoreDNS's own build does.
+	env := slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "CGO_ENABLED=") })
+	cmd.Env = append(env,
 		"GOPROXY=file://"+proxy+",file://"+filepath.Join(strings.TrimSpace(string(sharedCache)), "cache", "download")+","+machineProxy,
 		"GONOSUMDB="+modulePath,
 		"GOMODCACHE="+modcache,
 		"GODEBUG=goindex=0",
 		"GOFLAGS=-trimpath -modcacherw -buildvcs=false",
-		"CGO_ENABLED=0",
 		"GOTOOLCHAIN=local",
 	)
 	start := time.Now()
@@ -213,7 +217,27 @@ func TestCompilation(t *testing.T) {
 		t.Errorf("plugin.cfg after the README's commands differs from hack/build-coredns.sh's (.build/coredns-%s/plugin.cfg)", coreVersion)
 	}
 
+	checkStatic(t, filepath.Join(tree, "coredns"))
 	runCompiled(t, root, filepath.Join(tree, "coredns"), version)
+}
+
+// checkStatic fails unless bin is a statically linked executable: no program interpreter, no
+// shared library needed.
+func checkStatic(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked (it has a program interpreter): the README's build must be static, CGO_ENABLED=0", bin)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("%s needs shared libraries %v: the README's build must be static, CGO_ENABLED=0", bin, libs)
+	}
 }
 
 // checkSupported checks the README's statement of supported versions against go.mod and the

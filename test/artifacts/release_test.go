@@ -26,7 +26,10 @@ func TestRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"hack/release.sh", "CHANGELOG.md", "README.md", "charts/raceguard/Chart.yaml"} {
+	if out, err := exec.CommandContext(t.Context(), "cp", "-r", mustRepoPath(t, "charts/raceguard"), filepath.Join(dir, "charts")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	for _, f := range []string{"hack/release.sh", "CHANGELOG.md", "README.md", "charts/raceguard/Chart.yaml", "Makefile", ".gitignore"} {
 		mode := os.FileMode(0o644)
 		if strings.HasSuffix(f, ".sh") {
 			mode = 0o755
@@ -110,6 +113,40 @@ func TestRelease(t *testing.T) {
 	}
 	released("v0.1.0", "", unreleased)
 
+	// The artifacts of the tag (but the images, which TestImage builds with the same script).
+	artifactEnv := append(env, "RELEASE_IMAGES=no", "HELM="+helmTool.path(t))
+	artifacts := func(version string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), "hack/release.sh", "artifacts", version)
+		cmd.Dir, cmd.Env = dir, artifactEnv
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := artifacts("v0.1.0")
+	if err != nil {
+		t.Fatalf("release.sh artifacts v0.1.0: %v\n%s", err, out)
+	}
+	t.Logf("release.sh artifacts v0.1.0:\n%s", out)
+	dist := filepath.Join(dir, "dist", "v0.1.0")
+	sums := exec.CommandContext(t.Context(), "sha256sum", "-c", "SHA256SUMS")
+	sums.Dir = dist
+	if out, err := sums.CombinedOutput(); err != nil || !strings.Contains(string(out), "raceguard-0.1.0.tgz: OK") {
+		t.Errorf("sha256sum -c SHA256SUMS: %v\n%s", err, out)
+	}
+	untar := exec.CommandContext(t.Context(), "tar", "-xzf", "raceguard-0.1.0.tgz")
+	untar.Dir = dist
+	if out, err := untar.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	if m := readChartMeta(t, filepath.Join(dist, "raceguard")); m.Version != "0.1.0" || m.AppVersion != "v0.1.0" {
+		t.Errorf("The packaged chart: version %q, appVersion %q; want 0.1.0, v0.1.0", m.Version, m.AppVersion)
+	}
+	if b, err := os.ReadFile(filepath.Join(dist, "raceguard", "values.yaml")); err != nil || !strings.Contains(string(b), "repository: "+makefileVar(t, "RELEASE_IMAGE")+"\n") {
+		t.Errorf("The packaged chart's default image is not the release's, %s", makefileVar(t, "RELEASE_IMAGE"))
+	}
+	if st := strings.TrimSpace(must("git", "status", "--porcelain")); st != "" {
+		t.Errorf("release.sh artifacts left the tree changed (dist/ must be ignored):\n%s", st)
+	}
+
 	refused := func(why string, args ...string) {
 		t.Helper()
 		out, err := run("hack/release.sh", args...)
@@ -134,5 +171,8 @@ func TestRelease(t *testing.T) {
 	must("git", "checkout", "-q", "-b", "topic")
 	refused("not on main", "v0.1.1")
 	must("git", "checkout", "-q", "main")
+	if out, err := artifacts("v0.1.0"); err == nil {
+		t.Errorf("release.sh artifacts v0.1.0 on a commit after the tag succeeded:\n%s", out)
+	}
 	released("v0.1.1", "v0.1.0", entry)
 }
