@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/raceguard/raceguard/internal/query"
+	"github.com/raceguard/raceguard/internal/recovery"
 )
 
 // DefaultProbe is the name the upstream probe asks by default: the API server's Service, which
@@ -64,15 +65,13 @@ type upstreamProbe struct {
 func (p *upstreamProbe) probe(ctx context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(query.MarkOwn(ctx), probeTimeout)
 	defer cancel()
-	defer func() {
-		// A plugin's panic fails the probe, never the process.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("the chain panicked: %v", r)
-		}
-	}()
 	w := &probeWriter{addr: p.addr}
 	m := new(dns.Msg).SetQuestion(p.name, dns.TypeA)
-	rcode, err := p.entry.ServeDNS(ctx, w, m)
+	var rcode int
+	// A plugin's panic fails the probe, never the process (package recovery logs and counts it).
+	if perr := recovery.Do(ctx, "probe", func() { rcode, err = p.entry.ServeDNS(ctx, w, m) }); perr != nil {
+		return perr
+	}
 	switch r := w.reply(); {
 	case r != nil && r.Rcode != dns.RcodeServerFailure:
 		return nil

@@ -118,7 +118,7 @@ func TestUpstreamProbe(t *testing.T) {
 		{"a plugin that refuses without writing", test.NextHandler(dns.RcodeRefused, nil), DefaultProbe, "no reply"},
 		{"a plugin that panics", test.HandlerFunc(func(context.Context, dns.ResponseWriter, *dns.Msg) (int, error) {
 			panic("boom")
-		}), DefaultProbe, "panicked: boom"},
+		}), DefaultProbe, "panic in probe: boom"},
 	} {
 		p := &upstreamProbe{entry: tc.entry, name: tc.probe, addr: addr}
 		err := p.probe(context.Background())
