@@ -4,12 +4,21 @@
 // an operator may rewrite it). A Watcher holds a list that is either listed once or read from a
 // file and read again within its interval of a change (modification time, size or inode, so a
 // file replaced by a rename counts); readers never block on it.
+//
+// A Watcher also keeps the file as the kubelet reads it (Parse), as a Version for each content it
+// has seen, with the window in which that content replaced the one before: the kubelet writes a
+// pod's resolv.conf from the node's when it makes the pod's sandbox, so a pod made in that window
+// may have either.
 package resolvconf
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,13 +38,16 @@ const DefaultInterval = 2 * time.Second
 // when it changes.
 type Watcher struct {
 	domains atomic.Pointer[[]string]
+	version atomic.Pointer[Version]
 
-	path     string        // resolv.conf to watch; empty for a listed set
-	interval time.Duration // how often the file is checked
+	path     string           // resolv.conf to watch; empty for a listed set
+	interval time.Duration    // how often the file is checked
+	now      func() time.Time // the clock of Version's times
 
 	mu   sync.Mutex
 	stop chan struct{} // protected by mu; non-nil while the watcher runs
 	seen fileStamp     // protected by mu
+	last time.Time     // the last check that found the current Version's content; protected by mu
 }
 
 type fileStamp struct {
@@ -49,13 +61,18 @@ type fileStamp struct {
 func New(domains []string) *Watcher {
 	n := &Watcher{}
 	n.set(domains)
+	c := &Conf{Searches: make([]string, 0, len(domains))}
+	for _, d := range domains {
+		c.Searches = append(c.Searches, strings.TrimSuffix(d, "."))
+	}
+	n.version.Store(&Version{Conf: c})
 	return n
 }
 
 // NewFile returns a Watcher that reads path now and, once started, again whenever the file
 // changes. A file that cannot be read yields no domains and one logged line.
 func NewFile(path string) *Watcher {
-	n := &Watcher{path: path, interval: DefaultInterval}
+	n := &Watcher{path: path, interval: DefaultInterval, now: time.Now}
 	n.reload()
 	return n
 }
@@ -78,36 +95,89 @@ func (n *Watcher) set(domains []string) {
 	n.domains.Store(&d)
 }
 
+// Check reads the file now if it changed since the last read; a started Watcher does at every
+// interval.
+func (n *Watcher) Check() {
+	if n.path != "" {
+		n.reload()
+	}
+}
+
 // reload re-reads the file if it changed since the last read.
 func (n *Watcher) reload() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	now := n.now()
 	st := stamp(n.path)
-	if st == n.seen {
+	if st == n.seen && n.version.Load() != nil {
+		n.last = now
 		return
 	}
 	n.seen = st
-	if !st.ok {
+	raw, err := os.ReadFile(n.path)
+	n.setVersion(raw, err, now)
+	if err != nil {
 		log.Warningf("Cannot read %s: going on without its search domains", n.path)
 		n.set(nil)
 		return
 	}
-	domains, err := ReadSearch(n.path)
+	domains, err := readSearch(bytes.NewReader(raw))
 	if err != nil {
-		log.Warningf("%v; going on without its search domains", err)
+		log.Warningf("cannot read %q: %v; going on without its search domains", n.path, err)
 		n.set(nil)
 		return
 	}
 	n.set(domains)
 }
 
+// setVersion publishes what the kubelet reads of raw (or of a file it cannot read) as a new
+// Version, unless the current one has the same. n.mu is held.
+func (n *Watcher) setVersion(raw []byte, err error, now time.Time) {
+	v := &Version{replaced: make(chan struct{})}
+	if err == nil {
+		v.Conf, err = Parse(bytes.NewReader(raw))
+	}
+	if err != nil {
+		v.Err = fmt.Errorf("cannot read %s as the kubelet does: %w", n.path, err)
+	}
+	old := n.version.Load()
+	if old != nil && reflect.DeepEqual(old.Conf, v.Conf) && fmt.Sprint(old.Err) == fmt.Sprint(v.Err) {
+		n.last = now
+		return
+	}
+	if old != nil {
+		v.Since, v.Before = now, n.last
+	}
+	n.last = now
+	n.version.Store(v)
+	if old != nil {
+		close(old.replaced)
+	}
+}
+
+// Version returns the configuration as the kubelet reads it now.
+func (n *Watcher) Version() *Version { return n.version.Load() }
+
 // ReadSearch returns the search domains of the resolv.conf at path, as a client of it would try
 // them: fully qualified, lower-cased, in the file's order, each once. The root and names that are
 // not host names (see Host) are left out: no resolver completes a name with them.
 func ReadSearch(path string) ([]string, error) {
-	cc, err := dns.ClientConfigFromFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %q: %w", path, err)
+	}
+	defer f.Close()
+	domains, err := readSearch(f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %q: %w", path, err)
+	}
+	return domains, nil
+}
+
+func readSearch(r io.Reader) ([]string, error) {
+	cc, err := dns.ClientConfigFromReader(r)
+	if err != nil {
+		return nil, err
 	}
 	var domains []string
 	for _, d := range cc.Search {
