@@ -1,7 +1,10 @@
 // Package kubeapi is a fake Kubernetes API server for tests: it answers the list and watch
 // requests of CoreDNS's kubernetes plugin (namespaces, services, endpoint slices, pods) from a
 // fixed cluster over HTTP, so the real plugin, its informers and its pod index run unchanged, as
-// in CoreDNS's own test/kubernetes_autopath_cache_test.go.
+// in CoreDNS's own test/kubernetes_autopath_cache_test.go. Pods are live: tests add, change and
+// delete them (PutPod, DeletePod) and every watch hears of it through its field selector, as
+// from the real API server; SetDown, Expire and RefuseWatchList make the failures a client must
+// survive.
 package kubeapi
 
 import (
@@ -38,6 +41,7 @@ type Cluster struct {
 	Namespaces []string
 	Services   []Service
 	Pods       []Pod
+	PodObjects []*corev1.Pod // pods with everything else a test gives them, served beside Pods
 }
 
 // Sample mirrors zones/cluster.local.db, with the pods given.
@@ -64,8 +68,9 @@ func Sample(pods ...Pod) Cluster {
 
 // API is a running fake API server.
 type API struct {
-	URL string
-	srv *http.Server
+	URL  string
+	srv  *http.Server
+	pods *podStore
 }
 
 // Serve answers the kubernetes plugin's requests for c on ln until Close.
@@ -76,10 +81,14 @@ func Serve(ln net.Listener, c Cluster) *API {
 	}{
 		"/api/v1/namespaces":                       {"Namespace", "v1", c.namespaces()},
 		"/api/v1/services":                         {"Service", "v1", c.services()},
-		"/api/v1/pods":                             {"Pod", "v1", c.pods()},
 		"/apis/discovery.k8s.io/v1/endpointslices": {"EndpointSlice", "discovery.k8s.io/v1", c.endpointSlices()},
 	}
+	pods := newPodStore(append(c.pods(), c.PodObjects...))
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/pods" && r.Method == http.MethodGet {
+			pods.serve(w, r)
+			return
+		}
 		res, ok := resources[r.URL.Path]
 		if !ok || r.Method != http.MethodGet {
 			http.NotFound(w, r)
@@ -119,7 +128,7 @@ func Serve(ln net.Listener, c Cluster) *API {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	a := &API{URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: handler}}
+	a := &API{URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: handler}, pods: pods}
 	go a.srv.Serve(ln)
 	return a
 }
@@ -198,8 +207,8 @@ func (c Cluster) endpointSlices() []runtime.Object {
 	return out
 }
 
-func (c Cluster) pods() []runtime.Object {
-	var out []runtime.Object
+func (c Cluster) pods() []*corev1.Pod {
+	var out []*corev1.Pod
 	for _, p := range c.Pods {
 		out = append(out, &corev1.Pod{
 			TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
