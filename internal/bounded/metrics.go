@@ -27,7 +27,8 @@ var (
 		"Most entries raceguard tables can hold, summed over server blocks.", []string{"table"}, nil)
 )
 
-// Overflows returns the overflow counter of table, for tests.
+// Overflows returns the overflow counter of table: for tests, and for a table of another kind
+// than Map (see Register) to count what it refuses.
 func Overflows(table string) prometheus.Counter { return overflows.WithLabelValues(table) }
 
 // Sized is what the collector needs of a table: its live entries and its capacity.
