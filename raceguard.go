@@ -19,6 +19,9 @@ package raceguard
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -32,6 +35,7 @@ import (
 	"github.com/raceguard/raceguard/internal/family"
 	"github.com/raceguard/raceguard/internal/fingerprint"
 	"github.com/raceguard/raceguard/internal/module"
+	"github.com/raceguard/raceguard/internal/podlist"
 	"github.com/raceguard/raceguard/internal/resolvconf"
 	"github.com/raceguard/raceguard/internal/searchpath"
 	"github.com/raceguard/raceguard/internal/sibling"
@@ -55,7 +59,8 @@ type RaceGuard struct {
 
 	// The mechanisms, made by OnStartup from the options and the server block's other plugins.
 	walker       *searchpath.Walker   // nil: no search completion
-	node         *resolvconf.Watcher  // the node's search domains, for search infer
+	node         *resolvconf.Watcher  // the node's search domains, for search infer and pods
+	pods         *podlist.Source      // the pod watch, for search pods
 	prefetch     *sibling.Prefetcher  // nil: sibling_prefetch off
 	fingerprints *fingerprint.Tracker // late siblings and retransmissions
 	families     *family.Tracker      // which address types each client asks
@@ -70,6 +75,7 @@ type searchMode int
 
 const (
 	searchInfer  searchMode = iota // namespace from the query name, node domains from resolv.conf or a list
+	searchPods                     // each pod's exact list from the Kubernetes API; infer for other clients
 	searchPlugin                   // per-client list from another plugin's AutoPath (e.g. @kubernetes)
 	searchFixed                    // one list for every client, from a resolv.conf or the Corefile
 	searchOff                      // no completion
@@ -82,8 +88,10 @@ type searchConfig struct {
 
 	// plugin is the AutoPather's directive name (searchPlugin).
 	plugin string
-	// file is the resolv.conf the node domains (searchInfer) are read from, and re-read when it
-	// changes; empty when they are listed in the Corefile.
+	// kubeconfig is the kubeconfig the pod watch reads (searchPods); empty for in-cluster.
+	kubeconfig string
+	// file is the resolv.conf the node domains (searchInfer, searchPods) are read from, as the
+	// kubelet reads it, and re-read when it changes; empty when they are listed in the Corefile.
 	file string
 	// domains is the fixed list (searchFixed; read once from a resolv.conf or listed) or the node's
 	// own search domains listed in the Corefile (searchInfer).
@@ -178,9 +186,9 @@ func (rg *RaceGuard) OnStartup(p partners) error {
 	if p.nodeLocal && !rg.search.nodeLocalSet {
 		rg.search.nodeLocal = true
 	}
-	source := rg.source(p)
-	if source == nil {
-		return nil
+	source, err := rg.source(p)
+	if source == nil || err != nil {
+		return err
 	}
 	rg.walker = searchpath.New(source, d, rg.search.maxWalks, searchpath.DefaultPairs, searchpath.DefaultClients)
 	rg.walker.Parallel = rg.search.parallel
@@ -190,28 +198,79 @@ func (rg *RaceGuard) OnStartup(p partners) error {
 	return nil
 }
 
-// source returns the search completion's Source, and starts the node's search domains' watcher
-// for search infer; nil for search off.
-func (rg *RaceGuard) source(p partners) searchpath.Source {
+// source returns the search completion's Source, and starts what it reads: the node's search
+// domains' watcher for search infer and pods, and the pod watch; nil for search off.
+func (rg *RaceGuard) source(p partners) (searchpath.Source, error) {
 	switch rg.search.mode {
 	case searchInfer:
-		if rg.search.file != "" {
-			rg.node = resolvconf.NewFile(rg.search.file)
-		} else {
-			rg.node = resolvconf.New(rg.search.domains)
-		}
-		rg.node.Start()
-		return &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
+		return rg.infer(), nil
+	case searchPods:
+		return rg.podSource()
 	case searchFixed:
-		return searchpath.Fixed(rg.search.domains)
+		return searchpath.Fixed(rg.search.domains), nil
 	case searchPlugin:
-		return searchpath.Func(p.autoPath)
+		return searchpath.Func(p.autoPath), nil
 	}
-	return nil
+	return nil, nil
+}
+
+// infer returns the namespace's own hierarchy as a Source, and starts the node domains' watcher.
+func (rg *RaceGuard) infer() *searchpath.Infer {
+	if rg.search.file != "" {
+		rg.node = resolvconf.NewFile(rg.search.file)
+	} else {
+		rg.node = resolvconf.New(rg.search.domains)
+	}
+	rg.node.Start()
+	return &searchpath.Infer{ClusterDomains: rg.search.clusterDomains, Node: rg.node}
+}
+
+// podSource returns each pod's exact list from the Kubernetes API, and the namespace's own
+// hierarchy for the clients it does not know, and starts the pod watch: of this node's pods on a
+// node-local server (the node option, else NODE_NAME), of every pod in cluster mode. The node's
+// resolv.conf is the one node_search names; a cluster Deployment assumes every node has the
+// search domains its own has.
+func (rg *RaceGuard) podSource() (searchpath.Source, error) {
+	in := rg.infer()
+	cfg := podlist.Config{Kubeconfig: rg.search.kubeconfig, ClusterDomain: strings.TrimSuffix(rg.search.clusterDomains[0], "."), Host: rg.node}
+	if rg.search.nodeLocal {
+		cfg.Node = correlate.NodeName(rg.conntrack.Node)
+	} else {
+		var domains []string
+		for _, d := range rg.node.Domains() {
+			if !searchpath.IsUnder(d, rg.search.clusterDomains) {
+				domains = append(domains, d)
+			}
+		}
+		cfg.Host = resolvconf.New(domains)
+	}
+	src, err := podlist.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("search pods: %w", err)
+	}
+	rg.pods = src
+	src.Start()
+	return &searchpath.Pods{Lists: podLists{src}, Else: in, OneLabel: rg.search.nodeLocal}, nil
+}
+
+// podLists adapts a podlist.Source to searchpath.Lists: an address answers a list only when
+// exactly one pod holds it and its list is told (podlist.Known).
+type podLists struct{ src *podlist.Source }
+
+// Lookup implements searchpath.Lists.
+func (l podLists) Lookup(a netip.Addr) ([]string, int, bool) {
+	list, state := l.src.Lookup(a)
+	if state != podlist.Known {
+		return nil, 0, false
+	}
+	return list.Search, list.NDots, true
 }
 
 // OnShutdown stops what OnStartup started and releases the tables.
 func (rg *RaceGuard) OnShutdown() error {
+	if rg.pods != nil {
+		rg.pods.Stop()
+	}
 	if rg.node != nil {
 		rg.node.Stop()
 	}

@@ -91,7 +91,8 @@ func scan(handlers []plugin.Handler) (nodeLocal, hasCollapse bool) {
 // parse reads one raceguard block:
 //
 //	raceguard [ZONES...] {
-//	    search infer | @PLUGIN | RESOLV-CONF | DOMAIN... | off
+//	    search infer | pods | @PLUGIN | RESOLV-CONF | DOMAIN... | off
+//	    kubeconfig PATH
 //	    cluster_domain DOMAIN...
 //	    node_search RESOLV-CONF | DOMAIN... | none
 //	    parallel_walk on | off
@@ -130,6 +131,11 @@ func (rg *RaceGuard) parseOption(name string, args []string) error {
 		rg.search.clusterDomains, err = option.Domains(name, args)
 	case "node_search":
 		return rg.search.parseNodeSearch(name, args)
+	case "kubeconfig":
+		if len(args) != 1 {
+			return option.Count(name, args, 1)
+		}
+		rg.search.kubeconfig = args[0]
 	case "parallel_walk":
 		rg.search.parallel, err = option.Bool(name, args)
 	case "walk_deadline":
@@ -173,12 +179,15 @@ func (rg *RaceGuard) check(seen map[string]bool) error {
 			}
 		}
 	}
-	if rg.search.mode != searchInfer {
+	if rg.search.mode != searchInfer && rg.search.mode != searchPods {
 		for _, o := range []string{"cluster_domain", "node_search"} {
 			if seen[o] {
-				return fmt.Errorf("%s: only applies to 'search infer'", o)
+				return fmt.Errorf("%s: only applies to 'search infer' and 'search pods'", o)
 			}
 		}
+	}
+	if rg.search.mode != searchPods && seen["kubeconfig"] {
+		return fmt.Errorf("kubeconfig: only applies to 'search pods'")
 	}
 	// The correlation needs enough points in its window to see the 5 s retry lag more than once,
 	// and no more than a day's worth of one-second points.
@@ -188,21 +197,18 @@ func (rg *RaceGuard) check(seen map[string]bool) error {
 	return nil
 }
 
-// parseSearch reads: search infer | @PLUGIN | RESOLV-CONF | DOMAIN... | off.
+// parseSearch reads: search infer | pods | @PLUGIN | RESOLV-CONF | DOMAIN... | off.
 // An argument with a slash in it is a file; a domain name never has one.
 func (s *searchConfig) parseSearch(name string, args []string) error {
 	if len(args) == 0 {
 		return option.Count(name, args, 1)
 	}
 	switch first := args[0]; {
-	case first == "infer" || first == "off":
+	case first == "infer" || first == "pods" || first == "off":
 		if len(args) > 1 {
 			return option.Count(name+" "+first, args[1:], 0)
 		}
-		s.mode = searchInfer
-		if first == "off" {
-			s.mode = searchOff
-		}
+		s.mode = map[string]searchMode{"infer": searchInfer, "pods": searchPods, "off": searchOff}[first]
 	case strings.HasPrefix(first, "@"):
 		if len(args) > 1 || len(first) == 1 {
 			return fmt.Errorf("%s: invalid value %q: want a single @PLUGIN", name, strings.Join(args, " "))

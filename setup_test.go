@@ -85,6 +85,11 @@ func TestSetup(t *testing.T) {
 				t.Errorf("Expected 0.5 walks a second, 5 seconds' worth at once, got %+v", rg.search.budget)
 			}
 		}},
+		{"search pods", "raceguard {\n search pods\n kubeconfig /etc/kube.conf\n cluster_domain corp.cluster\n}", func(t *testing.T, rg *RaceGuard) {
+			if rg.search.mode != searchPods || rg.search.kubeconfig != "/etc/kube.conf" || rg.search.clusterDomains[0] != "corp.cluster." {
+				t.Errorf("Expected search pods with its kubeconfig and cluster domain, got %+v", rg.search)
+			}
+		}},
 		{"search off", "raceguard {\n search off\n}", func(t *testing.T, rg *RaceGuard) {
 			if rg.search.mode != searchOff {
 				t.Errorf("Expected search off, got %+v", rg.search)
@@ -149,8 +154,11 @@ func TestSetupErrors(t *testing.T) {
 		{"raceguard {\n search svc..cluster.local\n}", prefix + `Testfile:2 - Error during parsing: search: invalid value "svc..cluster.local": want a domain name`},
 		{"raceguard {\n cluster_domain\n}", prefix + "Testfile:2 - Error during parsing: cluster_domain: missing value: want one or more domain names"},
 		{"raceguard {\n cluster_domain .\n}", prefix + `Testfile:2 - Error during parsing: cluster_domain: invalid value ".": want a domain name`},
-		{"raceguard {\n search @kubernetes\n cluster_domain cluster.local\n}", prefix + "Testfile:4 - Error during parsing: cluster_domain: only applies to 'search infer'"},
-		{"raceguard {\n search cluster.local\n node_search none\n}", prefix + "Testfile:4 - Error during parsing: node_search: only applies to 'search infer'"},
+		{"raceguard {\n search @kubernetes\n cluster_domain cluster.local\n}", prefix + "Testfile:4 - Error during parsing: cluster_domain: only applies to 'search infer' and 'search pods'"},
+		{"raceguard {\n search cluster.local\n node_search none\n}", prefix + "Testfile:4 - Error during parsing: node_search: only applies to 'search infer' and 'search pods'"},
+		{"raceguard {\n kubeconfig /etc/kube.conf\n}", prefix + "Testfile:3 - Error during parsing: kubeconfig: only applies to 'search pods'"},
+		{"raceguard {\n search pods\n kubeconfig\n}", prefix + "Testfile:3 - Error during parsing: kubeconfig: missing value"},
+		{"raceguard {\n search pods now\n}", prefix + `Testfile:2 - Error during parsing: search pods: unexpected value "now"`},
 		{"raceguard {\n node_search\n}", prefix + "Testfile:2 - Error during parsing: node_search: missing value"},
 		{"raceguard {\n node_search /nonexistent/resolv.conf\n}", prefix + `Testfile:2 - Error during parsing: node_search: cannot read "/nonexistent/resolv.conf": open /nonexistent/resolv.conf: no such file or directory`},
 		{"raceguard {\n node_search testdata/resolv.conf lab.internal\n}", prefix + `Testfile:2 - Error during parsing: node_search: invalid value "testdata/resolv.conf lab.internal": want a single resolv.conf path`},

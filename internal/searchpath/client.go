@@ -27,7 +27,7 @@ type client struct {
 // later tries of it.
 type trailRef struct {
 	base, first string
-	domains     []string // the domains after first, in the list's order, and "" for the base itself; shared, never modified
+	rest        []string // the domains after first, in the list's order (the walk's Rest: shared, never modified)
 	exact       bool     // the list is the client's own (Walk.Exact): a try that contradicts it vetoes the client
 	expires     time.Time
 
@@ -73,7 +73,7 @@ type trailKey struct {
 // exhausted, answered a type with NODATA, or did not run. Its candidates, resolved or still in
 // flight, answer the client's later tries from memory when they are NXDOMAIN. It is immutable.
 type trail struct {
-	futures []*future // per domain of its trailRef: the walk's resolution, nil where it made none; nil if it did not run
+	futures []*future // per later try of its trailRef (index): the walk's resolution, nil where it made none; nil if it did not run
 	do, cd  bool
 }
 
@@ -142,7 +142,7 @@ func (c *client) match(name string, now time.Time) (ref trailRef, domain string,
 			continue
 		}
 		d := name[i+1:]
-		switch j := slices.Index(t.domains, d); {
+		switch j := t.index(d); {
 		case j >= 0 && d == "" && t.exact && !t.ended && t.pos < j-1:
 			// The base itself before the list's last domain: the client's list is shorter.
 			ref, what = t, tryVeto
@@ -172,4 +172,13 @@ func (c *client) match(name string, now time.Time) (ref trailRef, domain string,
 // node whose kubelet reads another resolv.conf than the one raceguard was given, shows this way.
 func (t trailRef) contradicted(d string) bool {
 	return t.exact && t.pos >= 0 && !t.ended && d != t.first && !strings.HasSuffix(d, "."+t.first)
+}
+
+// index returns the position of the domain d among the client's later tries: i for rest[i],
+// len(rest) for the base itself (""), -1 for none.
+func (t trailRef) index(d string) int {
+	if d == "" {
+		return len(t.rest)
+	}
+	return slices.Index(t.rest, d)
 }

@@ -2,7 +2,6 @@ package searchpath
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/coredns/coredns/plugin/metrics"
@@ -55,7 +54,7 @@ func (wk *Walker) recall(ctx context.Context, q *query.Query) (m *dns.Msg, tail 
 	if !ok {
 		return nil, false // expired, or the table had to drop it: the try is served as new
 	}
-	i := slices.Index(ref.domains, domain)
+	i := ref.index(domain)
 	f := q.Flags()
 	if t.futures == nil || t.futures[i] == nil || f.DO != t.do || f.CD != t.cd {
 		return nil, true

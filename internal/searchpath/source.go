@@ -127,7 +127,7 @@ func (in *Infer) restsFor() [][]string {
 		l := []string{"svc." + cd, cd}
 		if node != nil {
 			for _, d := range *node {
-				if !isUnder(d, in.ClusterDomains) {
+				if !IsUnder(d, in.ClusterDomains) {
 					l = append(l, d)
 				}
 			}
@@ -138,8 +138,8 @@ func (in *Infer) restsFor() [][]string {
 	return r.rests
 }
 
-// isUnder reports whether d is one of zones or below one.
-func isUnder(d string, zones []string) bool {
+// IsUnder reports whether d is one of zones or below one.
+func IsUnder(d string, zones []string) bool {
 	for _, z := range zones {
 		if dns.IsSubDomain(z, d) {
 			return true

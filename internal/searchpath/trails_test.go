@@ -84,9 +84,9 @@ func TestWalkDeclinedKeepsItsTail(t *testing.T) {
 
 func TestClientTrails(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	domains := []string{"svc.cluster.local.", "cluster.local.", "lab.internal.", ""}
+	rest := []string{"svc.cluster.local.", "cluster.local.", "lab.internal."}
 	ref := func(base string, expires time.Time) trailRef {
-		return trailRef{base: base, first: "default.svc.cluster.local.", domains: domains, expires: expires}
+		return trailRef{base: base, first: "default.svc.cluster.local.", rest: rest, expires: expires}
 	}
 	fill := func(c *client, age time.Duration) {
 		for i := range maxTrails {
@@ -148,7 +148,7 @@ func TestClientVeto(t *testing.T) {
 	// An exactly known list: a try under a domain the list does not have, in the middle of the
 	// client's walk, or the base itself before the list's last domain, contradicts it.
 	now := time.Unix(1_800_000_000, 0)
-	domains := []string{"svc.cluster.local.", "cluster.local.", "lab.internal.", ""}
+	rest := []string{"svc.cluster.local.", "cluster.local.", "lab.internal."}
 	for _, tc := range []struct {
 		tries []string // after the first try
 		what  try      // of the last
@@ -161,7 +161,7 @@ func TestClientVeto(t *testing.T) {
 		{[]string{"svc.cluster.local.", "cluster.local.", "lab.internal.", "", "example.org."}, tryNone}, // after its walk
 	} {
 		c := &client{}
-		c.add(trailRef{base: "a.", first: "default.svc.cluster.local.", domains: domains, exact: true, expires: now.Add(trailTTL)}, now)
+		c.add(trailRef{base: "a.", first: "default.svc.cluster.local.", rest: rest, exact: true, expires: now.Add(trailTTL)}, now)
 		var what try
 		for _, d := range tc.tries {
 			_, _, what = c.match("a."+d, now)

@@ -42,12 +42,6 @@ type Walk struct {
 // Len returns the number of names of the walk.
 func (w Walk) Len() int { return len(w.Rest) + 2 }
 
-// tail returns the domains the client tries after First, "" standing for the base itself: the
-// later tries of the walk.
-func (w Walk) tail() []string {
-	return append(w.Rest[:len(w.Rest):len(w.Rest)], "")
-}
-
 // Names returns the names of the walk in the client's order.
 func (w Walk) Names() []string {
 	names := make([]string, 0, w.Len())

@@ -394,7 +394,7 @@ func TestChartCorefile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("The chart's Corefile did not start: %v\n%s", err, corefile)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 	if got := answerA(exchangeA(t, "udp", udp, "example.org.")); got != "192.0.2.10" {
 		t.Errorf("example.org A %q, want 192.0.2.10 from the upstream", got)
 	}

@@ -946,7 +946,7 @@ func TestDeployCorefiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Cluster Corefile did not start: %v\n%s", err, corefile)
 	}
-	t.Cleanup(func() { i.Stop() })
+	t.Cleanup(func() { testenv.Stop(i) })
 	for deadline := time.Now().Add(10 * time.Second); answerA(exchangeA(t, "udp", udp, "kubernetes.default.svc.cluster.local.")) != "10.96.0.1"; {
 		if time.Now().After(deadline) {
 			t.Fatal("Cluster Corefile: kubernetes.default.svc.cluster.local never resolved to 10.96.0.1")
@@ -971,7 +971,7 @@ func TestDeployCorefiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Node-local Corefile did not start: %v\n%s", err, corefile)
 	}
-	t.Cleanup(func() { j.Stop() })
+	t.Cleanup(func() { testenv.Stop(j) })
 	if got := answerA(exchangeA(t, "udp", nudp, "kubernetes.default.svc.cluster.local.")); got != "10.96.0.1" {
 		t.Errorf("Node-local Corefile: kubernetes.default.svc.cluster.local A %q, want 10.96.0.1 from kube-dns", got)
 	}

@@ -91,7 +91,7 @@ func TestCollapseBurst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer i.Stop()
+			defer testenv.Stop(i)
 			burst(t, udp, "many.example.com.", dns.TypeA, n)
 			got := counter.count("many.example.com.", dns.TypeA)
 			t.Logf("%s: %d concurrent identical misses, %d upstream queries", tc.name, n, got)
@@ -122,7 +122,7 @@ func TestSiblingPrefetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 
 	hits := metric(t, "coredns_raceguard_sibling_prefetch_hits_total", map[string]string{"type": "AAAA"})
 	// This client (127.0.0.1) has asked only A so far.

@@ -60,7 +60,7 @@ func dnssecSetup(t *testing.T, cache string) dnssecServers {
 		if err != nil {
 			t.Fatalf("Could not start CoreDNS: %v", err)
 		}
-		t.Cleanup(func() { i.Stop() })
+		t.Cleanup(func() { testenv.Stop(i) })
 		return udp, tcp
 	}
 	s.stock, _ = start("")

@@ -45,7 +45,7 @@ func TestCorefileExample(t *testing.T) {
 		i, u, tc, err := testenv.CoreDNSServerAndPorts(corefile)
 		if err == nil {
 			udp, tcp = u, tc
-			defer i.Stop()
+			defer testenv.Stop(i)
 			break
 		}
 		if try == 2 || !strings.Contains(err.Error(), "address already in use") {

@@ -145,7 +145,7 @@ func TestUpstreamFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 
 	t.Run("dead", func(t *testing.T) {
 		u.set("dead")
@@ -371,7 +371,7 @@ func TestResolvConfChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 
 	// Each lookup of a new name nowhere to be found makes a walk; it tries the node's domain.
 	n := 0

@@ -69,7 +69,7 @@ func TestPanicBelowCollapse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Could not start CoreDNS: %v", err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 
 	const n = 8
 	var wg sync.WaitGroup

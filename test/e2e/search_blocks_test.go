@@ -7,8 +7,10 @@ import (
 
 	_ "github.com/coredns/coredns/plugin/rewrite"
 	_ "github.com/coredns/coredns/plugin/view"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/miekg/dns"
+	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
 )
@@ -49,7 +51,7 @@ func blocksServers(t *testing.T, options string, root bool) (stock, rg string) {
 		if err != nil {
 			t.Fatalf("Could not start CoreDNS: %v\n%s", err, corefile)
 		}
-		t.Cleanup(func() { i.Stop() })
+		t.Cleanup(func() { testenv.Stop(i) })
 		return udp
 	}
 	stub := start("corp.test:0 {\n    file " + corp + " corp.test\n}\n")
@@ -108,28 +110,31 @@ func walkLookup(t *testing.T, src, addr, base string, list []string) (string, in
 // in NodeLocal DNSCache's shape (lab.Blocks): each name it tries goes to the server block and the
 // view the client's own query for that name would reach, through that block's acl (per client
 // address, too), rewrite and forward, and a name no block serves is refused, not resolved. Every
-// lookup ends as it does against the same Corefile without raceguard: as a cluster Deployment,
-// and as a node-local server with raceguard in the cluster.local block and in the root block.
-// A node-local raceguard sees a client's tries in every block of its listener (package tries),
-// wherever it sits itself: it learns the whole list and completes names beyond the cluster
-// domains, and those completions carry what the policies of the other blocks give.
+// lookup ends as it does against the same Corefile without raceguard: as a cluster Deployment
+// (the namespace's hierarchy only), and as a node-local server that knows each client's exact
+// list from the pod watch, with raceguard in the cluster.local block and in the root block. The
+// node-local server completes names beyond the cluster domains, and those completions carry what
+// the policies of the other blocks give.
 func TestSearchBlocks(t *testing.T) {
-	nodeLocal := "node_search " + lab.NodeDomain + "\nnode_local on"
 	for _, mode := range []struct {
-		name, options string
-		root          bool
+		name string
+		pods bool
+		root bool
 	}{
-		{"deployment", "node_search " + lab.NodeDomain, false},
-		{"node_local", nodeLocal, false},
-		{"node_local_root", nodeLocal, true},
+		{"deployment", false, false},
+		{"node_local", true, false},
+		{"node_local_root", true, true},
 	} {
-		learns := mode.options == nodeLocal
 		t.Run(mode.name, func(t *testing.T) {
-			stock, rg := blocksServers(t, mode.options, mode.root)
-			for _, src := range []string{clientOK, clientBlocked} {
-				// The first lookup of a client whose list is unknown walks on by itself: a node-local
-				// server learns its list from it.
-				walkLookup(t, src, rg, "learn.nosuch.example", clusterFirst)
+			options := "node_search " + lab.NodeDomain
+			if mode.pods {
+				options, _ = testenv.PodWatch(t, lab.NodeDomain,
+					kubeapi.Pod{Namespace: "default", Name: "ok", IP: clientOK}, kubeapi.Pod{Namespace: "default", Name: "blocked", IP: clientBlocked})
+				options += "\n        node_local on"
+			}
+			stock, rg := blocksServers(t, options, mode.root)
+			if mode.pods {
+				testenv.WaitPodWatch(t)
 			}
 			var stockQ, rgQ int
 			for _, src := range []string{clientOK, clientBlocked} {
@@ -146,13 +151,13 @@ func TestSearchBlocks(t *testing.T) {
 			if rgQ > stockQ {
 				t.Errorf("Expected no more queries with raceguard, got %d against %d", rgQ, stockQ)
 			}
-			if learns {
+			if mode.pods {
 				if rgQ > stockQ*2/3 {
 					t.Errorf("Expected the node-local server to complete beyond the cluster domains, saving a third of the queries or more; got %d against %d", rgQ, stockQ)
 				}
 				blocksCompletions(t, rg)
 			} else if r := exchangeFrom(t, clientOK, rg, "v4only.example.net.default.svc.cluster.local.", dns.TypeA); r.Rcode != dns.RcodeNameError {
-				// A Deployment knows a list only as far as the cluster domains.
+				// A Deployment without the pods' lists knows one only as far as the cluster domains.
 				t.Errorf("Expected a name beyond the cluster domains passed through (its first try's own NXDOMAIN), got %v", r)
 			}
 		})
@@ -202,36 +207,39 @@ func blocksCompletions(t *testing.T, rg string) {
 	refused(clientOK, "wpad")                  // wpad. is served by no block, though the upstream has it
 }
 
-// TestSearchLearnedListAcrossBlocks is the smallest reproduction of a node-local raceguard
-// learning a client's search list wrong where another server block serves one of its domains.
-// The pod adds corp.test to its list (dnsConfig.searches); corp.test is a stub domain, its own
-// block. raceguard, in the root block, sees the client's tries in every domain but corp.test, so
-// the list it learns goes from the node's domain straight to the name itself. It then completes
-// "wiki.eu" to the public wiki.eu. where the client's own walk stops at wiki.eu.corp.test, a name
-// the company's servers answer with other addresses.
-func TestSearchLearnedListAcrossBlocks(t *testing.T) {
+// TestSearchPodListAcrossBlocks: a pod adds corp.test to its list (dnsConfig.searches), and
+// corp.test is a stub domain, its own server block, which raceguard in the root block never sees a
+// try of. Its list comes from the pod's spec, not from its tries, so raceguard walks corp.test too:
+// "wiki.eu" ends at wiki.eu.corp.test, as the client's own walk does, not at the public wiki.eu.
+func TestSearchPodListAcrossBlocks(t *testing.T) {
 	up := testenv.LoopbackUpstream(t)
 	corp, err := lab.RepoPath(lab.CorpZone)
 	if err != nil {
 		t.Fatal(err)
 	}
+	options, _ := testenv.PodWatch(t, lab.NodeDomain, kubeapi.Pod{Namespace: "default", Name: "client", IP: clientOK,
+		DNSConfig: &corev1.PodDNSConfig{Searches: []string{"corp.test"}}})
 	corefile := func(raceguard string) string {
 		return "corp.test:0 {\n    file " + corp + " corp.test\n}\n.:0 {\n" + raceguard +
 			"    file " + testenv.ClusterZone(t) + " cluster.local\n    forward . " + up.Addr + "\n}\n"
 	}
 	var addrs []string
-	for _, rg := range []string{"", "    raceguard {\n        node_search " + lab.NodeDomain + "\n        node_local on\n        sibling_prefetch off\n    }\n"} {
+	for _, rg := range []string{"", "    raceguard {\n        " + options + "\n        node_local on\n        sibling_prefetch off\n    }\n"} {
 		i, udp, _, err := testenv.CoreDNSServerAndPorts(corefile(rg))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { i.Stop() })
+		t.Cleanup(func() { testenv.Stop(i) })
 		addrs = append(addrs, udp)
 	}
+	testenv.WaitPodWatch(t)
 	list := append(slices.Clone(clusterFirst), "corp.test")
-	walkLookup(t, clientOK, addrs[1], "learn.nosuch.example", list)
 	want, _ := walkLookup(t, clientOK, addrs[0], "wiki.eu", list)
-	if got, _ := walkLookup(t, clientOK, addrs[1], "wiki.eu", list); got != want {
+	got, n := walkLookup(t, clientOK, addrs[1], "wiki.eu", list)
+	if got != want {
 		t.Errorf("Expected wiki.eu to end at wiki.eu.corp.test (%s) as without raceguard, got %s", want, got)
+	}
+	if n != 2 {
+		t.Errorf("Expected the lookup completed in one pair of queries, took %d", n)
 	}
 }

@@ -44,7 +44,7 @@ func kubernetesServerWith(t *testing.T, ln net.Listener, searchDirective string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { i.Stop() })
+	t.Cleanup(func() { testenv.Stop(i) })
 	// Wait for the informers: the pod index is what both searches depend on.
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		m := new(dns.Msg).SetQuestion("api.shop.svc.cluster.local.", dns.TypeA)

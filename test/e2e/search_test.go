@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/coredns/coredns/plugin/metrics"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
 )
@@ -17,10 +20,12 @@ func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream
 	t.Helper()
 	up = testenv.LoopbackUpstream(t)
 	zone := testenv.ClusterZone(t)
+	if !strings.Contains(extra, "node_search") {
+		extra = "node_search lab.internal\n        " + extra
+	}
 	corefile := `.:0 {
     prometheus localhost:0
     raceguard {
-        node_search lab.internal
         ` + extra + `
     }
     cache 30
@@ -32,7 +37,7 @@ func searchServer(t *testing.T, extra string) (udp, tcp string, up *lab.Upstream
 	if err != nil {
 		t.Fatalf("Could not start CoreDNS: %v", err)
 	}
-	t.Cleanup(func() { i.Stop() })
+	t.Cleanup(func() { testenv.Stop(i) })
 	return udp, tcp, up
 }
 
@@ -54,13 +59,21 @@ func exchange(t *testing.T, network, addr, name string, qtype uint16, edns uint1
 	return r
 }
 
+// metric returns the sum of the samples of name whose labels include labels, from this process's
+// registry, which the in-process servers' prometheus plugins serve.
 func metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	text, err := lab.ScrapeURL("", "http://"+metrics.ListenAddr+"/metrics")
+	mfs, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lab.ParseMetrics(text).Sum(name, labels)
+	var text strings.Builder
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lab.ParseMetrics(text.String()).Sum(name, labels)
 }
 
 // TestSearchCompletion: a cluster Deployment (replicas behind a ClusterIP) completes within the
@@ -109,13 +122,17 @@ func TestSearchCompletion(t *testing.T) {
 	}
 }
 
-// TestSearchCompletionNodeLocal: a server that sees every try of its clients learns a client's
-// list from the walk it continues itself, and then completes within it.
+// TestSearchCompletionNodeLocal: a node-local server that knows its client's exact list from the
+// pod watch (::1, where exchange's queries to the wildcard listener come from, is pod
+// default/client, ClusterFirst, on a node whose resolv.conf searches lab.internal) completes within it: external names, one-label names, and names it walks to their
+// end, whose tries it answers from memory as the client walks on.
 func TestSearchCompletionNodeLocal(t *testing.T) {
-	udp, tcp, up := searchServer(t, "node_local on")
+	pods, _ := testenv.PodWatch(t, lab.NodeDomain, kubeapi.Pod{Namespace: "default", Name: "client", IP: "::1"})
+	udp, tcp, up := searchServer(t, pods+"\n        node_local on")
+	testenv.WaitPodWatch(t)
 
-	// A client whose list is unknown: its walk of a name that exists nowhere passes through; it
-	// walks on, its tries are answered from memory, and they show its list.
+	// A name that exists nowhere: the walk is exhausted, the client walks on, and its tries are
+	// answered from memory.
 	remembered := metric(t, "coredns_raceguard_search_remembered_total", nil)
 	r := exchange(t, "udp", udp, "NoSuCh.ExAmPlE.oRg.DeFaUlT.sVc.ClUsTeR.lOcAl.", dns.TypeA, 1232, false)
 	if r.Rcode != dns.RcodeNameError {
@@ -137,7 +154,7 @@ func TestSearchCompletionNodeLocal(t *testing.T) {
 		}
 	}
 
-	// Learned: an external name is completed, over UDP and TCP, with the client's case.
+	// An external name is completed, over UDP and TCP, with the client's case.
 	const q = "ExAmPlE.oRg.DeFaUlT.sVc.cLuStEr.LoCaL."
 	for _, network := range []string{"udp", "tcp"} {
 		addr := map[string]string{"udp": udp, "tcp": tcp}[network]
@@ -207,7 +224,7 @@ func TestSearchErrorPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 	// The walk fails at example.org.: the client gets its first name's NXDOMAIN and walks on
 	// itself, to meet the same failure it would have met without raceguard.
 	r := exchange(t, "udp", udp, "Example.Org.Default.Svc.Cluster.Local.", dns.TypeA, 1232, false)

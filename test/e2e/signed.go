@@ -67,7 +67,7 @@ func signZone(t *testing.T, src, origin string) *signedZone {
 	if err != nil {
 		t.Fatalf("Could not start the signer: %v", err)
 	}
-	defer i.Stop()
+	defer testenv.Stop(i)
 	// sign signs in the background at startup and renames the finished file into place.
 	deadline := time.Now().Add(10 * time.Second)
 	for {

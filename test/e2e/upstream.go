@@ -109,6 +109,6 @@ func upstreamCoreDNS(t *testing.T, delay time.Duration) (string, *queryCounter) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { i.Stop() })
+	t.Cleanup(func() { testenv.Stop(i) })
 	return udp, upstreamCounter(strings.ReplaceAll(name, "/", "_"))
 }

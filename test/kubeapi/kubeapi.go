@@ -23,7 +23,13 @@ import (
 )
 
 // Pod is a running pod.
-type Pod struct{ Namespace, Name, IP string }
+type Pod struct {
+	Namespace, Name, IP string
+	Node                string               // spec.nodeName
+	DNSPolicy           corev1.DNSPolicy     // "" is ClusterFirst, as the kubelet reads it
+	DNSConfig           *corev1.PodDNSConfig // nil: none
+	HostNetwork         bool
+}
 
 // Service is a Service: ClusterIPs, "None" for a headless one, or an ExternalName.
 type Service struct {
@@ -213,6 +219,7 @@ func (c Cluster) pods() []*corev1.Pod {
 		out = append(out, &corev1.Pod{
 			TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
 			ObjectMeta: meta(p.Namespace, p.Name),
+			Spec:       corev1.PodSpec{NodeName: p.Node, DNSPolicy: p.DNSPolicy, DNSConfig: p.DNSConfig, HostNetwork: p.HostNetwork},
 			Status:     corev1.PodStatus{PodIP: p.IP, PodIPs: []corev1.PodIP{{IP: p.IP}}, Phase: corev1.PodRunning},
 		})
 	}

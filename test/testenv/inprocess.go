@@ -115,3 +115,11 @@ func EphemeralPorts(corefile string) string {
 	corefile = serverKeyPort.ReplaceAllString(corefile, "$1:0$2")
 	return listenerPort.ReplaceAllString(corefile, "$1:0")
 }
+
+// Stop stops the server instance i as a final shutdown does: its shutdown callbacks (every
+// plugin's OnShutdown and OnFinalShutdown: watches, tickers, tables), then its servers.
+// caddy.Instance.Stop alone stops the servers and leaves the rest running.
+func Stop(i *caddy.Instance) {
+	i.ShutdownCallbacks()
+	i.Stop()
+}
