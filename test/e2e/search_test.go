@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
