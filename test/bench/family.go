@@ -25,7 +25,7 @@ const (
     prometheus {{.Metrics}}
     raceguard {
         node_search ` + lab.NodeDomain + `
-        node_local on
+        ` + lab.PodWatchOptions + `
         conntrack off
     }
     cache 30
@@ -81,11 +81,18 @@ func familyRows(bin string) ([]row, error) {
 	measure := func(corefile string, round *int) (map[key]familyCell, error) {
 		cells := map[key]familyCell{}
 		for _, fam := range []lab.Family{lab.Unspec, lab.Inet, lab.Inet6} {
-			p, err := l.StartNodeDNS(corefile)
+			var p *lab.Process
+			var err error
+			if corefile == forwardRaceguard {
+				p, err = l.StartNodeDNSFor(corefile, lab.DefaultResolvConf())
+			} else {
+				p, err = l.StartNodeDNS(corefile)
+			}
 			if err != nil {
 				return nil, err
 			}
-			// The client's list, learned from a lookup that walks to its end, in this family.
+			// A first lookup in this family, left out of the measure: the server's first sight of
+			// the client, which says which address types it asks.
 			if _, err := l.Lookup(lab.Glibc, fam, lab.DefaultResolvConf(), 1, fmt.Sprintf("learn%d.nosuch.example", *round)); err != nil {
 				p.Stop()
 				return nil, err

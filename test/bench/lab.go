@@ -9,9 +9,9 @@ import (
 	"github.com/raceguard/raceguard/test/lab"
 )
 
-// nodeLocalCorefile is lab.RaceguardCorefile on a node-local server, which sees every try of its
-// clients and so completes within each client's own list.
-var nodeLocalCorefile = strings.Replace(lab.RaceguardCorefile, "node_search", "node_local on\n        node_search", 1)
+// nodeLocalCorefile is lab.RaceguardCorefile on a node-local server, which knows each client's
+// own list from its pod watch (the lab client is a ClusterFirst pod of it) and completes within it.
+var nodeLocalCorefile = strings.Replace(lab.RaceguardCorefile, "node_search", lab.PodWatchOptions+"\n        node_search", 1)
 
 // lookupNames are the rows' names: one outside the cluster, a service in the pod's own namespace,
 // and a service in another namespace.
@@ -35,8 +35,7 @@ func labRows(bin string) ([]row, error) {
 		drops     map[lab.Libc]int
 	}
 	// measure runs the rows against corefile: on the two DNS servers behind the DNAT, or, for
-	// raceguard, on one node-local server that learns the client's search list first (one lookup
-	// of a name that exists nowhere, which the client walks to its end).
+	// raceguard, on one node-local server that knows the client's list from its pod watch.
 	measure := func(corefile string, nodeLocal bool) (result, error) {
 		res := result{perLookup: map[lab.Libc][]float64{}, stalled: map[lab.Libc][2]int{}, p99: map[lab.Libc]time.Duration{}, drops: map[lab.Libc]int{}}
 		if err := l.SetFault(lab.FaultOff, 0); err != nil {
@@ -44,14 +43,11 @@ func labRows(bin string) ([]row, error) {
 		}
 		rc := lab.DefaultResolvConf()
 		if nodeLocal {
-			p, err := l.StartNodeDNS(corefile)
+			p, err := l.StartNodeDNSFor(corefile, rc)
 			if err != nil {
 				return res, err
 			}
 			defer p.Stop()
-			if _, err := l.Lookup(lab.Glibc, lab.Unspec, rc, 1, "learn.nosuch.example"); err != nil {
-				return res, err
-			}
 		} else if err := startBehindDNAT(l, corefile); err != nil {
 			return res, err
 		}
@@ -119,14 +115,11 @@ func labRows(bin string) ([]row, error) {
 	const delay = 20 * time.Millisecond
 	cold := func(corefile string, round int, nodeLocal bool) (time.Duration, error) {
 		if nodeLocal {
-			p, err := l.StartNodeDNS(corefile)
+			p, err := l.StartNodeDNSFor(corefile, lab.DefaultResolvConf())
 			if err != nil {
 				return 0, err
 			}
 			defer p.Stop()
-			if _, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 1, fmt.Sprintf("learn%d.nosuch.example", round)); err != nil {
-				return 0, err
-			}
 		} else if err := startBehindDNAT(l, corefile); err != nil {
 			return 0, err
 		}

@@ -1,6 +1,7 @@
 package differential
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
@@ -29,11 +30,9 @@ var blocksResolvConf = lab.DefaultResolvConf().WithOptions("timeout:1")
 // that search completion crosses no policy of a multi-block Corefile (lab.Blocks, in NodeLocal
 // DNSCache's shape: an acl, a view on name(), a rewrite, per-zone forwards to a stub domain's own
 // servers, and no block for one-label names): every lookup ends as it does against the same
-// Corefile without raceguard. It runs raceguard as a cluster Deployment and as a node-local
-// server in the cluster.local block, where it sees no try beyond the cluster domains and so
-// learns a client's list only that far, completing as a Deployment does; and as a node-local
-// server in the root block, where it learns the client's whole list from one walk of a name that
-// exists nowhere and completes names beyond the cluster domains, each through the block and view
+// Corefile without raceguard. It runs raceguard as a cluster Deployment, and as a node-local
+// server that knows the client's exact list from the pod watch, in the cluster.local block and in
+// the root block: it completes names beyond the cluster domains, each through the block and view
 // that serves it, and passes a walk through where a name of it is refused.
 func TestBlocksDifferential(t *testing.T) {
 	l := testenv.NewLab(t)
@@ -47,7 +46,7 @@ func TestBlocksDifferential(t *testing.T) {
 		return lab.Blocks{Raceguard: options, Root: root, Stub: lab.StubAddr, Blocked: lab.NodeIP + "/32"}.Corefile()
 	}
 	const infer = "node_search " + lab.NodeDomain
-	const nodeLocal = infer + "\nnode_local on"
+	nodeLocal := infer + "\n" + strings.ReplaceAll(lab.PodWatchOptions, "\n        ", "\n")
 
 	lookup := func() (map[LookupKey]string, int) { return LookupWith(t, l, blocksResolvConf, blocksZoo) }
 
@@ -61,15 +60,12 @@ func TestBlocksDifferential(t *testing.T) {
 	deployment, deploymentQ := lookup()
 	reportDiffs(t, "Deployment", stock, deployment)
 
-	stop := startNodeLocal(t, l, blocks(nodeLocal, false))
+	stop := startNodeLocalFor(t, l, blocks(nodeLocal, false), blocksResolvConf)
 	local, localQ := lookup()
 	stop()
 	reportDiffs(t, "node-local, raceguard in the cluster.local block", stock, local)
 
-	// Taught first: the refused names come first in the zoo, and a walk of a client whose list is
-	// not learned yet passes through at the cluster domains' NXDOMAINs, before any refusal.
-	startNodeLocal(t, l, blocks(nodeLocal, true))
-	teach(t, l, blocksResolvConf)
+	startNodeLocalFor(t, l, blocks(nodeLocal, true), blocksResolvConf)
 	root, rootQ := lookup()
 	reportDiffs(t, "node-local, raceguard in the root block", stockRoot, root)
 	answered := nodeSum(t, l, "coredns_raceguard_search_walks_total", map[string]string{"outcome": "answered"})

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
 	"github.com/raceguard/raceguard/test/testenv"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // hostPod is a hostNetwork pod of the lab's node: its resolv.conf (dnsPolicy
@@ -61,8 +63,8 @@ func hostLookups(t *testing.T, l *lab.Lab, pod hostPod, names []string) (map[Loo
 // the ClusterFirst list of their namespace, sent from the node's own address) what stock gives
 // them, on a node-local raceguard: the clients run in the node's namespace, as hostNetwork pods
 // do, and two pods of different namespaces share the node's address. The node's own address is
-// no one client's: the server learns no list for it and completes its walks as a Deployment
-// does, within each namespace's own hierarchy, for both pods. (On a Deployment, completions follow
+// no one client's: the pod watch answers it as shared, and the server completes its walks as a
+// Deployment does, within each namespace's own hierarchy, for both pods. (On a Deployment, completions follow
 // the name alone, not the client's address: TestPodSettingsDifferential's ClusterFirst row covers
 // hostNetwork pods there.)
 func TestHostNetworkDifferential(t *testing.T) {
@@ -77,10 +79,7 @@ func TestHostNetworkDifferential(t *testing.T) {
 	}
 	stop()
 
-	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
-	for _, p := range hostPods {
-		hostTeach(t, l, p)
-	}
+	startHostPods(t, l, "default", "kube-system")
 	var table strings.Builder
 	table.WriteString("| hostNetwork pod | stock | node-local |\n|---|---|---|\n")
 	for i, p := range hostPods {
@@ -92,31 +91,38 @@ func TestHostNetworkDifferential(t *testing.T) {
 			t.Errorf("%s: Expected no more queries with raceguard than the %d of stock, got %d", p.name, q[i].stock, n)
 		}
 	}
-	declined := nodeSum(t, l, "coredns_raceguard_search_declined_total", map[string]string{"reason": "other_namespace"})
-	t.Logf("Queries of %d names, each looked up by glibc and musl for AF_UNSPEC, AF_INET and AF_INET6, from the node's address (%v first tries declined as another namespace's):\n%s",
-		len(hostNames), declined, table.String())
-	if declined != 0 {
-		t.Errorf("Expected no list learned for the node's own address, so no first try declined as another namespace's, got %v", declined)
+	shared := nodeSum(t, l, "coredns_raceguard_pod_lookups_total", map[string]string{"state": "shared"})
+	known := nodeSum(t, l, "coredns_raceguard_pod_lookups_total", map[string]string{"state": "known"})
+	t.Logf("Queries of %d names, each looked up by glibc and musl for AF_UNSPEC, AF_INET and AF_INET6, from the node's address (%v lookups of its list answered shared):\n%s",
+		len(hostNames), shared, table.String())
+	if shared == 0 || known != 0 {
+		t.Errorf("Expected the node's own address answered as shared by the pod watch, never with one pod's list, got %v shared and %v known", shared, known)
 	}
 	if q[0].nodeLocal >= q[0].stock {
 		t.Errorf("Expected the node-local server to complete for the hostNetwork pod within its namespace's hierarchy, got %d queries against %d", q[0].nodeLocal, q[0].stock)
 	}
 }
 
-// hostTeach makes the node-local server learn pod's list, as teach does for the lab's client.
-func hostTeach(t *testing.T, l *lab.Lab, pod hostPod) {
+// startHostPods starts a node-local raceguard with the pod watch, whose API has a hostNetwork pod
+// of each namespace on the node (at the node's address).
+func startHostPods(t *testing.T, l *lab.Lab, namespaces ...string) {
 	t.Helper()
-	if _, _, err := l.LookupHostNetwork(lab.Glibc, lab.Unspec, pod.rc, 1, "learn.nosuch.example"); err != nil {
+	for _, ns := range namespaces {
+		if err := l.PutPod(kubeapi.Pod{Namespace: ns, Name: "host-" + ns, IP: lab.NodeIP, HostNetwork: true, DNSPolicy: corev1.DNSClusterFirstWithHostNet}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
+	if err := l.WaitPodWatch(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestHostNetworkSameNamespace: two hostNetwork pods of namespace default share the node's
 // address, one with ClusterFirstWithHostNet and one with dnsPolicy None and no node domain. A
-// server that learned the first pod's list from that address would complete the second pod's
-// lookups of names found only in the node's domain (the jira.eu) where its own resolver
-// ends with EAI_NONAME; it learns no list for the node's own addresses, and both get what stock
-// gives them.
+// server that took the first pod's list for that address would complete the second pod's lookups
+// of names found only in the node's domain (jira.eu) where its own resolver ends with EAI_NONAME;
+// the pod watch answers the node's address as shared, and both get what stock gives them.
 func TestHostNetworkSameNamespace(t *testing.T) {
 	l := testenv.NewLab(t)
 	first := hostPod{"default", hostResolvConf("default")}
@@ -128,8 +134,8 @@ func TestHostNetworkSameNamespace(t *testing.T) {
 	stop := startNodeLocal(t, l, lab.StockCorefile)
 	stock, _ := hostLookups(t, l, second, names)
 	stop()
-	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
-	hostTeach(t, l, first)
+	startHostPods(t, l, "default")
+	hostLookups(t, l, first, names) // the first pod's lookups come first
 	got, _ := hostLookups(t, l, second, names)
 	reportDiffs(t, "node-local", stock, got)
 }

@@ -42,19 +42,25 @@ func startNodeLocal(t *testing.T, l *lab.Lab, corefile string) (stop func()) {
 	return stop
 }
 
-// withNodeLocal returns corefile with node_local on in its raceguard block.
+// withNodeLocal returns corefile with its raceguard block made a node-local server's that
+// completes with the lab pods' exact lists (lab.PodWatchOptions).
 func withNodeLocal(corefile string) string {
-	return strings.Replace(corefile, "raceguard {", "raceguard {\n        node_local on", 1)
+	return strings.Replace(corefile, "raceguard {", "raceguard {\n        "+lab.PodWatchOptions, 1)
 }
 
-// teach makes a node-local server learn the search list of a client with rc, as it does from any
-// client's first lookup that walks on by itself: one lookup of a name that exists nowhere, so the
-// client tries every name of its list.
-func teach(t *testing.T, l *lab.Lab, rc lab.ResolvConf) {
+// startNodeLocalFor runs corefile (withNodeLocal) as the node's own DNS server for the lab client
+// as a pod whose resolv.conf is rc, once its pod watch has synced, and returns the function that
+// stops it (startNodeLocal).
+func startNodeLocalFor(t *testing.T, l *lab.Lab, corefile string, rc lab.ResolvConf) (stop func()) {
 	t.Helper()
-	if _, err := l.Lookup(lab.Glibc, lab.Unspec, rc, 1, "learn.nosuch.example"); err != nil {
+	if err := l.SetClientPod(rc); err != nil {
 		t.Fatal(err)
 	}
+	stop = startNodeLocal(t, l, corefile)
+	if err := l.WaitPodWatch(); err != nil {
+		t.Fatal(err)
+	}
+	return stop
 }
 
 // nodeSum returns the sum of the node-local server's samples of metric name whose labels include

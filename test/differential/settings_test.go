@@ -70,8 +70,7 @@ func TestPodSettingsDifferential(t *testing.T) {
 		reportDiffs(t, s.name+", Deployment", stock[i], got)
 	}
 	for i, s := range podSettings {
-		stop := startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
-		teach(t, l, s.rc)
+		stop := startNodeLocalFor(t, l, withNodeLocal(lab.RaceguardCorefile), s.rc)
 		got, n := LookupWith(t, l, s.rc, s.names)
 		stop()
 		q[i].nodeLocal = n

@@ -59,8 +59,7 @@ func TestSmallUDPDifferential(t *testing.T) {
 	}
 	stock, stockQ := LookupAll(t, l, smallUDPNames)
 
-	startNodeLocal(t, l, withNodeLocal(lab.RaceguardCorefile))
-	teach(t, l, lab.DefaultResolvConf())
+	startNodeLocalFor(t, l, withNodeLocal(lab.RaceguardCorefile), lab.DefaultResolvConf())
 	got, gotQ := LookupAll(t, l, smallUDPNames)
 	reportDiffs(t, "node-local", stock, got)
 	truncated := nodeSum(t, l, "coredns_raceguard_search_passed_total", map[string]string{"reason": "truncated"})

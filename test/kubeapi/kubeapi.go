@@ -25,6 +25,7 @@ import (
 // Pod is a running pod.
 type Pod struct {
 	Namespace, Name, IP string
+	MoreIPs             []string             // its other addresses (the other family's)
 	Node                string               // spec.nodeName
 	DNSPolicy           corev1.DNSPolicy     // "" is ClusterFirst, as the kubelet reads it
 	DNSConfig           *corev1.PodDNSConfig // nil: none
@@ -213,6 +214,19 @@ func (c Cluster) endpointSlices() []runtime.Object {
 	return out
 }
 
+// Object returns p as the API serves it.
+func (p Pod) Object() *corev1.Pod {
+	return Cluster{Pods: []Pod{p}}.pods()[0]
+}
+
+func (p Pod) podIPs() []corev1.PodIP {
+	ips := []corev1.PodIP{{IP: p.IP}}
+	for _, ip := range p.MoreIPs {
+		ips = append(ips, corev1.PodIP{IP: ip})
+	}
+	return ips
+}
+
 func (c Cluster) pods() []*corev1.Pod {
 	var out []*corev1.Pod
 	for _, p := range c.Pods {
@@ -220,7 +234,7 @@ func (c Cluster) pods() []*corev1.Pod {
 			TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
 			ObjectMeta: meta(p.Namespace, p.Name),
 			Spec:       corev1.PodSpec{NodeName: p.Node, DNSPolicy: p.DNSPolicy, DNSConfig: p.DNSConfig, HostNetwork: p.HostNetwork},
-			Status:     corev1.PodStatus{PodIP: p.IP, PodIPs: []corev1.PodIP{{IP: p.IP}}, Phase: corev1.PodRunning},
+			Status:     corev1.PodStatus{PodIP: p.IP, PodIPs: p.podIPs(), Phase: corev1.PodRunning},
 		})
 	}
 	return out

@@ -24,12 +24,13 @@ package lab
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/raceguard/raceguard/test/kubeapi"
 )
 
 // Addresses inside every lab.
@@ -58,8 +59,8 @@ type Lab struct {
 
 	Up *Upstream
 
-	kubeconfig string // set by StartKubeAPI
-	api        io.Closer
+	kubeconfig string       // set by StartKubeAPI
+	api        *kubeapi.API // set by StartKubeAPI
 
 	coredns string // the custom CoreDNS binary
 	dir     string // Corefiles, logs and client binaries of this lab

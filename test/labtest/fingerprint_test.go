@@ -10,13 +10,14 @@ import (
 )
 
 // nodeCorefile is raceguard on a node-local server, in the node's own namespace, as the
-// hostNetwork DaemonSet of deploy/ runs it. CONNTRACK is replaced by extra raceguard options.
+// hostNetwork DaemonSet of deploy/ runs it, with the pod watch that gives it the lab client's
+// list. CONNTRACK is replaced by extra raceguard options.
 const nodeCorefile = `.:{{.Port}} {
     errors
     prometheus {{.Metrics}}
     raceguard {
         node_search ` + lab.NodeDomain + `
-        node_local on
+        ` + lab.PodWatchOptions + `
         CONNTRACK
     }
     cache 30
@@ -26,25 +27,22 @@ const nodeCorefile = `.:{{.Port}} {
 }
 `
 
-// startNodeDNS starts raceguard in the lab's node namespace with the given extra options.
+// startNodeDNS starts raceguard in the lab's node namespace with the given extra options, the lab
+// client a ClusterFirst pod of its pod watch, and waits for the watch.
 func startNodeDNS(t *testing.T, l *lab.Lab, options string, wrap ...string) *lab.Process {
 	t.Helper()
+	if err := l.SetClientPod(lab.DefaultResolvConf()); err != nil {
+		t.Fatal(err)
+	}
 	p, err := l.StartNodeDNS(strings.Replace(nodeCorefile, "CONNTRACK", options, 1), wrap...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	return p
-}
-
-// learnSearchList makes the node-local server learn the lab client's search list, as it does from
-// any client's first lookup that walks on by itself: one lookup of a name that exists nowhere, so
-// the client tries every name of its list. Later lookups of external names are completed.
-func learnSearchList(t *testing.T, l *lab.Lab) {
-	t.Helper()
-	if _, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 1, "learn.nosuch.example"); err != nil {
+	if err := l.WaitPodWatch(); err != nil {
 		t.Fatal(err)
 	}
+	return p
 }
 
 func scrapeNode(t *testing.T, l *lab.Lab) lab.Metrics {

@@ -64,7 +64,7 @@ func farAddrs(i int) string {
 // ones (lab.StockCorefile, lab.RaceguardCorefile) for each layout: in a deployment, the DNS servers
 // behind the ClusterIP serve zone and forward the rest to the upstream; a node-local server
 // forwards everything to kube-dns (zone's stock servers) through relay, as NodeLocal DNSCache
-// forwards to kube-dns-upstream, and raceguard there has node_local on.
+// forwards to kube-dns-upstream, and raceguard there knows the client's list from its pod watch.
 func slowCorefiles(t *testing.T, zone, relay string) map[string]map[string]string {
 	t.Helper()
 	replace := func(s, old, new string) string {
@@ -84,7 +84,7 @@ func slowCorefiles(t *testing.T, zone, relay string) map[string]map[string]strin
 		},
 		"node-local": {
 			"stock":     nodeLocal(lab.StockCorefile),
-			"raceguard": nodeLocal(replace(lab.RaceguardCorefile, "node_search "+lab.NodeDomain, "node_search "+lab.NodeDomain+"\n        node_local on")),
+			"raceguard": nodeLocal(replace(lab.RaceguardCorefile, "node_search "+lab.NodeDomain, "node_search "+lab.NodeDomain+"\n        "+lab.PodWatchOptions)),
 		},
 	}
 }
@@ -132,6 +132,9 @@ func startSlowServers(t *testing.T, l *lab.Lab, layout string, corefiles map[str
 	if layout == "node-local" {
 		testenv.StartDNS(t, l, corefiles["deployment"]["stock"])
 		s.ips, s.setDelay, namespaces = []string{lab.NodeIP}, relay.SetDelay, []string{l.Node}
+		if err := l.SetClientPod(lab.DefaultResolvConf()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bin, err := testenv.CoreDNSBinary()
 	if err != nil {
@@ -142,7 +145,7 @@ func startSlowServers(t *testing.T, l *lab.Lab, layout string, corefiles map[str
 		for i, ip := range s.ips {
 			dir := t.TempDir()
 			text, err := lab.Render(corefiles[layout][server], lab.CorefileData{
-				Port: fmt.Sprint(ports[0]), Metrics: fmt.Sprintf("%s:%d", ip, ports[1]), Upstream: l.Up.Addr,
+				Port: fmt.Sprint(ports[0]), Metrics: fmt.Sprintf("%s:%d", ip, ports[1]), Upstream: l.Up.Addr, Kubeconfig: l.Kubeconfig(),
 			}, dir)
 			if err != nil {
 				t.Fatal(err)
@@ -153,6 +156,11 @@ func startSlowServers(t *testing.T, l *lab.Lab, layout string, corefiles map[str
 			}
 			t.Cleanup(p.Stop) // Stop may be called twice
 			s.procs = append(s.procs, p)
+			if server == "raceguard" && layout == "node-local" {
+				if err := lab.WaitPodWatchAt(namespaces[i], fmt.Sprintf("%s:%d", ip, ports[1])); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 	return s
@@ -194,7 +202,7 @@ func (s *slowServers) completions(t *testing.T, l *lab.Lab) float64 {
 // namespace, with the upstream slowed by 20, 100 and 400 ms, through stock CoreDNS and through
 // raceguard, in two layouts: a deployment (two servers behind the ClusterIP, whose upstream is
 // slow) and a node-local server (every name it does not hold goes to kube-dns over a slow path;
-// raceguard with node_local on, the client's list learned first, so that walks complete). It
+// raceguard with the client's list from its pod watch, so that walks complete). It
 // proves that no lookup fails through raceguard where it succeeds through stock (issue 11: musl
 // failed with EAI_AGAIN at timeout:1 behind a 400 ms upstream), and that raceguard's median and
 // slowest time to the answer are never above stock's by more than slowMargin, and logs the table
@@ -218,14 +226,6 @@ func TestSlowUpstream(t *testing.T) {
 	var cells []slowCell
 	for _, layout := range []string{"deployment", "node-local"} {
 		s := startSlowServers(t, l, layout, corefiles, relay)
-		if layout == "node-local" {
-			// The client walks a name once itself, as raceguard does not know its list yet:
-			// raceguard learns the list from its tries, and completes within it from then on.
-			s.use(t, l, "raceguard")
-			if _, err := l.Lookup(lab.Glibc, lab.Unspec, lab.DefaultResolvConf(), 1, "learn.wild.example.com"); err != nil {
-				t.Fatal(err)
-			}
-		}
 		for _, delay := range slowDelays {
 			s.setDelay(delay)
 			// Unmeasured: the first lookups after a change of delay pay for what the new

@@ -53,7 +53,7 @@ const nodeCorefile = `.:{{.Port}} {
     prometheus {{.Metrics}}
     raceguard {
         node_search ` + lab.NodeDomain + `
-        node_local on
+        ` + lab.PodWatchOptions + `
         walk_budget 0
     }
     cache 30
@@ -141,7 +141,7 @@ func run() int {
 	if *cpuprofile != "" {
 		corefile = withPprof(corefile)
 	}
-	proc, err := l.StartNodeDNS(corefile)
+	proc, err := l.StartNodeDNSFor(corefile, lab.DefaultResolvConf())
 	if err != nil {
 		return fail(err)
 	}
