@@ -42,6 +42,25 @@ func startNodeLocal(t *testing.T, l *lab.Lab, corefile string) (stop func()) {
 	return stop
 }
 
+// clusterPodWatch is the pod watch of a cluster Deployment: every pod's list, through the lab's
+// Kubernetes API (no node_local: replicas behind the ClusterIP each see some of a client's tries).
+const clusterPodWatch = "search pods\n        kubeconfig {{.Kubeconfig}}"
+
+// startDeploymentFor runs corefile, its raceguard block with the cluster pod watch, on both DNS
+// servers for the lab client as a pod whose resolv.conf is rc, once both watches have synced.
+func startDeploymentFor(t *testing.T, l *lab.Lab, corefile string, rc lab.ResolvConf) {
+	t.Helper()
+	if err := l.SetClientPod(rc); err != nil {
+		t.Fatal(err)
+	}
+	startDeployment(t, l, strings.Replace(corefile, "raceguard {", "raceguard {\n        "+clusterPodWatch, 1))
+	for i, ip := range lab.DNSIPs {
+		if err := lab.WaitPodWatchAt(l.DNS[i], ip+":9153"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // withNodeLocal returns corefile with its raceguard block made a node-local server's that
 // completes with the lab pods' exact lists (lab.PodWatchOptions).
 func withNodeLocal(corefile string) string {

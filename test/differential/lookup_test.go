@@ -12,9 +12,10 @@ import (
 // zoo, real glibc and musl clients, asking for AF_UNSPEC, AF_INET and AF_INET6, end with the same
 // addresses or the same error with raceguard as with stock CoreDNS without autopath. It runs as a
 // cluster Deployment runs (two DNS servers behind the DNAT, so a client's later tries can reach a
-// server that did not see its first one: completions stay in the namespace's own hierarchy), and
-// as a node-local server runs (one server that sees every try: it learns the client's list from
-// its first walks and then completes within it, so far fewer queries cross the node).
+// server that did not see its first one: completions stay in the namespace's own hierarchy, or,
+// with the pod watch, follow each pod's list, one-label names aside), and as a node-local server
+// runs (one server that sees every try, and knows the client's list from its pod watch: it
+// completes within it, so far fewer queries cross the node).
 func TestSearchDifferential(t *testing.T) {
 	l := testenv.NewLab(t)
 
@@ -34,12 +35,25 @@ func TestSearchDifferential(t *testing.T) {
 		t.Errorf("Expected no more queries with a raceguard Deployment, got %d against %d", clusterQueries, stockQueries)
 	}
 
+	startDeploymentFor(t, l, lab.RaceguardCorefile, lab.DefaultResolvConf())
+	pods, podsQueries := LookupAll(t, l, zoo)
+	for _, d := range DiffLookups(stock, pods) {
+		t.Error("cluster, search pods: " + d)
+	}
+	t.Logf("Queries sent for the whole zoo: %d without raceguard, %d with a raceguard Deployment with search pods (%d%%)", stockQueries, podsQueries, 100*podsQueries/stockQueries)
+	if podsQueries > stockQueries*65/100 {
+		t.Errorf("Expected a Deployment with the pods' exact lists to send at most 65 %% of stock's queries, got %d against %d", podsQueries, stockQueries)
+	}
+
 	startNodeLocalFor(t, l, withNodeLocal(lab.RaceguardCorefile), lab.DefaultResolvConf())
 	local, localQueries := LookupAll(t, l, zoo)
 	for _, d := range DiffLookups(stock, local) {
 		t.Error("node-local: " + d)
 	}
-	t.Logf("Queries sent for the whole zoo: %d without raceguard, %d with raceguard node-local", stockQueries, localQueries)
+	t.Logf("Queries sent for the whole zoo: %d without raceguard, %d with raceguard node-local (%d%%)", stockQueries, localQueries, 100*localQueries/stockQueries)
+	if localQueries > stockQueries*60/100 {
+		t.Errorf("Expected the node-local server to send at most 60 %% of stock's queries, got %d against %d", localQueries, stockQueries)
+	}
 	// Most of the zoo is names a walk cannot shorten (services found at the first try, names that
 	// exist nowhere, which every client walks to the end): the names that complete are the
 	// external, other-namespace, one-label and node-domain ones.
