@@ -46,6 +46,7 @@ type Watcher struct {
 
 	mu   sync.Mutex
 	stop chan struct{} // protected by mu; non-nil while the watcher runs
+	done chan struct{} // closed when the watcher ended; protected by mu
 	seen fileStamp     // protected by mu
 	last time.Time     // the last check that found the current Version's content; protected by mu
 }
@@ -206,9 +207,10 @@ func (n *Watcher) Start() {
 	if n.stop != nil {
 		return
 	}
-	stop := make(chan struct{})
-	n.stop = stop
+	stop, done := make(chan struct{}), make(chan struct{})
+	n.stop, n.done = stop, done
 	go func() {
+		defer close(done)
 		t := time.NewTicker(n.interval)
 		defer t.Stop()
 		for {
@@ -222,12 +224,14 @@ func (n *Watcher) Start() {
 	}()
 }
 
-// Stop ends the watcher started by Start.
+// Stop ends the watcher started by Start, and waits for it (outside mu, which its reload takes).
 func (n *Watcher) Stop() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stop != nil {
-		close(n.stop)
-		n.stop = nil
+	stop, done := n.stop, n.done
+	n.stop, n.done = nil, nil
+	n.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
 	}
 }
