@@ -122,11 +122,19 @@ func (n *Watcher) reload() {
 		n.set(nil)
 		return
 	}
-	domains, err := readSearch(bytes.NewReader(raw))
-	if err != nil {
-		log.Warningf("cannot read %q: %v; going on without its search domains", n.path, err)
+	// The node's domains are what the kubelet appends to a pod's list: the file as the kubelet
+	// reads it (its last search line; no domain line), not as a resolver would.
+	v := n.version.Load()
+	if v.Err != nil {
+		log.Warningf("%v; going on without its search domains", v.Err)
 		n.set(nil)
 		return
+	}
+	var domains []string
+	for _, d := range v.Conf.Searches {
+		if fq, ok := Host(d); ok && fq != "." && !slices.Contains(domains, fq) {
+			domains = append(domains, fq)
+		}
 	}
 	n.set(domains)
 }

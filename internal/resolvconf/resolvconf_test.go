@@ -59,3 +59,24 @@ func TestReadSearch(t *testing.T) {
 		t.Error("Expected an error for a missing file")
 	}
 }
+
+// TestWatcherReadsAsTheKubelet: the node's domains are those the kubelet appends to a pod's
+// list: its last search line, never a domain line (which a resolver would read).
+func TestWatcherReadsAsTheKubelet(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"nameserver 10.0.0.1\ndomain corp.example\n", nil},
+		{"search a.example b.example\nsearch C.example\n", []string{"c.example."}},
+		{"domain corp.example\nsearch lab.internal\n", []string{"lab.internal."}},
+	} {
+		path := filepath.Join(t.TempDir(), "resolv.conf")
+		if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := NewFile(path).Domains(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: Expected %v, got %v", tc.file, tc.want, got)
+		}
+	}
+}
