@@ -13,10 +13,12 @@ import (
 	"github.com/raceguard/raceguard/test/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 )
 
 // The Helm chart of the node-local variant, charts/raceguard, and deploy/node-local never drift:
@@ -148,8 +150,8 @@ func TestChartMatchesDeploy(t *testing.T) {
 
 // TestChartChecks runs the checks of deploy/node-local (TestDeployManifests) and of its
 // monitoring (TestMonitoringKubePrometheus) on the chart as rendered: with its defaults and its
-// monitoring on, in link-local mode, and under another release name, whose objects, job and
-// alert must follow the name.
+// monitoring on, in link-local mode, under another release name, whose objects, job and alert
+// must follow the name, and without the pod watch.
 func TestChartChecks(t *testing.T) {
 	chart := chartPath(t)
 	for _, tc := range []struct {
@@ -157,12 +159,14 @@ func TestChartChecks(t *testing.T) {
 		set           []string
 		clusterIP     string // the second bind address; "" in link-local mode
 		prefix        string // of the object names
+		search        string // raceguard's search
 	}{
-		{"defaults", "raceguard", monitoringOn, "{$KUBE_DNS_SERVICE_HOST}", "raceguard"},
-		{"link-local", "raceguard", append([]string{"transparent=false"}, monitoringOn...), "", "raceguard"},
-		{"release name", "dns", monitoringOn, "{$KUBE_DNS_SERVICE_HOST}", "dns-raceguard"},
-		{"cluster IP", "raceguard", append([]string{"kubeDNS.clusterIP=10.96.0.10"}, monitoringOn...), "10.96.0.10", "raceguard"},
-		{"observe", "raceguard", append([]string{"observe=true"}, monitoringOn...), "observe", "raceguard"},
+		{"defaults", "raceguard", monitoringOn, "{$KUBE_DNS_SERVICE_HOST}", "raceguard", "pods"},
+		{"link-local", "raceguard", append([]string{"transparent=false"}, monitoringOn...), "", "raceguard", "pods"},
+		{"release name", "dns", monitoringOn, "{$KUBE_DNS_SERVICE_HOST}", "dns-raceguard", "pods"},
+		{"cluster IP", "raceguard", append([]string{"kubeDNS.clusterIP=10.96.0.10"}, monitoringOn...), "10.96.0.10", "raceguard", "pods"},
+		{"observe", "raceguard", append([]string{"observe=true"}, monitoringOn...), "observe", "raceguard", "infer"},
+		{"no pod watch", "raceguard", append([]string{"podWatch.enabled=false"}, monitoringOn...), "{$KUBE_DNS_SERVICE_HOST}", "raceguard", "infer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := mustTemplate(t, chart, tc.release, "kube-system", nil, tc.set...)
@@ -183,6 +187,7 @@ func TestChartChecks(t *testing.T) {
 			} else {
 				pod = checkNodeLocalBundle(t, builtIn, tc.clusterIP, "kube-dns-upstream")
 			}
+			checkSearch(t, b, pod, tc.search)
 			ds := oneOf[*appsv1.DaemonSet](t, b)
 			if want := tc.prefix + "-node-local"; ds.Name != want || ds.Spec.Selector.MatchLabels["k8s-app"] != want {
 				t.Errorf("DaemonSet %s with selector %v, want %s, k8s-app %s", ds.Name, ds.Spec.Selector.MatchLabels, want, want)
@@ -329,6 +334,11 @@ func TestChartValues(t *testing.T) {
 		{"terminationGracePeriodSeconds", *pod.Spec.TerminationGracePeriodSeconds, int64(60)},
 		{"pod annotation", pod.Annotations["example.org/note"], "raceguard"},
 		{"pod label", pod.Labels["team"], "dns"},
+		// podWatch.enabled false: no token, no RBAC (and search infer, in the Corefile above).
+		{"automountServiceAccountToken", *pod.Spec.AutomountServiceAccountToken, false},
+		{"ClusterRoles and bindings", len(objectsOf[*rbacv1.ClusterRole](b)) + len(objectsOf[*rbacv1.ClusterRoleBinding](b)), 0},
+		// kubeletResolvConf: systemd-resolved's file, its directory mounted.
+		{"kubelet's resolv.conf", hostPathMount(pod, "kubelet-resolv-conf"), "/run/systemd/resolve Directory at /host/run/systemd/resolve"},
 	} {
 		if !reflect.DeepEqual(check.got, check.want) {
 			t.Errorf("%s: %v, want %v", check.what, check.got, check.want)
@@ -376,6 +386,23 @@ func TestChartValues(t *testing.T) {
 	}
 }
 
+// hostPathMount describes the hostPath volume name of pod and where its container mounts it.
+func hostPathMount(pod corev1.PodTemplateSpec, name string) string {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name != name || v.HostPath == nil {
+			continue
+		}
+		s := v.HostPath.Path + " " + string(ptr.Deref(v.HostPath.Type, ""))
+		for _, m := range pod.Spec.Containers[0].VolumeMounts {
+			if m.Name == name {
+				s += " at " + m.MountPath
+			}
+		}
+		return s
+	}
+	return ""
+}
+
 // TestChartCorefile starts the Corefile the chart makes of every value changed, in this process,
 // as TestDeployCorefiles starts deploy/'s (without the node set-up, which would change this
 // machine: test/labtest runs deploy/'s Corefile with it): raceguard, collapse and nodelocal accept
@@ -414,6 +441,10 @@ func TestChartRejects(t *testing.T) {
 		{"conntrack on", "kube-system", []string{"raceguard.conntrack=true"}, "conntrack"},
 		{"a port out of range", "kube-system", []string{"ports.metrics=70000"}, "metrics"},
 		{"an unknown pull policy", "kube-system", []string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
+		{"search pods without the pod watch", "kube-system", []string{"podWatch.enabled=false", "raceguard.search=pods"}, "podWatch.enabled"},
+		{"the pod watch for the namespace's default account", "kube-system", []string{"serviceAccount.create=false"}, "serviceAccount.name"},
+		{"a relative resolv.conf", "kube-system", []string{"kubeletResolvConf.path=etc/resolv.conf"}, "kubeletResolvConf"},
+		{"the node's /etc mounted", "kube-system", []string{"kubeletResolvConf.mountDirectory=true"}, "/etc"},
 	} {
 		_, err := helmTemplate(t, chart, "raceguard", tc.namespace, nil, tc.set...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -87,7 +87,8 @@ func startZoneUpstreams(t *testing.T) zoneUpstreams {
 // startCorefile starts the built binary on a rendered node-local Corefile made servable here (its
 // nodelocal stanza out, bound to 127.0.0.1, every block on one free port, the node's resolv.conf
 // and the stub domain's servers replaced by the test's upstreams: forward reads a resolv.conf's
-// nameservers on port 53, and the test's have ports of their own) and returns its address.
+// nameservers on port 53, and the test's have ports of their own; raceguard's node and pod watch
+// the test's, withNodeAndAPI) and returns its address.
 func startCorefile(t *testing.T, corefile string, u zoneUpstreams, stubServers ...string) string {
 	t.Helper()
 	bin, err := testenv.CoreDNSBinary()
@@ -96,6 +97,7 @@ func startCorefile(t *testing.T, corefile string, u zoneUpstreams, stubServers .
 	}
 	port := testenv.FreeUDPTCPPort(t)
 	c := servable(corefile, map[string]string{"health": testenv.FreePort(t), "ready": testenv.FreePort(t), "prometheus": testenv.FreePort(t)})
+	c = withNodeAndAPI(t, c, nil)
 	c = regexp.MustCompile(`(?m)^(\s*\S+):0 \{$`).ReplaceAllString(c, "${1}:"+port+" {")
 	c = strings.ReplaceAll(c, "forward . /etc/resolv.conf", "forward . "+u.node.Addr)
 	for _, s := range stubServers {

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 // corednsHelmMirror is where `fetch github:coredns/helm` leaves its snapshot of coredns/helm (a
@@ -87,6 +88,39 @@ func TestCoreDNSHelmValues(t *testing.T) {
 	}
 	if !metrics {
 		t.Errorf("Container ports %v: want 9153, the prometheus plugin's", c.Ports)
+	}
+
+	// What the Corefile reads from the API (the kubernetes plugin's, raceguard's pod watch), that
+	// chart's ClusterRole lets the pods' service account list and watch (it grants endpoints too),
+	// with the token mounted.
+	granted := map[string]bool{}
+	for _, r := range objectsOf[*rbacv1.ClusterRole](b) {
+		bound := slices.ContainsFunc(objectsOf[*rbacv1.ClusterRoleBinding](b), func(crb *rbacv1.ClusterRoleBinding) bool {
+			return crb.RoleRef.Name == r.Name && slices.ContainsFunc(crb.Subjects, func(s rbacv1.Subject) bool {
+				return s.Kind == "ServiceAccount" && s.Name == pod.Spec.ServiceAccountName
+			})
+		})
+		for _, rule := range r.Rules {
+			if !bound || !slices.Contains(rule.Verbs, "list") || !slices.Contains(rule.Verbs, "watch") {
+				continue
+			}
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					if g != "" {
+						res = g + "/" + res
+					}
+					granted[res] = true
+				}
+			}
+		}
+	}
+	for res := range apiAccess(want) {
+		if !granted[res] {
+			t.Errorf("The coredns chart grants ServiceAccount %s no list and watch of %s, which the Corefile reads", pod.Spec.ServiceAccountName, res)
+		}
+	}
+	if a := pod.Spec.AutomountServiceAccountToken; a != nil && !*a {
+		t.Error("The coredns chart's pods mount no service account token: the kubernetes plugin and the pod watch need it")
 	}
 }
 

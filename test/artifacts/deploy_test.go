@@ -14,11 +14,14 @@ import (
 // The manifests in deploy/ are plain YAML, one directory per variant: node-local (a hostNetwork
 // DaemonSet on a link-local address, forwarding to kube-dns), node-local-observe, and cluster (a
 // kube-dns replacement). TestDeployManifests decodes every document strictly (manifest_test.go)
-// and runs the checks of each variant: what both share here, the node-local DaemonSet's in
-// deploynodelocal_test.go, the cluster Deployment's and the RBAC in deploycluster_test.go; the
-// Corefiles are started in deploycorefile_test.go.
+// and runs the checks of each variant: what they share here, the node-local DaemonSet's in
+// deploynodelocal_test.go, the cluster Deployment's in deploycluster_test.go, their API access
+// (the pod watch, RBAC and token) in deployrbac_test.go; the Corefiles are started in
+// deploycorefile_test.go.
 
-// TestDeployManifests checks both variants: strict decoding, then the properties each must have.
+// TestDeployManifests checks the variants: strict decoding, then the properties each must have.
+// The node-local and cluster variants watch pods for exact search lists (search pods); the
+// observe-only one takes no pod's traffic and has no watch.
 func TestDeployManifests(t *testing.T) {
 	image := makefileImage(t)
 	var images []string
@@ -29,8 +32,10 @@ func TestDeployManifests(t *testing.T) {
 			switch dir {
 			case "node-local":
 				pod = checkNodeLocalBundle(t, b, "{$KUBE_DNS_SERVICE_HOST}", "kube-dns-upstream")
+				checkSearch(t, b, pod, "pods")
 			case "node-local-observe":
 				pod = checkObserveBundle(t, b)
+				checkSearch(t, b, pod, "infer")
 			case "cluster":
 				checkNamespaces(t, b)
 				d := oneOf[*appsv1.Deployment](t, b)
@@ -40,6 +45,7 @@ func TestDeployManifests(t *testing.T) {
 				checkBuiltIn(t, b)
 				checkPod(t, b, pod)
 				checkRBAC(t, b, pod, corefileOf(t, b, pod))
+				checkSearch(t, b, pod, "pods")
 			}
 			for _, c := range pod.Spec.Containers {
 				images = append(images, c.Image)
@@ -66,6 +72,15 @@ func checkNodeLocalBundle(t *testing.T, b *bundle, clusterIP, upstream string) c
 	checkPod(t, b, pod)
 	checkRBAC(t, b, pod, corefileOf(t, b, pod))
 	return pod
+}
+
+// checkSearch: the Corefile's raceguard takes its search lists from want (pods, infer).
+func checkSearch(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, want string) {
+	t.Helper()
+	corefile := corefileOf(t, b, pod)
+	if s := directiveArgs(corefile, "search"); len(directiveArgs(corefile, "raceguard")) != 1 || len(s) != 1 || !slices.Equal(s[0], []string{want}) {
+		t.Errorf("%s: raceguard's search %v, want search %s", b.name, s, want)
+	}
 }
 
 // checkNamespaces: every namespaced object of b is in kube-system, with kube-dns.

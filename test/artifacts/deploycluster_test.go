@@ -7,7 +7,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -101,63 +100,6 @@ func checkCluster(t *testing.T, b *bundle, d *appsv1.Deployment) {
 	// CoreDNS alerts (coredns-mixin's CoreDNSDown among them) select job="kube-dns".
 	if job, ok := svc.Labels["app.kubernetes.io/name"]; ok && job != "kube-dns" {
 		t.Errorf("kube-dns Service: label app.kubernetes.io/name %q would make kube-prometheus's CoreDNS job %q, not kube-dns", job, job)
-	}
-}
-
-// checkRBAC: only list and watch, only what the Corefile's kubernetes plugin reads, and a binding
-// to the pod's ServiceAccount.
-func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile string) {
-	t.Helper()
-	roles := objectsOf[*rbacv1.ClusterRole](b)
-	if len(directiveArgs(corefile, "kubernetes")) == 0 {
-		if len(roles) > 0 {
-			t.Errorf("%s: ClusterRoles without a kubernetes plugin", b.name)
-		}
-		return
-	}
-	want := map[string]bool{"services": true, "namespaces": true, "discovery.k8s.io/endpointslices": true}
-	if len(directiveArgs(corefile, "pods")) > 0 && directiveArgs(corefile, "pods")[0][0] == "verified" {
-		want["pods"] = true
-	}
-	got := map[string]bool{}
-	for _, r := range roles {
-		for _, rule := range r.Rules {
-			for _, v := range rule.Verbs {
-				if v != "list" && v != "watch" {
-					t.Errorf("ClusterRole %s: verb %q, want only list and watch", r.Name, v)
-				}
-			}
-			for _, g := range rule.APIGroups {
-				for _, res := range rule.Resources {
-					if g != "" {
-						res = g + "/" + res
-					}
-					got[res] = true
-				}
-			}
-		}
-	}
-	for res := range want {
-		if !got[res] {
-			t.Errorf("%s: no list/watch on %s, which the kubernetes plugin reads", b.name, res)
-		}
-	}
-	for res := range got {
-		if !want[res] {
-			t.Errorf("%s: access to %s, which this Corefile does not need", b.name, res)
-		}
-	}
-	bound := false
-	for _, crb := range objectsOf[*rbacv1.ClusterRoleBinding](b) {
-		for _, s := range crb.Subjects {
-			if s.Kind == "ServiceAccount" && s.Name == pod.Spec.ServiceAccountName && s.Namespace == "kube-system" &&
-				slices.ContainsFunc(roles, func(r *rbacv1.ClusterRole) bool { return r.Name == crb.RoleRef.Name }) {
-				bound = true
-			}
-		}
-	}
-	if !bound {
-		t.Errorf("%s: no ClusterRoleBinding binds the ClusterRole to ServiceAccount %s", b.name, pod.Spec.ServiceAccountName)
 	}
 }
 

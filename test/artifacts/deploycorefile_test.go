@@ -2,7 +2,10 @@ package artifacts
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,11 +28,17 @@ import (
 // 10 s.
 //
 // The node set-up is left out: nodelocal would change this machine's addresses and nftables.
-// test/labtest runs it, on a lab node (TestNodeLocal*Lab).
+// test/labtest runs it, on a lab node (TestNodeLocal*Lab). Its one effect on raceguard stays:
+// node_local on (the server sees every try of its clients, and its pod watch is of its node's
+// pods), written out where raceguard does not set it.
 func servable(corefile string, listen map[string]string) string {
 	c := regexp.MustCompile(`(?m)^\s*nodelocal \{\n(?:.*\n)*?\s*\}\n`).ReplaceAllString(corefile, "")
 	if len(directiveArgs(c, "nodelocal")) > 0 {
 		panic("servable: a nodelocal stanza is left, which would set up this machine")
+	}
+	if c != corefile && len(directiveArgs(c, "node_local")) == 0 {
+		c = regexp.MustCompile(`(?m)^(\s*)raceguard \{$`).ReplaceAllString(c, "${1}raceguard {\n${1}    node_local on")
+		c = regexp.MustCompile(`(?m)^(\s*)raceguard$`).ReplaceAllString(c, "${1}raceguard {\n${1}    node_local on\n${1}}")
 	}
 	c = regexp.MustCompile(`(?m)^(\s*bind) .*$`).ReplaceAllString(c, "${1} 169.254.20.10")
 	c = strings.ReplaceAll(c, "169.254.20.10", "127.0.0.1")
@@ -71,11 +80,82 @@ func answerA(r *dns.Msg) string {
 	return ""
 }
 
+// The pods of the fake API a Corefile's pod watch reads (withNodeAndAPI): the pod the tests' lookups
+// come from, on the node of the node-local servers (testenv.Node), and one on another node. Both
+// are ClusterFirst pods of namespace default: their lists are default.svc.cluster.local,
+// svc.cluster.local, cluster.local and the node's domains (nodeSearchDomain), with ndots 5. Their
+// addresses are loopback addresses other than 127.0.0.1, the address a server's own queries come
+// from (as a node-local server's come from its node's, which no pod's list answers for).
+var (
+	clientPod    = kubeapi.Pod{Namespace: "default", Name: "client", IP: "127.0.0.2", Node: testenv.Node}
+	otherNodePod = kubeapi.Pod{Namespace: "default", Name: "elsewhere", IP: "127.0.0.3", Node: "node-2"}
+)
+
+// nodeSearchDomain is the search domain of the node's resolv.conf in withNodeAndAPI: the lab
+// upstream's.
+const nodeSearchDomain = "lab.internal"
+
+// withNodeAndAPI makes what a Corefile's raceguard reads from its node and the API server this
+// test's, as the manifests set it up in a cluster but for the credentials: the node's resolv.conf
+// (a node_search file: the kubelet's, mounted from the node) is a file of the test's, with search
+// nodeSearchDomain; NODE_NAME, the node a node-local pod watch asks for, is testenv.Node, as the
+// DaemonSet's downward API sets it (inherited by the processes the test starts); and a pod watch
+// (search pods) reads api (a fake API serving clientPod and otherNodePod when nil) through a
+// kubeconfig instead of the in-cluster service account's token.
+func withNodeAndAPI(t *testing.T, corefile string, api *kubeapi.API) string {
+	t.Helper()
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.53\nsearch "+nodeSearchDomain+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NODE_NAME", testenv.Node)
+	c := regexp.MustCompile(`(?m)^(\s*)node_search\s+/\S*$`).ReplaceAllString(corefile, "${1}node_search "+resolv)
+	if !podWatch(c) {
+		return c
+	}
+	if api == nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		api = kubeapi.Serve(ln, kubeapi.Sample(clientPod, otherNodePod))
+		t.Cleanup(api.Close)
+	}
+	kubeconfig, err := api.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := "${1}kubeconfig " + kubeconfig
+	if len(directiveArgs(c, "node_search")) == 0 {
+		extra += "\n${1}node_search " + resolv
+	}
+	return regexp.MustCompile(`(?m)^(\s*)search pods$`).ReplaceAllString(c, "${0}\n"+extra)
+}
+
+// exchangeFrom sends an A query for name over UDP from the loopback address src to addr.
+func exchangeFrom(t *testing.T, src, addr, name string) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+	r, _, err := c.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), addr)
+	if err != nil {
+		t.Fatalf("%s from %s: %v", name, src, err)
+	}
+	return r
+}
+
+// completedTo reports whether r answers its question with a CNAME to target first.
+func completedTo(r *dns.Msg, target string) bool {
+	return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 && r.Answer[0].Header().Rrtype == dns.TypeCNAME &&
+		r.Answer[0].Header().Name == r.Question[0].Name && r.Answer[0].(*dns.CNAME).Target == target
+}
+
 // TestDeployCorefiles starts the two ConfigMaps' Corefiles in-process, chained as in a cluster:
-// the cluster Corefile's kubernetes plugin reads a fake API server, and the node-local Corefile
-// forwards to it through KUBE_DNS_UPSTREAM_SERVICE_HOST, the variable the kubelet sets from the
-// kube-dns-upstream Service. It runs in a child process because of the kubernetes plugin's globals
-// (testenv.Isolated).
+// the cluster Corefile's kubernetes plugin and both pod watches read a fake API server, the
+// cluster Corefile forwards the rest to the lab's upstream on loopback, and the node-local
+// Corefile forwards to it through KUBE_DNS_UPSTREAM_SERVICE_HOST, the variable the kubelet sets
+// from the kube-dns-upstream Service. Each completes an external name for a pod it knows from its
+// watch (the node-local one only for the pods of its node), which search infer never does. It
+// runs in a child process because of the kubernetes plugin's globals (testenv.Isolated).
 func TestDeployCorefiles(t *testing.T) {
 	if !testenv.Isolated(t) {
 		return
@@ -87,18 +167,24 @@ func TestDeployCorefiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := kubeapi.Serve(ln, kubeapi.Sample())
+	api := kubeapi.Serve(ln, kubeapi.Sample(clientPod, otherNodePod))
 	t.Cleanup(api.Close)
 	kubeconfig, err := api.WriteKubeconfig(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	up := testenv.LoopbackUpstream(t)
 
-	// kube-dns: the cluster Corefile, with the fake API's kubeconfig.
+	// kube-dns: the cluster Corefile, with the fake API's kubeconfig, forwarding to the lab's
+	// upstream instead of this machine's resolv.conf.
 	health, ready := testenv.FreePort(t), testenv.FreePort(t)
 	corefile := servable(corefileOf(t, cluster, oneOf[*appsv1.Deployment](t, cluster).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": "127.0.0.1:0"})
 	corefile = regexp.MustCompile(`(?m)^(\s*)(kubernetes .*\{)$`).ReplaceAllString(corefile, "${1}${2}\n${1}    kubeconfig "+kubeconfig)
+	if !strings.Contains(corefile, "forward . /etc/resolv.conf") {
+		t.Fatalf("Cluster Corefile: no forward . /etc/resolv.conf:\n%s", corefile)
+	}
+	corefile = withNodeAndAPI(t, strings.Replace(corefile, "forward . /etc/resolv.conf", "forward . "+up.Addr, 1), api)
 	i, udp, tcp, err := testenv.CoreDNSServerAndPorts(corefile)
 	if err != nil {
 		t.Fatalf("Cluster Corefile did not start: %v\n%s", err, corefile)
@@ -124,6 +210,7 @@ func TestDeployCorefiles(t *testing.T) {
 	health, ready = testenv.FreePort(t), testenv.FreePort(t)
 	corefile = servable(corefileOf(t, nodeLocal, oneOf[*appsv1.DaemonSet](t, nodeLocal).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": "127.0.0.1:0"})
+	corefile = withNodeAndAPI(t, corefile, api)
 	j, nudp, _, err := testenv.CoreDNSServerAndPorts(corefile)
 	if err != nil {
 		t.Fatalf("Node-local Corefile did not start: %v\n%s", err, corefile)
@@ -141,6 +228,28 @@ func TestDeployCorefiles(t *testing.T) {
 		if body := testenv.HTTPGet(t, u); body != "OK" {
 			t.Errorf("Node-local Corefile: %s answered %q, want OK", u, body)
 		}
+	}
+
+	// The pod watches: the node-local server's of its node's pods (NODE_NAME), kube-dns's of
+	// every pod. Each completes an external name's first try for clientPod, whose exact list
+	// it knows (search infer completes none); the node-local server's own queries to kube-dns come
+	// from 127.0.0.1, no pod's address, so its completion is its own.
+	testenv.WaitPodWatch(t)
+	sels := api.PodSelectors()
+	if !slices.ContainsFunc(sels, func(s string) bool { return strings.HasPrefix(s, "spec.nodeName="+testenv.Node+",") }) ||
+		!slices.ContainsFunc(sels, func(s string) bool { return !strings.Contains(s, "spec.nodeName") }) {
+		t.Errorf("Pod watches with field selectors %q, want one of node %s's pods (node-local) and one of every pod (cluster)", sels, testenv.Node)
+	}
+	const first = "www.example.org.default.svc.cluster.local."
+	for _, s := range []struct{ name, addr string }{{"Node-local", nudp}, {"Cluster", udp}} {
+		if r := exchangeFrom(t, clientPod.IP, s.addr, first); !completedTo(r, "www.example.org.") || answerA(r) != "192.0.2.10" {
+			t.Errorf("%s Corefile: %s from pod %s: want a CNAME to www.example.org. and 192.0.2.10, its exact list's answer, got %v", s.name, first, clientPod.Name, r)
+		}
+	}
+	// A pod of another node is none of the node-local server's: its first try is answered as
+	// asked, and the pod walks on itself.
+	if r := exchangeFrom(t, otherNodePod.IP, nudp, first); r.Rcode != dns.RcodeNameError {
+		t.Errorf("Node-local Corefile: %s from a pod of another node: want NXDOMAIN, got %v", first, r)
 	}
 }
 
@@ -162,6 +271,7 @@ func TestDeployNodeLocalSurge(t *testing.T) {
 	health, ready, metrics := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	corefile := servable(corefileOf(t, b, oneOf[*appsv1.DaemonSet](t, b).Spec.Template),
 		map[string]string{"health": health, "ready": ready, "prometheus": metrics})
+	corefile = withNodeAndAPI(t, corefile, nil)
 	_, port, _ := net.SplitHostPort(dnsAddr)
 	corefile = strings.Replace(corefile, ".:0 {", ".:"+port+" {", 1)
 

@@ -164,9 +164,9 @@ The raceguard block of the Corefile, indented for a server block.
 {{- define "raceguard.raceguardBlock" -}}
 {{- with .Values.raceguard }}
 {{- include "raceguard.block" (list "raceguard" "        "
-      (list "search" .search)
+      (list "search" (include "raceguard.search" $))
       (list "cluster_domain" .clusterDomain)
-      (list "node_search" .nodeSearch)
+      (list "node_search" (include "raceguard.nodeSearch" $))
       (list "node_local" .nodeLocal)
       (list "parallel_walk" .parallelWalk)
       (list "walk_deadline" .walkDeadline)
@@ -217,5 +217,67 @@ to kube-dns.
 {{- end }}
 {{- $_ := set $seen .zone true }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the pod watch runs (raceguard's search pods): "true", or empty. With a Corefile of your
+own, podWatch.enabled alone says it; otherwise the search the Corefile is rendered with.
+*/}}
+{{- define "raceguard.podWatch" -}}
+{{- if .Values.corefile }}{{ if .Values.podWatch.enabled }}true{{ end }}
+{{- else if eq (include "raceguard.search" .) "pods" }}true
+{{- end }}
+{{- end }}
+
+{{/*
+The raceguard block's search: raceguard.search where set; else pods with the pod watch (not in
+observe-only mode, which takes no pod's traffic), infer without.
+*/}}
+{{- define "raceguard.search" -}}
+{{- $s := .Values.raceguard.search }}
+{{- if not (or (kindIs "invalid" $s) (eq (toString $s) "")) }}{{ $s }}
+{{- else if and .Values.podWatch.enabled (not .Values.observe) }}pods
+{{- else }}infer
+{{- end }}
+{{- end }}
+
+{{/*
+Where the node's resolv.conf as the kubelet reads it (kubeletResolvConf.path) is mounted: the
+file, or its directory with kubeletResolvConf.mountDirectory, under /host. Observe-only mode
+mounts nothing: it completes nothing for pods.
+*/}}
+{{- define "raceguard.kubeletResolvConfHostPath" -}}
+{{- if .Values.kubeletResolvConf.mountDirectory }}{{ dir .Values.kubeletResolvConf.path }}
+{{- else }}{{ .Values.kubeletResolvConf.path }}
+{{- end }}
+{{- end }}
+
+{{/*
+The raceguard block's node_search: raceguard.nodeSearch where set; else the kubelet's resolv.conf
+where it is mounted, or the pod's own copy of the node's (dnsPolicy Default) in observe-only mode.
+*/}}
+{{- define "raceguard.nodeSearch" -}}
+{{- $s := .Values.raceguard.nodeSearch }}
+{{- if not (or (kindIs "invalid" $s) (eq (toString $s) "")) }}{{ $s }}
+{{- else if .Values.observe }}/etc/resolv.conf
+{{- else }}{{ printf "/host%s" .Values.kubeletResolvConf.path }}
+{{- end }}
+{{- end }}
+
+{{/*
+The pod watch's settings must agree: search pods needs its RBAC and token, which podWatch.enabled
+makes; they are granted to a service account of the chart's or one named; a mounted directory is
+never / or /etc, which hold the node's secrets.
+*/}}
+{{- define "raceguard.checkPodWatch" -}}
+{{- if and (eq (toString .Values.raceguard.search) "pods") (not .Values.podWatch.enabled) }}
+{{- fail "raceguard: raceguard.search is pods but podWatch.enabled is false: the pod watch needs the RBAC and the service account token that podWatch.enabled makes (set podWatch.enabled=true, or leave raceguard.search empty for search infer)" }}
+{{- end }}
+{{- if and (include "raceguard.podWatch" .) (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "raceguard: podWatch.enabled with serviceAccount.create=false needs serviceAccount.name: the chart would grant the pod watch to the namespace's default service account" }}
+{{- end }}
+{{- if and .Values.kubeletResolvConf.mountDirectory (has (dir .Values.kubeletResolvConf.path) (list "/" "/etc")) }}
+{{- fail (printf "raceguard: kubeletResolvConf.mountDirectory would mount %s from the node, which holds the node's secrets: mount the file alone (mountDirectory=false)" (dir .Values.kubeletResolvConf.path)) }}
 {{- end }}
 {{- end }}
