@@ -86,7 +86,8 @@ func TestMonitoringRules(t *testing.T) {
 	for _, want := range []string{"RaceguardConntrackDropsWithLateSiblings", "RaceguardConntrackRaceCorrelated",
 		"RaceguardConntrackReaderDown", "RaceguardLateSiblingsHigh", "RaceguardCollapseOverflow", "RaceguardTableOverflow",
 		"RaceguardNodeLocalDown", "RaceguardNodeLocalHolding", "RaceguardNodeLocalRulesMissing", "RaceguardNodeLocalAddressMissing",
-		"RaceguardNodeLocalRestoresRising", "RaceguardNodeLocalErrorsRising", "RaceguardNodeLocalSelfCheckFailing"} {
+		"RaceguardNodeLocalRestoresRising", "RaceguardNodeLocalErrorsRising", "RaceguardNodeLocalSelfCheckFailing",
+		"RaceguardPodWatchDown"} {
 		if !alerts[want] {
 			t.Errorf("No alert %s", want)
 		}
