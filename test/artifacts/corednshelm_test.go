@@ -104,13 +104,8 @@ func TestCoreDNSHelmValues(t *testing.T) {
 			if !bound || !slices.Contains(rule.Verbs, "list") || !slices.Contains(rule.Verbs, "watch") {
 				continue
 			}
-			for _, g := range rule.APIGroups {
-				for _, res := range rule.Resources {
-					if g != "" {
-						res = g + "/" + res
-					}
-					granted[res] = true
-				}
+			for _, res := range ruleResources(rule) {
+				granted[res] = true
 			}
 		}
 	}

@@ -33,6 +33,20 @@ func apiAccess(corefile string) map[string]bool {
 	return want
 }
 
+// ruleResources returns the resources a policy rule names, as apiAccess names them.
+func ruleResources(rule rbacv1.PolicyRule) []string {
+	var out []string
+	for _, g := range rule.APIGroups {
+		for _, res := range rule.Resources {
+			if g != "" {
+				res = g + "/" + res
+			}
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
 // podWatch reports whether a Corefile's raceguard watches pods (search pods).
 func podWatch(corefile string) bool {
 	return slices.ContainsFunc(directiveArgs(corefile, "search"), func(a []string) bool { return slices.Equal(a, []string{"pods"}) })
@@ -58,13 +72,8 @@ func checkRBAC(t *testing.T, b *bundle, pod corev1.PodTemplateSpec, corefile str
 			if len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
 				t.Errorf("ClusterRole %s: a rule with nonResourceURLs %v or resourceNames %v", r.Name, rule.NonResourceURLs, rule.ResourceNames)
 			}
-			for _, g := range rule.APIGroups {
-				for _, res := range rule.Resources {
-					if g != "" {
-						res = g + "/" + res
-					}
-					got[res] = true
-				}
+			for _, res := range ruleResources(rule) {
+				got[res] = true
 			}
 		}
 	}
