@@ -123,23 +123,35 @@ type Source struct {
 	stateMu  sync.Mutex // serialises changes of health and their logs
 	needList bool       // a watch ended with an error: only a list ends the loss; protected by stateMu
 
+	why error // why the Source is unavailable (New); set before it is shared
+
 	runMu  sync.Mutex         // protects cancel
 	cancel context.CancelFunc // non-nil while started
 	wg     sync.WaitGroup     // the Source's goroutines
 }
 
 // New returns a Source for cfg, not yet started. It reads the kubeconfig (or the in-cluster
-// configuration) now and contacts nothing.
+// configuration) now and contacts nothing. A kubeconfig the Corefile names must be readable; a
+// pod without its service account's token (automountServiceAccountToken: false) gets a Source
+// that never watches: its lookups answer Unknown and pod_watch_up is 0, and Start logs why, so
+// that a missing privilege costs fewer completions, never the server.
 func New(cfg Config) (*Source, error) {
-	var rc *rest.Config
-	var err error
 	if cfg.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
+		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("pod watch: %w", err)
+		}
+		return newSource(rc, cfg)
 	}
+	rc, err := rest.InClusterConfig()
 	if err != nil {
-		return nil, fmt.Errorf("pod watch: %w", err)
+		s, serr := newSource(&rest.Config{Host: "https://unavailable.invalid"}, cfg)
+		if serr != nil {
+			return nil, serr
+		}
+		s.health.Store(unavailable)
+		s.why = err
+		return s, nil
 	}
 	return newSource(rc, cfg)
 }
@@ -220,7 +232,7 @@ func (s *Source) Lookup(addr netip.Addr) (*List, State) {
 // or not. A server without lists answers as stock CoreDNS does, only with more queries, so
 // readiness need not wait for them: gate it on Ready only where a server must not serve before
 // it knows its clients' lists.
-func (s *Source) Ready() bool { return s.health.Load()&(unsynced|stopped) == 0 }
+func (s *Source) Ready() bool { return s.health.Load()&(unsynced|stopped|unavailable) == 0 }
 
 // Start watches until Stop. A Source starts once.
 func (s *Source) Start() {
@@ -233,6 +245,10 @@ func (s *Source) Start() {
 	s.cancel = cancel
 	bounded.Register(table, sized{s})
 	register(s)
+	if s.health.Load()&unavailable != 0 {
+		log.Errorf("No pod watch (%v): search lists come from the namespace hierarchy only", s.why)
+		return
+	}
 	s.wg.Add(2)
 	go s.run(ctx)
 	go s.followHost(ctx)

@@ -471,3 +471,21 @@ func TestConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestUnavailable: outside a pod (no service account token) and without a kubeconfig, the Source
+// starts, never watches, answers Unknown, and says so in pod_watch_up.
+func TestUnavailable(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	s, err := New(Config{ClusterDomain: "cluster.local", Host: resolvconf.New(nil)})
+	if err != nil {
+		t.Fatalf("Expected a Source that never watches, got %v", err)
+	}
+	s.Start()
+	defer s.Stop()
+	if _, st := s.Lookup(netip.MustParseAddr("10.244.0.1")); st != Unknown || s.Ready() {
+		t.Errorf("Expected Unknown and not ready, got %v, ready %v", st, s.Ready())
+	}
+	if got := testutil.ToFloat64(upCollector{}); got != 0 {
+		t.Errorf("Expected pod_watch_up 0, got %v", got)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	between                       // a watch ended and the next has not started
 	overflowed                    // the API server has more pods than the table holds
 	stopped                       // Stop was called
+	unavailable                   // no credentials to watch with (New's caveat): it never will
 )
 
 // list lists the pods the Source watches. A failure is a lost watch.
