@@ -12,12 +12,12 @@ import (
 
 // The reasons a Source answers Unknown; its health is the set of those that hold.
 const (
-	unsynced   uint32 = 1 << iota // no list has been stored yet
-	lost                          // a list or watch failed, or the server ended a watch with an error
-	between                       // a watch ended and the next has not started
-	overflowed                    // the API server has more pods than the table holds
-	stopped                       // Stop was called
-	unavailable                   // no credentials to watch with (New's caveat): it never will
+	unsynced    uint32 = 1 << iota // no list has been stored yet
+	lost                           // a list or watch failed, or the server ended a watch with an error
+	between                        // a watch ended and the next has not started
+	overflowed                     // the API server has more pods than the table holds
+	stopped                        // Stop was called
+	unavailable                    // no credentials to watch with (New's caveat): it never will
 )
 
 // list lists the pods the Source watches. A failure is a lost watch.
