@@ -19,6 +19,7 @@ import (
 	"github.com/raceguard/raceguard/internal/option"
 	"github.com/raceguard/raceguard/internal/resolvconf"
 	"github.com/raceguard/raceguard/internal/searchpath"
+	"github.com/raceguard/raceguard/internal/stackstart"
 	"github.com/raceguard/raceguard/plugin/collapse"
 )
 
@@ -32,6 +33,8 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	config := dnsserver.GetConfig(c)
+	c.OnStartup(stackstart.Acquire) // the process's goroutines start with a query's stack
+	c.OnShutdown(stackstart.Release)
 	c.OnStartup(func() error {
 		p, err := rg.partnersOf(config)
 		if err != nil {
