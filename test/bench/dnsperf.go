@@ -65,8 +65,9 @@ func runDNSPerf(addr, queries string, args ...string) (perf, error) {
 
 // server is one CoreDNS on loopback.
 type server struct {
-	p    *lab.Process
-	addr string
+	p       *lab.Process
+	addr    string
+	metrics string // its prometheus address, where known
 }
 
 func startLoopback(bin, dir, name, corefile, upstream string, wrap ...string) (*server, error) {

@@ -4,8 +4,10 @@
 //
 // Both columns use the same custom CoreDNS binary: "stock" runs a Corefile without the raceguard
 // directives (with stock autopath where the row is about autopath), "raceguard" the same Corefile
-// with them. Throughput rows run dnsperf on loopback, alternating the two servers round by round;
-// the lookup rows run real glibc and musl clients in the network-namespace lab (root only).
+// with them. The shape rows run each server alone on its core in the Corefiles users run
+// (shapes.go, alone.go); the other throughput rows load two servers on one core at once
+// (throughput.go); the lookup rows run real glibc and musl clients in the network-namespace lab
+// (root only).
 // Absolute timings on a shared 2-core machine are noisy: compare the columns, not runs.
 package main
 
@@ -25,13 +27,14 @@ var (
 	corednsFlag  = flag.String("coredns", os.Getenv("RACEGUARD_COREDNS"), "custom CoreDNS binary (default ./coredns)")
 	seconds      = flag.Int("seconds", 5, "length of each dnsperf run")
 	rounds       = flag.Int("rounds", 9, "dnsperf rounds of each throughput comparison")
+	warmFor      = flag.Int("warm", 10, "seconds of load each single-server row's server gets before its rounds")
 	rateRounds   = flag.Int("rate-rounds", 9, "interleaved dnsperf rounds of the fixed-rate latency row")
 	keepProfiles = flag.String("profiles", "", "keep the CPU profiles of the throughput rows in this directory")
 	lookups      = flag.Int("lookups", 400, "lookups per C library in the stall row")
 	workers      = flag.Int("workers", 32, "client processes in the stall row")
 	dropPercent  = flag.Int("drop", 5, "emulated pair drop, percent")
 	stallFor     = flag.Duration("stall", 60*time.Second, "length of the stalled-upstream flood")
-	only         = flag.String("only", "", "run only these row groups, comma-separated: throughput, hostile, lab, family")
+	only         = flag.String("only", "", "run only these row groups, comma-separated: shapes, throughput, hostile, lab, family")
 )
 
 func want(group string) bool {
@@ -63,11 +66,22 @@ func main() {
 
 	var rows []row
 	var notes []string
+	loadable := true // dnsperf and taskset are there
 	if _, err := exec.LookPath("dnsperf"); err != nil {
+		loadable = false
 		notes = append(notes, "dnsperf rows skipped: dnsperf not installed (apt-get install dnsperf)")
 	} else if _, err := exec.LookPath("taskset"); err != nil {
+		loadable = false
 		notes = append(notes, "dnsperf rows skipped: taskset not installed (apt-get install util-linux)")
-	} else if want("throughput") {
+	}
+	if loadable && want("shapes") {
+		r, err := shapesGroup(bin, dir)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
+	}
+	if loadable && want("throughput") {
 		r, n, err := throughputRows(bin, dir)
 		if err != nil {
 			fail(err)

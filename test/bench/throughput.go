@@ -4,10 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -208,49 +204,6 @@ func measure(s *server, qfile string, args ...string) (perf, error) {
 	}
 	p.cpu = cpu1 - cpu0
 	return p, nil
-}
-
-// takeProfile fetches a CPU profile of the server whose pprof plugin listens at addr, over most
-// of a run, and returns the top of it as text (or why not).
-func takeProfile(addr, dir, name string) string {
-	secs := max(1, *seconds-1)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
-	if err != nil {
-		return "profile: " + err.Error()
-	}
-	defer resp.Body.Close()
-	path := filepath.Join(dir, name+".pprof")
-	f, err := os.Create(path)
-	if err != nil {
-		return "profile: " + err.Error()
-	}
-	_, err = io.Copy(f, resp.Body)
-	f.Close()
-	if err != nil {
-		return "profile: " + err.Error()
-	}
-	if *keepProfiles != "" {
-		if b, err := os.ReadFile(path); err == nil {
-			os.WriteFile(filepath.Join(*keepProfiles, name+".pprof"), b, 0o644)
-		}
-	}
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", path).CombinedOutput()
-	if err != nil {
-		return "profile: " + err.Error()
-	}
-	return topOf(string(out))
-}
-
-// topOf keeps the header's total and the table of a pprof -top output.
-func topOf(out string) string {
-	var keep []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "Total samples") || strings.Contains(l, "flat%") || strings.HasPrefix(strings.TrimSpace(l), "0") ||
-			len(strings.Fields(l)) >= 6 && strings.HasSuffix(strings.Fields(l)[1], "%") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 // median returns the run with the median CPU time per query.

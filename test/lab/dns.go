@@ -50,6 +50,8 @@ const RaceguardCorefile = `.:{{.Port}} {
 type CorefileData struct {
 	Port        string // DNS port
 	Metrics     string // prometheus listen address
+	Health      string // health listen address, for a Corefile with health
+	Ready       string // ready listen address, for a Corefile with ready
 	Upstream    string // the upstream's host:port
 	ClusterZone string // absolute path of the sample cluster.local zone file
 	ResolvConf  string // absolute path of a resolv.conf like the lab client's (for stock autopath)

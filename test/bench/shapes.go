@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// A shape is a Corefile users run, in two columns: stock, and the same with raceguard's
+// directives added. Each forwards to the lab's upstream, which serves cluster.local too (the
+// kubernetes plugin needs an API server; the cache hits it would serve are cache hits all the
+// same). The templates take lab.CorefileData, and {{.Health}} and {{.Ready}} in place of the
+// addresses a Kubernetes Corefile leaves to the defaults, which two servers on one machine
+// cannot share.
+type shape struct {
+	name             string
+	stock, raceguard string
+}
+
+// shapes are the Corefiles of the single-server rows:
+//
+//   - minimal: cache and forward (and prometheus, to read the server's state).
+//   - default: CoreDNS's own Kubernetes Corefile (coredns/deployment, kubernetes/coredns.yaml.sed,
+//     the one kubeadm installs) without the kubernetes plugin; raceguard's column adds the
+//     directives as deploy/cluster does (raceguard with conntrack off, and collapse), with the
+//     node's search domain given rather than read from this machine's resolv.conf. The minimal
+//     shape's raceguard is the same.
+//   - node-local: deploy/node-local's Corefile without nodelocal, which would change this
+//     machine's addresses and firewall; raceguard's node_local option turns on what nodelocal
+//     would (learning each client's search list).
+var shapes = []shape{
+	{
+		name: "minimal",
+		stock: `.:{{.Port}} {
+    prometheus {{.Metrics}}
+    cache 30
+    forward . {{.Upstream}}
+}
+`,
+		raceguard: `.:{{.Port}} {
+    prometheus {{.Metrics}}
+    raceguard {
+        node_search ` + lab.NodeDomain + `
+        conntrack off
+    }
+    cache 30
+    collapse
+    forward . {{.Upstream}}
+}
+`,
+	},
+	{
+		name: "default",
+		stock: `.:{{.Port}} {
+    errors
+    health {{.Health}} {
+        lameduck 5s
+    }
+    ready {{.Ready}}
+    prometheus {{.Metrics}}
+    forward . {{.Upstream}} {
+        max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`,
+		raceguard: `.:{{.Port}} {
+    errors
+    health {{.Health}} {
+        lameduck 5s
+    }
+    ready {{.Ready}}
+    raceguard {
+        node_search ` + lab.NodeDomain + `
+        conntrack off
+    }
+    prometheus {{.Metrics}}
+    forward . {{.Upstream}} {
+        max_concurrent 1000
+    }
+    cache 30
+    collapse
+    loop
+    reload
+    loadbalance
+}
+`,
+	},
+	{
+		name: "node-local",
+		stock: `.:{{.Port}} {
+    errors
+    health {{.Health}} {
+        lameduck 10s
+    }
+    ready {{.Ready}}
+    prometheus {{.Metrics}}
+    reload
+    cache {
+        success 9984 30
+        denial 9984 5
+    }
+    forward . {{.Upstream}}
+}
+`,
+		raceguard: `.:{{.Port}} {
+    errors
+    health {{.Health}} {
+        lameduck 10s
+    }
+    ready {{.Ready}}
+    prometheus {{.Metrics}}
+    reload
+    raceguard {
+        search infer
+        cluster_domain cluster.local
+        node_search ` + lab.NodeDomain + `
+        conntrack netlink
+        node_local on
+    }
+    cache {
+        success 9984 30
+        denial 9984 5
+    }
+    collapse
+    forward . {{.Upstream}}
+}
+`,
+	},
+}
+
+// withMechanism is a stock Corefile that also runs raceguard's process-wide mechanism
+// (internal/stackstart) and nothing else of it: a raceguard without search completion, in a
+// server block of a zone no query asks for, so the chain of the block that answers is stock's.
+func withMechanism(stock string) string {
+	return stock + `unused.invalid.:{{.Port}} {
+    raceguard {
+        search off
+        conntrack off
+    }
+}
+`
+}
+
+// shapeHitNames is how many names the single-server rows ask, each a cache hit after the first.
+const shapeHitNames = 4000
+
+// shapeHitQueries are cache hits of both kinds: the cluster's services (A and AAAA) and names
+// of the internet, most of them under the upstream's wildcard, as many as a busy cluster asks.
+func shapeHitQueries() []string {
+	qs := slicesOf(cacheHitQueries, func(q string) bool { return !strings.HasPrefix(q, "_") })
+	for i := len(qs); i < shapeHitNames; i++ {
+		qs = append(qs, fmt.Sprintf("h%d.wild.example.com A", i))
+	}
+	return qs
+}
+
+// slicesOf returns the elements of s that keep accepts.
+func slicesOf(s []string, keep func(string) bool) []string {
+	var out []string
+	for _, v := range s {
+		if keep(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
