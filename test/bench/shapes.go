@@ -146,15 +146,18 @@ func withMechanism(stock string) string {
 `
 }
 
-// shapeHitNames is how many names the single-server rows ask, each a cache hit after the first.
+// shapeHitNames is how many queries the single-server rows ask, each a cache hit after the first.
 const shapeHitNames = 4000
 
-// shapeHitQueries are cache hits of both kinds: the cluster's services (A and AAAA) and names
-// of the internet, most of them under the upstream's wildcard, as many as a busy cluster asks.
+// shapeHitQueries are cache hits of both kinds: the cluster's services and names of the
+// internet, most of them under the upstream's wildcard, each asked as A and AAAA as glibc and musl
+// ask (a wildcard name has no AAAA: NODATA, cached as a denial), as many as a busy cluster asks.
+// Names asked only as A by a client that asks both types elsewhere would make raceguard prefetch
+// an AAAA nobody asks at each expiry (sibling_prefetch): twice stock's upstream queries.
 func shapeHitQueries() []string {
 	qs := slicesOf(cacheHitQueries, func(q string) bool { return !strings.HasPrefix(q, "_") })
-	for i := len(qs); i < shapeHitNames; i++ {
-		qs = append(qs, fmt.Sprintf("h%d.wild.example.com A", i))
+	for i := 0; len(qs) < shapeHitNames; i++ {
+		qs = append(qs, fmt.Sprintf("h%d.wild.example.com A", i), fmt.Sprintf("h%d.wild.example.com AAAA", i))
 	}
 	return qs
 }
