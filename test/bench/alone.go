@@ -38,7 +38,7 @@ type aloneRuns struct {
 // state under load: a GC has sized the goroutines' starting stack), then runs dnsperf against each
 // alone in every round. With profile set, a CPU profile of each server is kept over the middle
 // round. The servers are killed when done returns.
-func runAlone(bin, dir, label string, cols []column, queries []string, upstream string, profile bool) (a aloneRuns, done func(), err error) {
+func runAlone(bin, dir, label string, cols []column, queries []string, upstream, kubeconfig string, profile bool) (a aloneRuns, done func(), err error) {
 	done = func() {
 		for _, s := range a.servers {
 			s.p.Kill()
@@ -51,7 +51,7 @@ func runAlone(bin, dir, label string, cols []column, queries []string, upstream 
 	load := []string{"-l", strconv.Itoa(*seconds), "-c", "64", "-q", "200"}
 	pprofs := make([]string, len(cols))
 	for i, c := range cols {
-		s, pp, err := startAlone(bin, dir, fmt.Sprintf("%s-%d", label, i), c, upstream, profile)
+		s, pp, err := startAlone(bin, dir, fmt.Sprintf("%s-%d", label, i), c, upstream, kubeconfig, profile)
 		if err != nil {
 			return a, done, err
 		}
@@ -86,12 +86,12 @@ func runAlone(bin, dir, label string, cols []column, queries []string, upstream 
 
 // startAlone starts the server of column c on loopback, pinned with one P, with health, ready
 // and (with profile) pprof on ports of their own; it returns the pprof address.
-func startAlone(bin, dir, name string, c column, upstream string, profile bool) (*server, string, error) {
+func startAlone(bin, dir, name string, c column, upstream, kubeconfig string, profile bool) (*server, string, error) {
 	ports, err := lab.FreeLoopbackPorts(5)
 	if err != nil {
 		return nil, "", err
 	}
-	d := lab.CorefileData{Port: ports[0], Metrics: "127.0.0.1:" + ports[1], Health: "127.0.0.1:" + ports[2], Ready: "127.0.0.1:" + ports[3], Upstream: upstream}
+	d := lab.CorefileData{Port: ports[0], Metrics: "127.0.0.1:" + ports[1], Health: "127.0.0.1:" + ports[2], Ready: "127.0.0.1:" + ports[3], Upstream: upstream, Kubeconfig: kubeconfig}
 	text, err := lab.Render(c.corefile, d, dir)
 	if err != nil {
 		return nil, "", err

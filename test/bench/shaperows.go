@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 
+	"github.com/raceguard/raceguard/test/kubeapi"
 	"github.com/raceguard/raceguard/test/lab"
 )
 
@@ -22,13 +24,23 @@ func shapesGroup(bin, dir string) ([]row, error) {
 		return nil, err
 	}
 	defer up.Close()
-	return shapeRows(bin, dir, up.Addr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	api := kubeapi.Serve(ln, kubeapi.Sample(kubeapi.Pod{Namespace: "default", Name: "dnsperf", IP: "127.0.0.1", Node: benchNode}))
+	defer api.Close()
+	kubeconfig, err := api.WriteKubeconfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	return shapeRows(bin, dir, up.Addr, kubeconfig)
 }
 
 // shapeRows measures cache hits in each Corefile shape, each server alone on its CPU, five
 // columns interleaved: stock, stock again (the A/A row), stock with raceguard's stack-start
 // mechanism alone, raceguard, and raceguard with that mechanism off.
-func shapeRows(bin, dir, upstream string) ([]row, error) {
+func shapeRows(bin, dir, upstream, kubeconfig string) ([]row, error) {
 	queries := shapeHitQueries()
 	var rows []row
 	for _, sh := range shapes {
@@ -39,7 +51,7 @@ func shapeRows(bin, dir, upstream string) ([]row, error) {
 			{label: "raceguard", corefile: sh.raceguard},
 			{label: "raceguard, RACEGUARD_STACK_START=off", corefile: sh.raceguard, env: []string{"RACEGUARD_STACK_START=off"}},
 		}
-		a, done, err := runAlone(bin, dir, "shape-"+sh.name, cols, queries, upstream, true)
+		a, done, err := runAlone(bin, dir, "shape-"+sh.name, cols, queries, upstream, kubeconfig, true)
 		if err != nil {
 			done()
 			return nil, err

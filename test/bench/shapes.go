@@ -7,6 +7,17 @@ import (
 	"github.com/raceguard/raceguard/test/lab"
 )
 
+// The pod watch of raceguard's columns reads a fake Kubernetes API (test/kubeapi) that holds
+// the client, dnsperf on 127.0.0.1, as a ClusterFirst pod of namespace default on benchNode; the
+// node's search domain is given rather than read from this machine's resolv.conf.
+const benchNode = "node-1"
+
+// clusterRaceguard is deploy/cluster's raceguard stanza, with the fake API's kubeconfig.
+const clusterRaceguard = `search pods
+        kubeconfig {{.Kubeconfig}}
+        node_search ` + lab.NodeDomain + `
+        conntrack off`
+
 // A shape is a Corefile users run, in two columns: stock, and the same with raceguard's
 // directives added. Each forwards to the lab's upstream, which serves cluster.local too (the
 // kubernetes plugin needs an API server; the cache hits it would serve are cache hits all the
@@ -23,36 +34,25 @@ type shape struct {
 //   - minimal: cache and forward (and prometheus, to read the server's state).
 //   - default: CoreDNS's own Kubernetes Corefile (coredns/deployment, kubernetes/coredns.yaml.sed,
 //     the one kubeadm installs) without the kubernetes plugin; raceguard's column adds the
-//     directives as deploy/cluster does (raceguard with conntrack off, and collapse), with the
-//     node's search domain given rather than read from this machine's resolv.conf. The minimal
-//     shape's raceguard is the same.
+//     directives as deploy/cluster does (raceguard with search pods and conntrack off, and
+//     collapse). The minimal shape's raceguard is the same.
 //   - node-local: deploy/node-local's Corefile without nodelocal, which would change this
-//     machine's addresses and firewall; raceguard's node_local option turns on what nodelocal
-//     would (learning each client's search list).
+//     machine's addresses and firewall; raceguard's node_local option makes the server
+//     node-local as nodelocal would (its pod watch is of its node's pods).
 var shapes = []shape{
-	{
-		name: "minimal",
-		stock: `.:{{.Port}} {
+	{"minimal", minimalShape, withRaceguard(minimalShape, clusterRaceguard)},
+	{"default", defaultShape, withRaceguard(defaultShape, clusterRaceguard)},
+	{"node-local", nodeLocalShape, withRaceguard(nodeLocalShape, nodeLocalRaceguard)},
+}
+
+const (
+	minimalShape = `.:{{.Port}} {
     prometheus {{.Metrics}}
     cache 30
     forward . {{.Upstream}}
 }
-`,
-		raceguard: `.:{{.Port}} {
-    prometheus {{.Metrics}}
-    raceguard {
-        node_search ` + lab.NodeDomain + `
-        conntrack off
-    }
-    cache 30
-    collapse
-    forward . {{.Upstream}}
-}
-`,
-	},
-	{
-		name: "default",
-		stock: `.:{{.Port}} {
+`
+	defaultShape = `.:{{.Port}} {
     errors
     health {{.Health}} {
         lameduck 5s
@@ -67,32 +67,8 @@ var shapes = []shape{
     reload
     loadbalance
 }
-`,
-		raceguard: `.:{{.Port}} {
-    errors
-    health {{.Health}} {
-        lameduck 5s
-    }
-    ready {{.Ready}}
-    raceguard {
-        node_search ` + lab.NodeDomain + `
-        conntrack off
-    }
-    prometheus {{.Metrics}}
-    forward . {{.Upstream}} {
-        max_concurrent 1000
-    }
-    cache 30
-    collapse
-    loop
-    reload
-    loadbalance
-}
-`,
-	},
-	{
-		name: "node-local",
-		stock: `.:{{.Port}} {
+`
+	nodeLocalShape = `.:{{.Port}} {
     errors
     health {{.Health}} {
         lameduck 10s
@@ -106,31 +82,42 @@ var shapes = []shape{
     }
     forward . {{.Upstream}}
 }
-`,
-		raceguard: `.:{{.Port}} {
-    errors
-    health {{.Health}} {
-        lameduck 10s
-    }
-    ready {{.Ready}}
-    prometheus {{.Metrics}}
-    reload
-    raceguard {
-        search infer
+`
+	// nodeLocalRaceguard is deploy/node-local's raceguard stanza, with the fake API's kubeconfig
+	// and the node's name, and node_local on in place of nodelocal.
+	nodeLocalRaceguard = `search pods
+        kubeconfig {{.Kubeconfig}}
+        node ` + benchNode + `
         cluster_domain cluster.local
         node_search ` + lab.NodeDomain + `
         conntrack netlink
-        node_local on
-    }
-    cache {
-        success 9984 30
-        denial 9984 5
-    }
-    collapse
-    forward . {{.Upstream}}
-}
-`,
-	},
+        node_local on`
+)
+
+// withRaceguard adds raceguard's directives to the stock Corefile as deploy/ does: raceguard
+// with the options stanza, and collapse after cache (the order in the file is plugin.cfg's
+// anyway).
+func withRaceguard(stock, stanza string) string {
+	lines := strings.SplitAfter(stock, "\n")
+	var b strings.Builder
+	inCache := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "    cache") {
+			b.WriteString("    raceguard {\n        " + stanza + "\n    }\n")
+			inCache = strings.HasSuffix(l, "{\n")
+			b.WriteString(l)
+			if !inCache {
+				b.WriteString("    collapse\n")
+			}
+			continue
+		}
+		b.WriteString(l)
+		if inCache && l == "    }\n" {
+			b.WriteString("    collapse\n")
+			inCache = false
+		}
+	}
+	return b.String()
 }
 
 // withMechanism is a stock Corefile that also runs raceguard's process-wide mechanism
