@@ -250,7 +250,7 @@ func (rg *RaceGuard) podSource() (searchpath.Source, error) {
 	}
 	rg.pods = src
 	src.Start()
-	return &searchpath.Pods{Lists: podLists{src}, Else: in, OneLabel: rg.search.nodeLocal}, nil
+	return &searchpath.Pods{Lists: podLists{src}, Else: in, EveryTry: rg.search.nodeLocal}, nil
 }
 
 // podLists adapts a podlist.Source to searchpath.Lists: an address answers a list only when

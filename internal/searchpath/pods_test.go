@@ -41,7 +41,7 @@ func podsWalker(t *testing.T, z *zone) *Walker {
 	wk.Source = &Pods{
 		Lists:    lists{podA: {kubelet, 5}, podB: {custom, 2}},
 		Else:     &Infer{ClusterDomains: []string{"cluster.local."}, Node: resolvconf.New([]string{"corp.internal."})},
-		OneLabel: true,
+		EveryTry: true,
 	}
 	return wk
 }

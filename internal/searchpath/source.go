@@ -166,9 +166,10 @@ type Lists interface {
 type Pods struct {
 	Lists Lists
 	Else  Source // may be nil
-	// OneLabel plans one-label bases too: where every try of a client is seen (node-local), a
-	// walk's later tries are known as such, and a one-label base's first try is no one else's.
-	OneLabel bool
+	// EveryTry says the server sees every try of its clients (node-local): a walk's later tries
+	// are known as such, so one-label bases are planned too (their first try is no one else's),
+	// and a client that skips a domain of its list shows that the list is not its own (Walk.EveryTry).
+	EveryTry bool
 }
 
 // Plan implements Source.
@@ -181,9 +182,9 @@ func (p *Pods) Plan(q query.Query) (Walk, bool) {
 		return p.Else.Plan(q)
 	}
 	walk, ok := Expand(q.Name, search)
-	if !ok || walk.OneLabel && !p.OneLabel || strings.Count(walk.Base, ".")-1 >= ndots {
+	if !ok || walk.OneLabel && !p.EveryTry || strings.Count(walk.Base, ".")-1 >= ndots {
 		return Walk{}, false
 	}
-	walk.Exact = true
+	walk.Exact, walk.EveryTry = true, p.EveryTry
 	return walk, true
 }
