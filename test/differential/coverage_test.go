@@ -44,6 +44,23 @@ func TestSearchCoverage(t *testing.T) {
 	}
 	pct := func(n int) int { return 100 * n / stockN }
 	fmt.Fprintf(&table, "| **all %d names** | %d | %d (%d %%) | %d (%d %%) | %d (%d %%) |\n", len(zoo), stockN, inferN, pct(inferN), podsN, pct(podsN), localN, pct(localN))
+	for _, missing := range []bool{false, true} {
+		sum := func(m map[string]int) int {
+			n := 0
+			for name, v := range m {
+				if absent[name] == missing {
+					n += v
+				}
+			}
+			return n
+		}
+		what, s := "that exist", sum(stock)
+		if missing {
+			what = "that exist nowhere"
+		}
+		fmt.Fprintf(&table, "| the names %s | %d | %d (%d %%) | %d (%d %%) | %d (%d %%) |\n", what, s,
+			sum(infer), 100*sum(infer)/s, sum(pods), 100*sum(pods)/s, sum(local), 100*sum(local)/s)
+	}
 	t.Logf("Client queries per name, glibc and musl for AF_UNSPEC, AF_INET and AF_INET6 each, counted on the wire:\n%s", table.String())
 	for _, name := range zoo {
 		if infer[name] > stock[name] || pods[name] > stock[name] || local[name] > stock[name] {
