@@ -187,3 +187,22 @@ func TestPodsVeto(t *testing.T) {
 		t.Errorf("Expected completions back after %s, got %v", vetoTTL, m)
 	}
 }
+
+func TestInferLongerNameNotAbsorbed(t *testing.T) {
+	z := newZone("api.shop.svc.cluster.local. 30 IN A 10.96.40.2", "api.shop.svc.cluster.local. 30 IN AAAA fd00:96::40:2")
+	z.records["shop.svc.cluster.local."] = nil
+	z.records["default.svc.cluster.local."] = nil
+	wk := podsWalker(t, z)
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		if m := lookupFrom(t, wk, stranger, "api.shop.default.svc.cluster.local.", qt); targetOf(m) != "api.shop.svc.cluster.local." {
+			t.Fatalf("Expected api.shop completed, got %v", m)
+		}
+	}
+	for _, name := range []string{"api.shop.default.default.svc.cluster.local.", "api.shop.default.svc.cluster.local."} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			if m := lookupFrom(t, wk, stranger, name, qt); targetOf(m) != "" || m.Rcode != dns.RcodeNameError {
+				t.Errorf("%s %d: Expected NXDOMAIN, got %v", name, qt, m)
+			}
+		}
+	}
+}

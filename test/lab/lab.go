@@ -71,6 +71,7 @@ type Lab struct {
 	serversMu sync.Mutex
 	servers   [2]*Process // protected by serversMu
 
+	pods         []string // namespaces of the pods AddPod made
 	nodeLocalSeq int      // names the node-local servers' files
 	backends     []string // the DNS servers the Services' DNAT sends to (SetBackendIPs)
 }
@@ -202,7 +203,7 @@ func (l *Lab) Close() {
 		l.Up.Close()
 		l.Up = nil
 	}
-	for _, ns := range []string{l.Client, l.Node, l.DNS[0], l.DNS[1], l.Upstream} {
+	for _, ns := range append([]string{l.Client, l.Node, l.DNS[0], l.DNS[1], l.Upstream}, l.pods...) {
 		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
 			continue
 		}
