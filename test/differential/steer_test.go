@@ -129,7 +129,7 @@ func TestNoClientSteersAnother(t *testing.T) {
 	for _, layout := range []struct {
 		name      string
 		nodeLocal bool
-		replicas  bool // several replicas behind the ClusterIP: case 3 may show README's Bugs entry
+		replicas  bool                 // several replicas behind the ClusterIP: case 3 may show README's Bugs entry
 		start     func() (stop func()) // a node-local server must stop before the next starts: two would share its port
 	}{
 		{"node-local, search pods", true, false, nodeLocal(withNodeLocal(lab.RaceguardCorefile), true)},
