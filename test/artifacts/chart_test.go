@@ -82,7 +82,7 @@ func TestChartLint(t *testing.T) {
 		"monitoring":  {"--set", strings.Join(monitoringOn, ",")},
 		"every value": {"--values", every},
 	} {
-		out, err := helm(t, append([]string{"lint", "--strict", "--namespace", "kube-system", chart}, args...)...)
+		out, err := testenv.Helm(t, append([]string{"lint", "--strict", "--namespace", "kube-system", chart}, args...)...)
 		if err != nil {
 			t.Errorf("%s: %v\n%s", name, err, out)
 		}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/raceguard/raceguard/test/testenv"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -69,7 +70,7 @@ func TestChartPodWatch(t *testing.T) {
 			for _, s := range tc.set {
 				lint = append(lint, "--set", s)
 			}
-			if out, err := helm(t, lint...); err != nil {
+			if out, err := testenv.Helm(t, lint...); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
 			b := mustTemplate(t, chart, tc.release, tc.namespace, files, tc.set...)

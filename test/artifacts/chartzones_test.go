@@ -172,7 +172,7 @@ const nodeLocalDNSCacheLayout = `zones:
 func TestChartZones(t *testing.T) {
 	chart := chartPath(t)
 	values := chartValuesFile(t, nodeLocalDNSCacheLayout)
-	if out, err := helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--values", values); err != nil {
+	if out, err := testenv.Helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--values", values); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	b := mustTemplate(t, chart, "raceguard", "kube-system", []string{values})
@@ -262,7 +262,7 @@ consul.local:53 {
 	if err := os.WriteFile(f, []byte(raw), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--set-file", "corefile="+f); err != nil {
+	if out, err := testenv.Helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--set-file", "corefile="+f); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	b := renderArgs(t, "template", "raceguard", chart, "--namespace", "kube-system", "--set-file", "corefile="+f)
@@ -284,7 +284,7 @@ consul.local:53 {
 // and passes its checks; its Corefile starts and answers through kube-dns's ClusterIP.
 func TestChartObserve(t *testing.T) {
 	chart := chartPath(t)
-	if out, err := helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--set", "observe=true"); err != nil {
+	if out, err := testenv.Helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--set", "observe=true"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	b := mustTemplate(t, chart, "raceguard", "kube-system", nil, "observe=true")
@@ -323,7 +323,7 @@ func TestNodeLocalDNSCacheMigration(t *testing.T) {
 	t.Logf("hack/nodelocaldns-values.sh:\n%s", values)
 	f := chartValuesFile(t, string(values))
 	chart := chartPath(t)
-	if out, err := helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--values", f); err != nil {
+	if out, err := testenv.Helm(t, "lint", "--strict", "--namespace", "kube-system", chart, "--values", f); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	b := mustTemplate(t, chart, "raceguard", "kube-system", []string{f})

@@ -19,7 +19,7 @@ import (
 
 // kustomizeTool is the kustomize the tests build monitoring/kube-prometheus with: the last
 // release that builds with Go 1.26 (v5.8.1 wants Go 1.27). kubectl apply -k embeds kustomize.
-var kustomizeTool = &goTool{module: "sigs.k8s.io/kustomize/kustomize/v5@v5.8.0"}
+var kustomizeTool = &testenv.GoTool{Module: "sigs.k8s.io/kustomize/kustomize/v5@v5.8.0"}
 
 // releaseLabel is the label kube-prometheus-stack's Prometheus selects ServiceMonitors and
 // PrometheusRules by (serviceMonitorSelector and ruleSelector: matchLabels release: <Helm release
@@ -29,7 +29,7 @@ var releaseLabel = map[string]string{"release": "kube-prometheus-stack"}
 // kustomize runs `kustomize build dir` with kustomizeTool, which the first call installs.
 func kustomize(t *testing.T, dir string) []runtime.Object {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), kustomizeTool.path(t), "build", dir).Output()
+	out, err := exec.CommandContext(t.Context(), kustomizeTool.Path(t), "build", dir).Output()
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}

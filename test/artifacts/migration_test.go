@@ -284,7 +284,7 @@ func TestDeployApplyOrder(t *testing.T) {
 // renderArgs runs helm with args (a template command) and decodes what it renders.
 func renderArgs(t *testing.T, args ...string) *bundle {
 	t.Helper()
-	out, err := helm(t, args...)
+	out, err := testenv.Helm(t, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

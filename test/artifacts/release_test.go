@@ -114,7 +114,7 @@ func TestRelease(t *testing.T) {
 	released("v0.1.0", "", unreleased)
 
 	// The artifacts of the tag (but the images, which TestImage builds with the same script).
-	artifactEnv := append(env, "RELEASE_IMAGES=no", "HELM="+helmTool.path(t))
+	artifactEnv := append(env, "RELEASE_IMAGES=no", "HELM="+testenv.HelmTool.Path(t))
 	artifacts := func(version string) (string, error) {
 		cmd := exec.CommandContext(t.Context(), "hack/release.sh", "artifacts", version)
 		cmd.Dir, cmd.Env = dir, artifactEnv

@@ -95,13 +95,15 @@ func (rc ResolvConf) String() string {
 func (l *Lab) writeClientFiles(rc ResolvConf) error { return writeNetnsFiles(l.Client, rc) }
 
 // writeNetnsFiles writes resolv.conf, hosts and nsswitch.conf for namespace ns.
-func writeNetnsFiles(ns string, rc ResolvConf) error {
+func writeNetnsFiles(ns string, rc ResolvConf) error { return writeNetnsText(ns, rc.String()) }
+
+func writeNetnsText(ns, resolvConf string) error {
 	dir := filepath.Join("/etc/netns", ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for name, body := range map[string]string{
-		"resolv.conf":   rc.String(),
+		"resolv.conf":   resolvConf,
 		"hosts":         "127.0.0.1 localhost\n::1 localhost\n",
 		"nsswitch.conf": "hosts: files dns\n",
 	} {
@@ -168,7 +170,7 @@ func (l *Lab) Lookup(libc Libc, family Family, rc ResolvConf, workers int, names
 		return nil, err
 	}
 	defer l.clientResolv.release()
-	return l.lookupIn(l.Client, libc, family, workers, names)
+	return Client{NS: l.Client}.Lookup(libc, family, workers, names...)
 }
 
 // resolvGate lets client runs with the same resolv.conf run at once, and makes a run with another
@@ -218,16 +220,33 @@ func (l *Lab) LookupFromNode(libc Libc, family Family, rc ResolvConf, workers in
 		return nil, err
 	}
 	defer l.nodeResolv.release()
-	return l.lookupIn(l.Node, libc, family, workers, names)
+	return Client{NS: l.Node}.Lookup(libc, family, workers, names...)
 }
 
-// lookupIn runs the lookups of Lookup in namespace ns.
-func (l *Lab) lookupIn(ns string, libc Libc, family Family, workers int, names []string) ([]Result, error) {
+// Client is where lookups run: a network namespace, whose /etc/netns files the client reads,
+// and, for a hostNetwork pod, which shares the node's namespace but not its files, a resolv.conf
+// of its own, bound over /etc/resolv.conf in a mount namespace of the client's own.
+type Client struct {
+	NS         string
+	ResolvConf string // a file bound over /etc/resolv.conf; "" for the namespace's own
+}
+
+// Lookup resolves each name with a fresh getaddrinfo, using libc's resolver, spreading the names
+// over up to workers client processes.
+func (c Client) Lookup(libc Libc, family Family, workers int, names ...string) ([]Result, error) {
 	bin, err := gaiBinary(libc)
 	if err != nil {
 		return nil, err
 	}
-	flag := map[Family]string{Unspec: "", Inet: "-4", Inet6: "-6"}[family]
+	args := []string{"ip", "netns", "exec", c.NS}
+	if c.ResolvConf != "" {
+		args = append(args, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, c.ResolvConf)
+	}
+	args = append(args, bin)
+	if flag := map[Family]string{Unspec: "", Inet: "-4", Inet6: "-6"}[family]; flag != "" {
+		args = append(args, flag)
+	}
 
 	workers = max(1, min(workers, len(names)))
 	results := make([][]Result, workers)
@@ -241,7 +260,7 @@ func (l *Lab) lookupIn(ns string, libc Libc, family Family, workers int, names [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[w], errs[w] = runGai(ns, bin, flag, mine)
+			results[w], errs[w] = runGai(args, bin, mine)
 		}()
 	}
 	wg.Wait()
@@ -255,13 +274,14 @@ func (l *Lab) lookupIn(ns string, libc Libc, family Family, workers int, names [
 	return out, nil
 }
 
-// runGai runs one client process over names in namespace ns and parses its output.
-func runGai(ns, bin, flag string, names []string) ([]Result, error) {
-	args := []string{"netns", "exec", ns, bin}
-	if flag != "" {
-		args = append(args, flag)
-	}
-	cmd := exec.Command("ip", append(args, names...)...)
+// WriteResolvConf writes text as namespace ns's resolv.conf, with the lab's hosts and
+// nsswitch.conf, for the clients and servers started in it later.
+func WriteResolvConf(ns, text string) error { return writeNetnsText(ns, text) }
+
+// runGai runs one client process, the command args that runs bin, over names and parses its
+// output.
+func runGai(args []string, bin string, names []string) ([]Result, error) {
+	cmd := exec.Command(args[0], append(args[1:len(args):len(args)], names...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -82,8 +82,9 @@ func Render(corefile string, d CorefileData, dir string) (string, error) {
 	return buf.String(), err
 }
 
-// Process is a CoreDNS server process.
+// Process is a process the lab started: a CoreDNS server, or any command (StartCommand).
 type Process struct {
+	name string
 	cmd  *exec.Cmd
 	conf string // the Corefile
 	log  string
@@ -95,56 +96,93 @@ type Process struct {
 // answers a query at probe (host:port), or fails with its log. wrap, if any, is a command that
 // runs CoreDNS, as setpriv does to drop capabilities.
 func StartProcess(ns, bin, dir, name, corefile, probe string, wrap ...string) (*Process, error) {
+	return StartProcessWait(ns, bin, dir, name, corefile, DNSReady(ns, probe), wrap...)
+}
+
+// DNSReady returns a readiness check: a DNS server answers a query at probe (host:port) from
+// namespace ns.
+func DNSReady(ns, probe string) func() error {
 	m := new(dns.Msg).SetQuestion("ready.lab.", dns.TypeA)
-	return StartProcessWait(ns, bin, dir, name, corefile, func() error {
-		_, err := Exchange(ns, "udp", probe, m, 200*time.Millisecond)
-		if err != nil {
+	return func() error {
+		if _, err := Exchange(ns, "udp", probe, m, 200*time.Millisecond); err != nil {
 			return fmt.Errorf("it did not answer at %s: %w", probe, err)
 		}
 		return nil
-	}, wrap...)
+	}
 }
 
 // StartProcessWait is StartProcess with ready in place of the DNS probe: it returns once ready
 // returns nil, and fails after 20 s with ready's last error and the log.
 func StartProcessWait(ns, bin, dir, name, corefile string, ready func() error, wrap ...string) (*Process, error) {
+	p, err := StartCoreDNS(ns, bin, dir, name, corefile, nil, wrap...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Wait(ready, 20*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// StartCoreDNS is StartProcess without the wait: it writes the Corefile and starts CoreDNS with
+// env added to the test's environment (as a pod's container gets its own), and returns at once.
+func StartCoreDNS(ns, bin, dir, name, corefile string, env []string, wrap ...string) (*Process, error) {
 	conf := filepath.Join(dir, name+".Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, err
 	}
+	p, err := StartCommand(ns, dir, name, env, append(append(wrap, bin), "-conf", conf)...)
+	if err != nil {
+		return nil, err
+	}
+	p.conf = conf
+	return p, nil
+}
+
+// StartCommand runs args inside namespace ns (or the caller's when empty) with env added to the
+// test's environment, logging its output to dir/name.log. The process dies with the test process
+// (Pdeathsig); the caller stops it.
+func StartCommand(ns, dir, name string, env []string, args ...string) (*Process, error) {
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	args := append(append(wrap, bin), "-conf", conf)
 	if ns != "" {
-		// ip execs CoreDNS (or wrap, which execs it) in place, so the pid stays CoreDNS's.
+		// ip execs the command in place, so the pid stays the command's.
 		args = append([]string{"ip", "netns", "exec", ns}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
 	if err := startOnSpawner(cmd); err != nil {
 		logf.Close()
 		return nil, err
 	}
-	p := &Process{cmd: cmd, conf: conf, log: logf.Name(), done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, log: logf.Name(), done: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
 
-	deadline := time.Now().Add(20 * time.Second)
+// Wait waits, at most timeout, until ready returns nil, failing with ready's last error and the
+// process's log if the process exits or the time runs out.
+func (p *Process) Wait(ready func() error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("%s exited: %s", name, p.Log())
+			return fmt.Errorf("%s exited: %s", p.name, p.Log())
 		default:
 		}
 		err := ready()
 		if err == nil {
-			return p, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("%s was not ready within 20s (%v): %s", name, err, p.Log())
+			return fmt.Errorf("%s was not ready within %s (%v): %s", p.name, timeout, err, p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -207,6 +245,9 @@ func (p *Process) Kill() {
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Done is closed when the process has ended.
+func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {

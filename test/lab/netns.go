@@ -114,3 +114,39 @@ func killNamespace(ns string) {
 		}
 	}
 }
+
+// NewID returns a fresh prefix for the names of a set of namespaces, rglab-<pid>-<n>-, which a
+// later lab's sweep removes if this process crashes. It sweeps first.
+func NewID() string {
+	sweep()
+	return fmt.Sprintf("%s%d-%d-", nsPrefix, os.Getpid(), labSeq.Add(1))
+}
+
+// AddNamespace makes network namespace ns with its loopback up.
+func AddNamespace(ns string) error {
+	if err := ip("netns", "add", ns); err != nil {
+		return err
+	}
+	return ip("-n", ns, "link", "set", "lo", "up")
+}
+
+// RemoveNamespace kills every process in namespace ns and removes it and its /etc/netns files.
+func RemoveNamespace(ns string) {
+	if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+		killNamespace(ns)
+		ip("netns", "delete", ns)
+	}
+	os.RemoveAll(filepath.Join("/etc/netns", ns))
+}
+
+// IP runs ip(8) with args.
+func IP(args ...string) error { return ip(args...) }
+
+// NSExec runs a command inside namespace ns, bounded in time, and returns its combined output.
+func NSExec(ns string, args ...string) (string, error) { return nsExec(ns, args...) }
+
+// NFT runs an nft script inside namespace ns.
+func NFT(ns, script string) error {
+	_, err := runInput(script, "ip", "netns", "exec", ns, "nft", "-f", "-")
+	return err
+}

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,8 +141,15 @@ func NewFlows(before, after []string) []string {
 // PodDNSFlows returns the node's conntrack entries of DNS queries from the client pod (its
 // addresses as source, port 53 as destination), read over netlink as `conntrack -L` does.
 func (l *Lab) PodDNSFlows() ([]string, error) {
+	client := []netip.Addr{netip.MustParseAddr(ClientIPv4), netip.MustParseAddr(ClientIPv6)}
+	return DNSFlows(l.Node, func(a netip.Addr) bool { return slices.Contains(client, a) })
+}
+
+// DNSFlows returns the conntrack entries of namespace ns for DNS queries (port 53 as destination)
+// whose source from accepts, read over netlink as `conntrack -L` does.
+func DNSFlows(ns string, from func(netip.Addr) bool) ([]string, error) {
 	var flows []conntrack.Flow
-	err := Do(l.Node, func() error {
+	err := Do(ns, func() error {
 		c, err := conntrack.Dial(nil)
 		if err != nil {
 			return err
@@ -153,11 +161,10 @@ func (l *Lab) PodDNSFlows() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conntrack dump: %w", err)
 	}
-	client := []netip.Addr{netip.MustParseAddr(ClientIPv4), netip.MustParseAddr(ClientIPv6)}
 	var out []string
 	for _, f := range flows {
 		o := f.TupleOrig
-		if o.Proto.DestinationPort == 53 && (o.IP.SourceAddress == client[0] || o.IP.SourceAddress == client[1]) {
+		if o.Proto.DestinationPort == 53 && from(o.IP.SourceAddress) {
 			out = append(out, fmt.Sprintf("proto %d %s:%d -> %s:%d (reply from %s)", o.Proto.Protocol,
 				o.IP.SourceAddress, o.Proto.SourcePort, o.IP.DestinationAddress, o.Proto.DestinationPort, f.TupleReply.IP.SourceAddress))
 		}
