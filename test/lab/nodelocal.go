@@ -142,12 +142,12 @@ func NewFlows(before, after []string) []string {
 // addresses as source, port 53 as destination), read over netlink as `conntrack -L` does.
 func (l *Lab) PodDNSFlows() ([]string, error) {
 	client := []netip.Addr{netip.MustParseAddr(ClientIPv4), netip.MustParseAddr(ClientIPv6)}
-	return DNSFlows(l.Node, func(a netip.Addr) bool { return slices.Contains(client, a) })
+	return DNSFlows(l.Node, func(src, _ netip.Addr) bool { return slices.Contains(client, src) })
 }
 
 // DNSFlows returns the conntrack entries of namespace ns for DNS queries (port 53 as destination)
-// whose source from accepts, read over netlink as `conntrack -L` does.
-func DNSFlows(ns string, from func(netip.Addr) bool) ([]string, error) {
+// whose original source and destination match accepts, read over netlink as `conntrack -L` does.
+func DNSFlows(ns string, match func(src, dst netip.Addr) bool) ([]string, error) {
 	var flows []conntrack.Flow
 	err := Do(ns, func() error {
 		c, err := conntrack.Dial(nil)
@@ -164,7 +164,7 @@ func DNSFlows(ns string, from func(netip.Addr) bool) ([]string, error) {
 	var out []string
 	for _, f := range flows {
 		o := f.TupleOrig
-		if o.Proto.DestinationPort == 53 && from(o.IP.SourceAddress) {
+		if o.Proto.DestinationPort == 53 && match(o.IP.SourceAddress, o.IP.DestinationAddress) {
 			out = append(out, fmt.Sprintf("proto %d %s:%d -> %s:%d (reply from %s)", o.Proto.Protocol,
 				o.IP.SourceAddress, o.Proto.SourcePort, o.IP.DestinationAddress, o.Proto.DestinationPort, f.TupleReply.IP.SourceAddress))
 		}
