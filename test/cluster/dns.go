@@ -110,13 +110,13 @@ func securityWrap(c corev1.Container) []string {
 	}
 	w := []string{"setpriv", "--bounding-set", set, "--inh-caps", set}
 	if sc.RunAsUser != nil && *sc.RunAsUser != 0 {
-		w = append(w, "--reuid", fmt.Sprint(*sc.RunAsUser), "--clear-groups")
+		w = append(w, "--reuid", fmt.Sprint(*sc.RunAsUser))
 		if len(caps) > 0 {
 			w = append(w, "--ambient-caps", set)
 		}
 	}
 	if sc.RunAsGroup != nil {
-		w = append(w, "--regid", fmt.Sprint(*sc.RunAsGroup))
+		w = append(w, "--regid", fmt.Sprint(*sc.RunAsGroup), "--clear-groups")
 	}
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 		w = append(w, "--no-new-privs")

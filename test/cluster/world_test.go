@@ -135,11 +135,15 @@ type world struct {
 	c     *Cluster
 	mode  string
 	nodes []*Node
-	dns   []*Pod          // the kube-dns replicas, one per node
-	pods  map[string]*Pod // the client pods, by name
-	up    string          // kube-dns-upstream's ClusterIP
-	ip    map[string]string
-	stock bool // kube-dns runs the stock Corefile
+	dns   []*Pod            // the kube-dns replicas, one per node
+	pods  map[string]*Pod   // the client pods, by name
+	up    string            // kube-dns-upstream's ClusterIP
+	ip    map[string]string // the test Services' ClusterIPs and backends' pod IPs, by name
+	stock bool              // kube-dns runs the stock Corefile
+
+	base  map[string]string // the baseline answers (recordBaseline), by key
+	nl    map[*Node]*Pod    // each node's running node-local pod
+	nlSeq int               // node-local pods made, for their names
 }
 
 // The client pods: name, namespace and DNS settings.
@@ -174,7 +178,8 @@ func newWorld(t *testing.T, mode string, stock bool) *world {
 	t.Helper()
 	c := cluster(t)
 	ctx := t.Context()
-	w := &world{c: c, mode: mode, pods: map[string]*Pod{}, ip: map[string]string{}, stock: stock}
+	w := &world{c: c, mode: mode, pods: map[string]*Pod{}, ip: map[string]string{}, stock: stock,
+		base: map[string]string{}, nl: map[*Node]*Pod{}}
 	nodes, err := c.AddNodes(ctx, mode, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +253,7 @@ func newWorld(t *testing.T, mode string, stock bool) *world {
 	if err := w.waitProxied(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	w.recordBaseline(t, loopNames...)
 	return w
 }
 

@@ -1,0 +1,229 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/raceguard/raceguard/test/lab"
+)
+
+// scenarioChurn (4): kube-dns replicas come and go while pods resolve continuously through the
+// node-local server, names that miss its cache (the internet's wildcard, a new name each time)
+// and a Service: a third replica is added, the one on node1 deleted (marked terminating, taken
+// out of the EndpointSlices by the endpointslice controller, SIGTERM, its lameduck), another
+// added on node1, the extra one deleted. kube-proxy follows the EndpointSlices; no lookup fails.
+func scenarioChurn(t *testing.T, w *world) {
+	n := w.nodes[0]
+	w.nodeLocal(t, n)
+	ctx := t.Context()
+	corefile, err := w.c.KubeDNSCorefile(ctx, w.stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startMeter(t, n)
+	l := startLoopsFunc([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}}, 50*time.Millisecond,
+		func(c client, i int) []string {
+			return []string{fmt.Sprintf("churn%d-%s-%s.wild.example.com", i, c.pod.Name, c.libc), "web"}
+		})
+	ready := func(pods ...*Pod) error {
+		var ips []string
+		for _, p := range pods {
+			ips = append(ips, p.IP)
+		}
+		return w.c.WaitEndpoints(ctx, "kube-system", "kube-dns-upstream", 30*time.Second, ips...)
+	}
+	var steps []string
+	step := func(what string, f func() error) {
+		if err := f(); err != nil {
+			l.end(t)
+			t.Fatalf("%s: %v", what, err)
+		}
+		steps = append(steps, what)
+		time.Sleep(2 * time.Second)
+	}
+	a, b := w.dns[0], w.dns[1]
+	var c, d *Pod
+	time.Sleep(2 * time.Second)
+	step("replica c added on node2", func() (err error) {
+		if c, err = w.nodes[1].RunKubeDNS(ctx, fmt.Sprintf("coredns-c%d", w.nlSeq), corefile); err != nil {
+			return err
+		}
+		return ready(a, b, c)
+	})
+	step("replica a (node1) deleted", func() error {
+		if err := a.Delete(ctx); err != nil {
+			return err
+		}
+		return ready(b, c)
+	})
+	step("replica d added on node1", func() (err error) {
+		if d, err = n.RunKubeDNS(ctx, fmt.Sprintf("coredns-d%d", w.nlSeq), corefile); err != nil {
+			return err
+		}
+		return ready(b, c, d)
+	})
+	step("replica c deleted", func() error {
+		if err := c.Delete(ctx); err != nil {
+			return err
+		}
+		return ready(b, d)
+	})
+	w.dns = []*Pod{d, b}
+	rs := l.end(t)
+	var tl tally
+	tl.add(rs, w.want)
+	m.into(t, &tl)
+	summary(t, w.mode, "4-kube-dns-churn", tl, "")
+	t.Logf("steps: %v", steps)
+	if tl.failures != 0 {
+		t.Errorf("Expected no lookup lost through the node-local server while kube-dns churned, %d of %d failed: %s", tl.failures, tl.lookups, firstFew(tl.failed, 6))
+	}
+	if tl.node.DNATUDP != 0 {
+		t.Errorf("Expected every query at the node-local server, got %s", tl.node)
+	}
+}
+
+// scenarioSurge (5): the node-local DaemonSet rolls with surge: a new pod starts beside the old
+// one on the same addresses (a table of its own), and once it is ready the old one is deleted:
+// SIGTERM, its lameduck, its teardown. Lookups at a steady rate lose nothing, none is slow, none
+// falls back to kube-proxy's path, and one raceguard table is left: the new pod's.
+func scenarioSurge(t *testing.T, w *world) {
+	n := w.nodes[0]
+	old := w.nodeLocal(t, n)
+	m := startMeter(t, n)
+	l := startLoops([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}, {w.pods["none-ndots2"], lab.Musl}},
+		50*time.Millisecond, loopNames...)
+	time.Sleep(time.Second)
+	p := w.runNodeLocal(t, n, "")
+	// Ready, as the kubelet sees it (the probe may reach either pod), and its own table in: the
+	// surge pod names its table raceguard-2.
+	if err := p.WaitReady(t.Context(), 60*time.Second); err != nil {
+		l.end(t)
+		t.Fatal(err)
+	}
+	if !waitFor(30*time.Second, func() bool { c, _ := n.Tables("inet raceguard-2"); return c == 1 }) {
+		l.end(t)
+		t.Fatalf("the surge pod installed no table of its own within 30s:\n%s", tail(p.Log(), 30))
+	}
+	deleted := time.Now()
+	if err := old.Delete(t.Context()); err != nil {
+		t.Error(err)
+	}
+	stopped := time.Since(deleted)
+	time.Sleep(3 * time.Second)
+	rs := l.end(t)
+	var tl tally
+	tl.add(rs, w.want)
+	m.into(t, &tl)
+	summary(t, w.mode, "5-surge", tl, "")
+	old1, _ := n.Tables("inet raceguard")
+	new1, _ := n.Tables("inet raceguard-2")
+	t.Logf("the old pod stopped %s after its deletion; tables left: raceguard %d, raceguard-2 %d", stopped.Round(time.Millisecond), old1, new1)
+	if tl.failures+tl.slow != 0 {
+		t.Errorf("Expected no lookup lost or slow across the rollout, got %d failed, %d slow: %s %s", tl.failures, tl.slow, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
+	}
+	if tl.node.DNATUDP != 0 || tl.conntrack != 0 {
+		t.Errorf("Expected every query at a node-local server across the rollout, got %s, %d conntrack entries", tl.node, tl.conntrack)
+	}
+	if old1 != 0 || new1 != 1 || !rulesPresent(n) {
+		t.Errorf("Expected the new pod's table alone after the rollout, got raceguard %d, raceguard-2 %d", old1, new1)
+	}
+}
+
+// scenarioRace (7): the real conntrack race. Parallel A+AAAA pairs from one socket on two CPUs,
+// and pairs of identical SYNs, from a pod to the kube-dns ClusterIP: through kube-proxy's real
+// DNAT they race in node1's conntrack (clash_resolve, insert_failed and drop rise); with the
+// emulated pair drop, kube-dns's raceguard sees the late siblings. Through the node-local server
+// every conntrack counter stays flat and no late sibling is seen.
+func scenarioRace(t *testing.T, w *world) {
+	const pairs = 400
+	n := w.nodes[0]
+	cf := w.pods["cf"]
+	race := func() (lab.RaceResult, Counters) {
+		t.Helper()
+		c0, _ := n.Counters()
+		res, err := lab.UDPPairRace(cf.NS, KubeDNSIP+":53", pairs)
+		if errors.Is(err, lab.ErrUnavailable) {
+			t.Skipf("Skipping: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.SYNRace(cf.NS, KubeDNSIP+":53", pairs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the last SYN-ACKs and resets
+		c1, _ := n.Counters()
+		return res, c1.Sub(c0)
+	}
+	lateSiblings := func(scrape func() (lab.Metrics, error)) float64 {
+		t.Helper()
+		m, err := scrape()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sum("coredns_raceguard_late_siblings_total", nil)
+	}
+	kubeDNSLate := func() float64 {
+		var sum float64
+		for _, p := range w.dns {
+			sum += lateSiblings(func() (lab.Metrics, error) {
+				text, err := lab.ScrapeURL(n.NS, "http://"+p.IP+":9153/metrics")
+				return lab.ParseMetrics(text), err
+			})
+		}
+		return sum
+	}
+	dropped := func() (tally, float64) {
+		t.Helper()
+		if err := n.SetFault(100); err != nil {
+			t.Fatal(err)
+		}
+		defer n.SetFault(0)
+		var names []string
+		for i := range 6 {
+			names = append(names, fmt.Sprintf("race%d-%d.wild.example.com", i, time.Now().UnixNano()))
+		}
+		var tl tally
+		tl.add(lookupAll(t, []client{{cf, lab.Glibc}}, 6, names...), w.want)
+		return tl, 0
+	}
+
+	w.stopNodeLocal(t, n)
+	m := startMeter(t, n)
+	res, c := race()
+	late0 := kubeDNSLate()
+	dtl, _ := dropped()
+	late := kubeDNSLate() - late0
+	var via tally
+	m.into(t, &via)
+	via.lookups, via.failures, via.slow = dtl.lookups, dtl.failures, dtl.slow
+	summary(t, w.mode, "7-real-race/via-kube-dns", via, fmt.Sprintf("udp_pairs=%d both_answered=%d syn_pairs=%d kube_dns_late_siblings=%v", res.Pairs, res.BothAnswered, pairs, late))
+	if via.ct.ClashResolve+via.ct.InsertFailed < pairs/10 {
+		t.Errorf("Expected the real race through kube-proxy's DNAT to move clash_resolve or insert_failed by %d or more, got %+v", pairs/10, via.ct)
+	}
+	if late < float64(dtl.slow) || late == 0 {
+		t.Errorf("Expected kube-dns's raceguard to fingerprint every dropped AAAA as a late sibling, got %v for %d stalled lookups (%d drops)", late, dtl.slow, c.FaultDrops)
+	}
+
+	w.nodeLocal(t, n)
+	nlLate := func() float64 { return lateSiblings(func() (lab.Metrics, error) { return n.Scrape(9153) }) }
+	m = startMeter(t, n)
+	res, _ = race()
+	late0 = nlLate()
+	dtl, _ = dropped()
+	late = nlLate() - late0
+	var tl tally
+	m.into(t, &tl)
+	tl.lookups, tl.failures, tl.slow = dtl.lookups, dtl.failures, dtl.slow
+	summary(t, w.mode, "7-real-race", tl, fmt.Sprintf("udp_pairs=%d both_answered=%d syn_pairs=%d node_local_late_siblings=%v", res.Pairs, res.BothAnswered, pairs, late))
+	if tl.ct.ClashResolve != 0 || tl.ct.InsertFailed != 0 || tl.ct.Drop != 0 || tl.ct.EarlyDrop != 0 || tl.ct.Invalid != 0 {
+		t.Errorf("Expected every conntrack counter flat through the node-local server, got %+v", tl.ct)
+	}
+	if res.BothAnswered != res.Pairs || tl.failures+tl.slow != 0 || late != 0 || tl.node.FaultDrops != 0 {
+		t.Errorf("Expected every pair answered and no lookup dropped through the node-local server, got %d of %d pairs, %d failed, %d slow, %v late siblings, %s",
+			res.BothAnswered, res.Pairs, tl.failures, tl.slow, late, tl.node)
+	}
+}
