@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 GO ?= go
 
-.PHONY: all coredns run test check bench soak fuzz fuzz-short clean image monitoring monitoring-test
+.PHONY: all coredns run test check bench soak fuzz fuzz-short clean image monitoring monitoring-test cluster-test
 
 all: coredns
 
@@ -18,17 +18,29 @@ run: coredns
 ## test: everything: static checks, unit tests, in-process end-to-end tests and, as root, the lab
 # As root the network-namespace lab must run: RACEGUARD_LAB=require turns its skips into failures.
 # The packages of test/ run one at a time (-p 1), as when they were one package: the lab's timings
-# and conntrack races, the load tests and the image build do not run beside one another.
+# and conntrack races, the load tests and the image build do not run beside one another. The
+# cluster lab runs last, alone (cluster-test).
+LAB_ENV = RACEGUARD_COREDNS=$(CURDIR)/coredns RACEGUARD_LAB=$$([ "$$(id -u)" = 0 ] && echo require)
 test: check coredns fuzz-short monitoring-test
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /test/)
-	RACEGUARD_COREDNS=$(CURDIR)/coredns RACEGUARD_LAB=$$([ "$$(id -u)" = 0 ] && echo require) \
-		$(GO) test -race -count=1 -p 1 -timeout 30m ./test/...
+	$(LAB_ENV) $(GO) test -race -count=1 -p 1 -timeout 30m $$($(GO) list ./test/... | grep -v /test/cluster)
+	$(MAKE) cluster-test
 
-## check: formatting, vet, and a tidy go.mod without replace directives
+## cluster-test: the cluster lab (test/cluster), as root: real etcd, kube-apiserver, the
+## endpointslice controller and kube-proxy v1.34 in network namespaces, in each kube-proxy mode
+## the kernel has, with kube-dns and the node-local server as deploy/ and the chart install them.
+## Its programs build once per machine from the nested module test/cluster/kube (minutes, the first
+## time). Each scenario logs a SUMMARY line. CLUSTER="-run TestCluster/nftables/2-kill" for one.
+cluster-test: coredns
+	$(LAB_ENV) $(GO) test -race -count=1 -timeout 45m -v ./test/cluster/ $(CLUSTER)
+
+## check: formatting, vet, and a tidy go.mod without replace directives (the nested module of the
+## cluster lab's programs, test/cluster/kube, has its own go.mod, with replace directives, kept tidy)
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd test/cluster/kube && $(GO) mod tidy -diff
 	@if grep -q '^replace' go.mod; then echo "go.mod must not contain replace directives"; exit 1; fi
 
 ## fuzz: every fuzz target for a minute (FUZZTIME=5m for longer)

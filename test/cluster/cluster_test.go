@@ -25,6 +25,7 @@ var scenarios = []struct {
 	{"6-policy", scenarioPolicy},
 	{"7-real-race", scenarioRace},
 	{"1b-boot-order", scenarioBootOrder},
+	{"8-clients", scenarioClients},
 }
 
 // TestCluster runs every scenario for kube-proxy in each mode: iptables, nftables and IPVS (where

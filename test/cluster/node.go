@@ -250,14 +250,16 @@ func (n *Node) DNSFlows() ([]string, error) {
 	})
 }
 
-// countersRuleset counts, on each node, the DNS the pods send and where it goes, and holds the
-// chain of the emulated conntrack race (SetFault). Pods' links are named rgp*.
+// countersRuleset counts, on each node, the DNS the client pods send (their addresses are in the
+// set clients: CountClient) and where the pods' DNS goes, and holds the chain of the emulated
+// conntrack race (SetFault), which hits the client pods only. Pods' links are named rgp*.
 //
 // Hook priorities: sent (-300) sees every packet before conntrack (-200); fault (-150) runs after
 // conntrack, so "ct original packets" is known, and before kube-proxy's DNAT (-100); delivered and
 // local see where the packet went (after DNAT, or an untracked packet to the node itself).
 const countersRuleset = `
 table inet rglab {
+	set clients { type ipv4_addr; }
 	counter pod_udp {}
 	counter pod_tcp {}
 	counter host_udp {}
@@ -266,8 +268,8 @@ table inet rglab {
 	counter fault_drops {}
 	chain sent {
 		type filter hook prerouting priority -300; policy accept;
-		iifname "rgp*" udp dport 53 counter name "pod_udp"
-		iifname "rgp*" tcp dport 53 tcp flags & (syn | ack) == syn counter name "pod_tcp"
+		iifname "rgp*" ip saddr @clients udp dport 53 counter name "pod_udp"
+		iifname "rgp*" ip saddr @clients tcp dport 53 tcp flags & (syn | ack) == syn counter name "pod_tcp"
 	}
 	chain hostsent {
 		type filter hook output priority -300; policy accept;
@@ -289,8 +291,8 @@ table inet rglab {
 
 // Counters are a node's packet counts since it was built.
 type Counters struct {
-	PodUDP     int // UDP queries the node's pods sent, to any address
-	PodTCP     int // TCP connections the node's pods opened to port 53
+	PodUDP     int // UDP queries the node's client pods sent, to any address
+	PodTCP     int // TCP connections the node's client pods opened to port 53
 	HostUDP    int // UDP queries the node's own processes sent to the ClusterIP or 169.254.20.10
 	DNATUDP    int // queries to the kube-dns ClusterIP that kube-proxy sent on to a kube-dns pod
 	LocalUDP   int // pods' UDP queries delivered to a server on the node (node-local)
@@ -352,14 +354,19 @@ func (n *Node) Counters() (Counters, error) {
 	return c, nil
 }
 
-// SetFault makes the node drop, at percent, the second packet of each pod's UDP flow to port 53
+// CountClient adds a pod's address to the client pods the counters and the fault rule see.
+func (n *Node) CountClient(ip string) error {
+	return lab.NFT(n.NS, "add element inet rglab clients { "+ip+" }\n")
+}
+
+// SetFault makes the node drop, at percent, the second packet of each client pod's UDP flow to port 53
 // (lab.FaultSecond: the AAAA of a parallel A+AAAA pair sent from one socket), in conntrack's path
 // to kube-proxy's DNAT; 0 turns it off. Untracked packets (a node-local server's NOTRACK) have no
 // conntrack entry to count them, and pass.
 func (n *Node) SetFault(percent int) error {
 	script := "flush chain inet rglab fault\n"
 	if percent > 0 {
-		rule := `iifname "rgp*" udp dport 53 ct direction original ct original packets 2`
+		rule := `iifname "rgp*" ip saddr @clients udp dport 53 ct direction original ct original packets 2`
 		if percent < 100 {
 			rule += fmt.Sprintf(" numgen random mod 100 < %d", percent)
 		}

@@ -38,7 +38,7 @@ func (w *world) runNodeLocal(t *testing.T, n *Node, corefile string) *Pod {
 	if err != nil {
 		t.Fatalf("%s: node-local: %v\n%s", n.Name, err, p.Log())
 	}
-	w.nl[n] = p
+	w.nl[n], w.nlKind = p, nodeLocalChart
 	return p
 }
 
@@ -160,6 +160,7 @@ func (w *world) waitRuleOrder(t *testing.T, n *Node) bool {
 		}
 		return ok
 	}
+	w.orderProblems = append(w.orderProblems, problem)
 	in, _ := n.Exec("iptables", "-w", "-S", "INPUT")
 	out, _ := n.Exec("iptables", "-w", "-S", "OUTPUT")
 	t.Errorf("%s: Expected raceguard's accept rules before any chain that could drop the untracked DNS within %s (the periodic check restores their order), got: %s\n%s%s",

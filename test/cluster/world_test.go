@@ -141,9 +141,12 @@ type world struct {
 	ip    map[string]string // the test Services' ClusterIPs and backends' pod IPs, by name
 	stock bool              // kube-dns runs the stock Corefile
 
-	base  map[string]string // the baseline answers (recordBaseline), by key
-	nl    map[*Node]*Pod    // each node's running node-local pod
-	nlSeq int               // node-local pods made, for their names
+	base   map[string]string // the baseline answers (recordBaseline), by key
+	nl     map[*Node]*Pod    // each node's running node-local pod
+	nlKind string            // node1's node-local Corefile, as scenario 8 names it ("" for the chart's)
+	nlSeq  int               // node-local pods made, for their names
+
+	orderProblems []string // what waitRuleOrder found wrong, in order
 }
 
 // The client pods: name, namespace and DNS settings.
@@ -235,6 +238,11 @@ func newWorld(t *testing.T, mode string, stock bool) *world {
 			t.Fatal(err)
 		}
 		w.pods[cp.name] = p
+		if !cp.hostNetwork {
+			if err := nodes[0].CountClient(p.IP); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	var want []string
 	for _, p := range w.dns {

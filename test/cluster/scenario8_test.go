@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A setup is one row of scenario 8: what serves the pods' DNS. A new way to serve it (a search
+// list source, a Corefile option) is one more row.
+type setup struct {
+	name      string
+	stockDNS  bool   // kube-dns runs the stock Corefile (raceguard's block and collapse taken out)
+	nodeLocal string // noNodeLocal, nodeLocalStock or nodeLocalChart
+}
+
+// The node-local servers of scenario 8: the chart's Corefile, and the same without raceguard's
+// block and collapse (the node set-up of nodelocal, the cache and the forwarder: what NodeLocal
+// DNSCache runs).
+const (
+	noNodeLocal    = "none"
+	nodeLocalStock = "stock"
+	nodeLocalChart = "" // the chart's Corefile, as every other scenario runs it
+)
+
+// setups are scenario 8's rows; the first is the reference the others must equal.
+var setups = []setup{
+	{"cluster/stock", true, noNodeLocal},
+	{"cluster/raceguard", false, noNodeLocal},
+	{"node-local/stock", true, nodeLocalStock},
+	{"node-local/raceguard", false, nodeLocalChart},
+}
+
+// clientNames are the names scenario 8 asks from every client pod: a Service in each form, a
+// headless Service, a Service of another namespace, external names with more and fewer dots than
+// ndots, a name the None pods' own search list completes, the node's domain, and names that exist
+// nowhere (one of them a single label).
+var clientNames = []string{
+	"web", "web.default", "web.default.svc", "web.default.svc.cluster.local",
+	"db", "db.default.svc.cluster.local", "api.shop", "api", "kubernetes.default",
+	"example.org", "www.example.org", "many.example.com", "deep.a.b.c.d.example.com",
+	"v4only", "v4only.example.net", "registry",
+	"nosuch.example.org", "nosuchname", "no.such.svc.cluster.local",
+}
+
+// scenarioClients (8): real clients side by side. From a pod of each dnsPolicy (ClusterFirst in two
+// namespaces, ClusterFirstWithHostNet, Default, None with ndots 1, 2 and 5), glibc and musl look up
+// clientNames under each setup: stock CoreDNS and raceguard, as kube-dns (cluster mode) and with a
+// node-local server in front. Every setup must give every client the same answers as the first
+// (0 differences); the queries the pods send are counted on the wire (node1's counters of port 53,
+// before any NOTRACK or DNAT), and those that reach the internet at its server.
+func scenarioClients(t *testing.T, w *world) {
+	n := w.nodes[0]
+	var clients []client
+	for _, cp := range clientPods {
+		for _, libc := range libcs {
+			clients = append(clients, client{w.pods[cp.name], libc})
+		}
+	}
+	ref := map[string]string{}
+	for i, s := range setups {
+		w.apply(t, s)
+		m := startMeter(t, n)
+		up0 := w.c.Up.Total()
+		rs := lookupAll(t, clients, 4, clientNames...)
+		upstream := w.c.Up.Total() - up0
+		var tl tally
+		var errs int
+		if i == 0 {
+			for _, r := range rs {
+				ref[key(r.pod, r.libc, r.Name)] = r.String()
+			}
+			w.checkReference(t, ref)
+		}
+		tl.add(rs, func(r record) string { return ref[key(r.pod, r.libc, r.Name)] })
+		for _, r := range rs {
+			if r.Err != "" {
+				errs++
+			}
+		}
+		m.into(t, &tl)
+		wire := tl.node.PodUDP + tl.node.PodTCP + tl.node.HostUDP
+		summary(t, w.mode, "8-clients/"+s.name, tl, fmt.Sprintf("not_found=%d queries_on_wire=%d upstream_queries=%d", errs, wire, upstream))
+		if tl.failures != 0 {
+			t.Errorf("%s: Expected every client's answers equal to %s's, %d of %d differ: %s", s.name, setups[0].name, tl.failures, tl.lookups, firstFew(tl.failed, 8))
+		}
+		if tl.slow != 0 {
+			t.Errorf("%s: Expected no slow lookup, got %d: %s", s.name, tl.slow, firstFew(tl.slowOnes, 4))
+		}
+		if s.nodeLocal != noNodeLocal && (tl.conntrack != 0 || tl.node.DNATUDP != 0) {
+			t.Errorf("%s: Expected every pod query answered on the node, got %d conntrack entries, %s", s.name, tl.conntrack, tl.node)
+		}
+	}
+}
+
+// checkReference holds the reference answers to what the API server and the internet's zone say,
+// so that equal answers are right answers too.
+func (w *world) checkReference(t *testing.T, ref map[string]string) {
+	t.Helper()
+	db := w.ip["db-1"] + "," + w.ip["db-2"]
+	if w.ip["db-2"] < w.ip["db-1"] {
+		db = w.ip["db-2"] + "," + w.ip["db-1"]
+	}
+	for _, c := range []struct{ pod, name, want string }{
+		{"cf", "web", w.ip["web"]}, {"cf", "db", db}, {"cf", "api.shop", w.ip["api"]}, {"cf", "api", "EAI_NONAME"},
+		{"cf-shop", "api", w.ip["api"]}, {"cf", "kubernetes.default", w.ip["kubernetes"]},
+		{"cf", "registry", "10.32.0.60,fd00:32::60"}, {"dflt", "web", "10.32.0.61"}, {"dflt", "api.shop", "EAI_NONAME"},
+		{"none-ndots5", "v4only", "198.51.100.4"}, {"none-ndots5", "api", w.ip["api"]},
+		{"cf", "nosuchname", "EAI_NONAME"}, {"cf", "example.org", "192.0.2.10,2001:db8::10"},
+	} {
+		for _, libc := range libcs {
+			if got := ref[key(c.pod, libc, c.name)]; got != c.want {
+				t.Errorf("reference %s: %s %s %s: %s, want %s", setups[0].name, c.pod, libc, c.name, got, c.want)
+			}
+		}
+	}
+}
+
+// apply makes the cluster serve DNS as s says: kube-dns's containers restarted on the stock or the
+// raceguard Corefile, node1's node-local server stopped or started on its Corefile.
+func (w *world) apply(t *testing.T, s setup) {
+	t.Helper()
+	ctx := t.Context()
+	n := w.nodes[0]
+	cur := noNodeLocal
+	if w.nl[n] != nil {
+		cur = w.nlKind
+	}
+	if cur != s.nodeLocal {
+		w.stopNodeLocal(t, n)
+	}
+	if w.stock != s.stockDNS {
+		corefile, err := w.c.KubeDNSCorefile(ctx, s.stockDNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range w.dns {
+			p.Kill()
+			if err := p.Restart(ctx, corefile, 60*time.Second); err != nil {
+				t.Fatalf("%v\n%s", err, tail(p.Log(), 20))
+			}
+		}
+		w.stock = s.stockDNS
+	}
+	if s.nodeLocal != noNodeLocal && w.nl[n] == nil {
+		corefile, err := w.c.NodeLocalCorefile(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.nodeLocal == nodeLocalStock {
+			if corefile, err = withoutRaceguard(corefile); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := w.runNodeLocal(t, n, corefile)
+		if err := p.WaitReady(ctx, 60*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, tail(p.Log(), 20))
+		}
+		w.waitRules(t, n, p)
+		w.nlKind = s.nodeLocal
+	}
+	// The kube-dns pods' readiness after a restart: kube-proxy has their endpoints again.
+	if err := w.waitProxied(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// withoutRaceguard takes raceguard's block and collapse's line out of a Corefile.
+func withoutRaceguard(corefile string) (string, error) {
+	if !raceguardBlock.MatchString(corefile) || !collapseLine.MatchString(corefile) {
+		return "", fmt.Errorf("no raceguard block or collapse line in:\n%s", corefile)
+	}
+	return collapseLine.ReplaceAllString(raceguardBlock.ReplaceAllString(corefile, ""), ""), nil
+}
