@@ -115,14 +115,15 @@ func (w *world) want(r record) string {
 // ruleOrder reports whether, in node n's iptables filter INPUT and OUTPUT chains (iptables-nft),
 // every raceguard accept rule comes before any rule that could drop a packet: a jump to another
 // chain, DROP or REJECT. It returns "" when they do, or what is wrong; ok is false where iptables
-// has no filter chains on the node.
+// has neither chain on the node (iptables-nft makes a base chain when a rule first needs it).
 func ruleOrder(n *Node) (problem string, ok bool) {
 	var problems []string
 	for _, chain := range []string{"INPUT", "OUTPUT"} {
 		// iptables -S prints a chain's default policy even where the table does not exist.
 		if _, err := n.Exec("nft", "list", "chain", "ip", "filter", chain); err != nil {
-			return "", false
+			continue
 		}
+		ok = true
 		out, err := n.Exec("iptables", "-w", "-S", chain)
 		if err != nil {
 			return "", false
@@ -145,7 +146,7 @@ func ruleOrder(n *Node) (problem string, ok bool) {
 			problems = append(problems, chain+": no raceguard accept rule")
 		}
 	}
-	return strings.Join(problems, "; "), true
+	return strings.Join(problems, "; "), ok
 }
 
 // waitRuleOrder waits, at most checkInterval, until ruleOrder holds on n, and fails t if it does

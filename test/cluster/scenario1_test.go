@@ -33,8 +33,8 @@ func scenarioTransparent(t *testing.T, w *world) {
 	via.add(lookupAll(t, pods, 12, names...), w.want)
 	m.into(t, &via)
 	summary(t, w.mode, "1-transparent/via-kube-dns", via, "")
-	if via.slow < via.lookups/20 || via.node.FaultDrops == 0 {
-		t.Errorf("Expected the emulated race to stall at least 5 %% of the lookups through kube-dns, got %d of %d (%d drops)", via.slow, via.lookups, via.node.FaultDrops)
+	if via.stalls < via.lookups/20 || via.node.FaultDrops == 0 {
+		t.Errorf("Expected the emulated race to stall at least 5 %% of the lookups through kube-dns, got %d of %d (%d drops)", via.stalls, via.lookups, via.node.FaultDrops)
 	}
 
 	w.nodeLocal(t, n)
@@ -44,9 +44,9 @@ func scenarioTransparent(t *testing.T, w *world) {
 	tl.add(lookupAll(t, pods, 12, names...), w.want)
 	m.into(t, &tl)
 	summary(t, w.mode, "1-transparent", tl, "")
-	if tl.failures+tl.slow != 0 {
-		t.Errorf("Expected every lookup answered at once through the node-local server, got %d failed, %d slow: %s %s",
-			tl.failures, tl.slow, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
+	if tl.failures+tl.stalls != 0 {
+		t.Errorf("Expected every lookup answered without a resolver retry through the node-local server, got %d failed, %d stalled: %s %s",
+			tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
 	}
 	if tl.conntrack != 0 {
 		t.Errorf("Expected no conntrack entry for a pod DNS query through the node-local server, got %d", tl.conntrack)
@@ -59,7 +59,7 @@ func scenarioTransparent(t *testing.T, w *world) {
 // scenarioKill (2): lookups run continuously from the pods and a hostNetwork pod while the
 // node-local server is killed (SIGKILL, as the OOM killer does): the kernel drops its owner table
 // with it, every lookup is still answered, through kube-proxy's DNAT to kube-dns, and none begun
-// after the kill waits for a resolver timeout; restarted, it takes the traffic back.
+// after the kill waits for a resolver retry; restarted, it takes the traffic back.
 func scenarioKill(t *testing.T, w *world) {
 	n := w.nodes[0]
 	p := w.nodeLocal(t, n)
@@ -100,7 +100,7 @@ func scenarioKill(t *testing.T, w *world) {
 		switch {
 		case start.Before(killed) && end.After(signalled):
 			inFlight++ // its query may have died in the process's socket buffer: only a retry answers it
-		case r.Elapsed >= slowLookup:
+		case r.Elapsed >= stallLookup:
 			late = append(late, r.pod+" "+string(r.libc)+" "+r.Name+" took "+r.Elapsed.Round(time.Millisecond).String())
 		}
 		if !start.Before(killed) && start.Before(restarted) {
@@ -129,7 +129,7 @@ func scenarioKill(t *testing.T, w *world) {
 // scenarioProxyRestart (3): kube-proxy is restarted twice while the pods resolve continuously
 // through the node-local server: a plain restart (its full resync) and one after its jumps in the
 // filter chains were lost (a firewall reload flushes INPUT and OUTPUT; kube-proxy's resync
-// puts its jumps back at the top). No lookup is lost or slow, the node-local server keeps every
+// puts its jumps back at the top). No lookup is lost or stalls, the node-local server keeps every
 // query (none through the DNAT), its table is never removed or duplicated, and its accept rules
 // come before any chain that could drop the untracked DNS again within the periodic check.
 func scenarioProxyRestart(t *testing.T, w *world) {
@@ -175,8 +175,8 @@ func scenarioProxyRestart(t *testing.T, w *world) {
 	m.into(t, &tl)
 	summary(t, w.mode, "3-proxy-restart", tl, "")
 	t.Logf("kube-proxy restarted twice; %d of its jumps dropped before the second start", lost)
-	if tl.failures+tl.slow != 0 {
-		t.Errorf("Expected no lookup lost or slow across kube-proxy's restarts, got %d failed, %d slow: %s %s", tl.failures, tl.slow,
+	if tl.failures+tl.stalls != 0 {
+		t.Errorf("Expected no lookup lost or stalled across kube-proxy's restarts, got %d failed, %d stalled: %s %s", tl.failures, tl.stalls,
 			firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
 	}
 	if tl.node.DNATUDP != 0 || tl.node.LocalUDP == 0 {
