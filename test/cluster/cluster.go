@@ -58,7 +58,7 @@ type Cluster struct {
 	Dynamic    dynamic.Interface
 	mapper     *restmapper.DeferredDiscoveryRESTMapper
 
-	Up *lab.Upstream // the internet's DNS server, on UpstreamIP:53
+	Up *lab.Process // the internet's DNS server, on UpstreamIP:53
 
 	id    string         // the namespaces' name prefix
 	procs []*lab.Process // etcd, kube-apiserver, kube-controller-manager
@@ -106,7 +106,7 @@ func Start(bins Binaries, coredns string) (c *Cluster, err error) {
 	if _, err := lab.NSExec(c.Net, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		return nil, err
 	}
-	if c.Up, err = lab.StartUpstream(c.Net, UpstreamIP+":53"); err != nil {
+	if err := c.startUpstream(); err != nil {
 		return nil, err
 	}
 	if err := c.startControlPlane(); err != nil {
@@ -122,7 +122,7 @@ func (c *Cluster) Close() {
 	}
 	c.procs = nil
 	if c.Up != nil {
-		c.Up.Close()
+		c.Up.Stop()
 		c.Up = nil
 	}
 	lab.RemoveNamespace(c.Net)
@@ -194,6 +194,27 @@ func (c *Cluster) startControlPlane() error {
 		return err
 	}
 	return c.connect()
+}
+
+// startUpstream runs the internet's DNS server: the project's CoreDNS, authoritative for test/lab's
+// root zone (external.db), in the network namespace.
+func (c *Cluster) startUpstream() error {
+	zone, err := lab.RepoPath("test/lab/external.db")
+	if err != nil {
+		return err
+	}
+	corefile := ".:53 {\n    bind " + UpstreamIP + "\n    prometheus " + UpstreamIP + ":9153\n    file " + zone + " .\n}\n"
+	c.Up, err = lab.StartProcess(c.Net, c.CoreDNS, c.Dir, "upstream", corefile, UpstreamIP+":53")
+	return err
+}
+
+// UpstreamQueries returns how many queries the internet's DNS server has answered.
+func (c *Cluster) UpstreamQueries() (int, error) {
+	text, err := lab.ScrapeURL(c.Net, "http://"+UpstreamIP+":9153/metrics")
+	if err != nil {
+		return 0, err
+	}
+	return int(lab.ParseMetrics(text).Sum("coredns_dns_requests_total", nil)), nil
 }
 
 // kubeconfig is a kubeconfig for the API server with the bearer token tok.

@@ -5,7 +5,8 @@ the kubelet's own pod DNS code, and the tests that give it (make cluster-test).
 
 	net (10.40.0.1 on br0): the network between the nodes, and the control plane on it:
 	    etcd, kube-apiserver (10.40.0.1:6443), kube-controller-manager (endpointslice
-	    controller only), and the "internet"'s DNS server, 10.40.0.53 (test/lab's upstream)
+	    controller only), and the "internet"'s DNS server, 10.40.0.53 (CoreDNS serving
+	    test/lab's root zone, external.db)
 	node1 (10.40.0.11), node2 (10.40.0.12): eth0 on br0; each runs the real kube-proxy in the
 	    mode under test, and holds its pods: a namespace each, on a veth routed as a
 	    Calico-style /32 (10.244.N.K, gateway 10.244.N.1), or the node's own for hostNetwork

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/miekg/dns"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +154,8 @@ type client struct {
 // another, each asking names in turn, then pausing pause (a steady rate). Every loop is bounded
 // by loopLimit and loopMax.
 type loops struct {
+	check func(record) // called on every lookup, from its loop, if set before the loops start
+
 	mu      sync.Mutex
 	records []record // protected by mu
 	errs    []error  // protected by mu
@@ -166,12 +169,13 @@ const (
 )
 
 func startLoops(clients []client, pause time.Duration, names ...string) *loops {
-	return startLoopsFunc(clients, pause, func(client, int) []string { return names })
+	return startLoopsFunc(clients, pause, nil, func(client, int) []string { return names })
 }
 
-// startLoopsFunc is startLoops with the names of each client's i-th process from names.
-func startLoopsFunc(clients []client, pause time.Duration, names func(c client, i int) []string) *loops {
-	l := &loops{stop: make(chan struct{})}
+// startLoopsFunc is startLoops with the names of each client's i-th process from names, and
+// check, if not nil, called on every lookup as soon as it is done.
+func startLoopsFunc(clients []client, pause time.Duration, check func(record), names func(c client, i int) []string) *loops {
+	l := &loops{stop: make(chan struct{}), check: check}
 	for _, c := range clients {
 		l.wg.Add(1)
 		go func() {
@@ -191,6 +195,11 @@ func startLoopsFunc(clients []client, pause time.Duration, names func(c client, 
 					l.records = append(l.records, record{c.pod.Name, c.libc, r})
 				}
 				l.mu.Unlock()
+				if l.check != nil {
+					for _, r := range rs {
+						l.check(record{c.pod.Name, c.libc, r})
+					}
+				}
 				select {
 				case <-l.stop:
 					return
@@ -263,4 +272,40 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return true
+}
+
+// explain asks the pod's nameserver, from the pod, for every name the pod's resolver tries for
+// r.Name (its search list, then as is), A and AAAA, and returns the answers: what a wrong or
+// failed lookup saw, right after it.
+func (w *world) explain(r record) string {
+	p := w.pods[r.pod]
+	var search []string
+	var server string
+	for _, line := range strings.Split(p.ResolvConfText(), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "search" {
+			search = f[1:]
+		}
+		if len(f) > 1 && f[0] == "nameserver" && server == "" {
+			server = f[1]
+		}
+	}
+	var out []string
+	for _, name := range append(append([]string{}, func() []string {
+		var c []string
+		for _, d := range search {
+			c = append(c, r.Name+"."+d)
+		}
+		return c
+	}()...), r.Name) {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			m, err := lab.Exchange(p.NS, "udp", server+":53", new(dns.Msg).SetQuestion(dns.Fqdn(name), qt), time.Second)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s/%s: %v", name, dns.TypeToString[qt], err))
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s/%s: %s %d answers", name, dns.TypeToString[qt], dns.RcodeToString[m.Rcode], len(m.Answer)))
+		}
+	}
+	return strings.Join(out, "; ")
 }

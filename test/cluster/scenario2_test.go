@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,12 @@ func scenarioChurn(t *testing.T, w *world) {
 		t.Fatal(err)
 	}
 	m := startMeter(t, n)
-	l := startLoopsFunc([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}}, 50*time.Millisecond,
+	check := func(r record) {
+		if r.String() != w.want(r) {
+			t.Logf("%s %s %s: %s, want %s; right after, the server says: %s", r.pod, r.libc, r.Name, r, w.want(r), w.explain(r))
+		}
+	}
+	l := startLoopsFunc([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}}, 50*time.Millisecond, check,
 		func(c client, i int) []string {
 			return []string{fmt.Sprintf("churn%d-%s-%s.wild.example.com", i, c.pod.Name, c.libc), "web"}
 		})
@@ -95,7 +101,11 @@ func scenarioSurge(t *testing.T, w *world) {
 	m := startMeter(t, n)
 	l := startLoops([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}, {w.pods["none-ndots2"], lab.Musl}},
 		50*time.Millisecond, loopNames...)
+	began := time.Now()
+	at := func() string { return time.Since(began).Round(time.Millisecond).String() }
+	var timeline []string
 	time.Sleep(time.Second)
+	timeline = append(timeline, "new pod started "+at())
 	p := w.runNodeLocal(t, n, "")
 	// Ready, as the kubelet sees it (the probe may reach either pod), and its own table in: the
 	// surge pod names its table raceguard-2.
@@ -103,15 +113,18 @@ func scenarioSurge(t *testing.T, w *world) {
 		l.end(t)
 		t.Fatal(err)
 	}
+	timeline = append(timeline, "ready "+at())
 	if !waitFor(30*time.Second, func() bool { c, _ := n.Tables("inet raceguard-2"); return c == 1 }) {
 		l.end(t)
 		t.Fatalf("the surge pod installed no table of its own within 30s:\n%s", tail(p.Log(), 30))
 	}
+	timeline = append(timeline, "its table in "+at())
 	deleted := time.Now()
 	if err := old.Delete(t.Context()); err != nil {
 		t.Error(err)
 	}
 	stopped := time.Since(deleted)
+	timeline = append(timeline, "old pod deleted "+deleted.Sub(began).Round(time.Millisecond).String()+", gone "+at())
 	time.Sleep(3 * time.Second)
 	rs := l.end(t)
 	var tl tally
@@ -121,6 +134,12 @@ func scenarioSurge(t *testing.T, w *world) {
 	old1, _ := n.Tables("inet raceguard")
 	new1, _ := n.Tables("inet raceguard-2")
 	t.Logf("the old pod stopped %s after its deletion; tables left: raceguard %d, raceguard-2 %d", stopped.Round(time.Millisecond), old1, new1)
+	t.Logf("timeline (from the loops' start): %s", strings.Join(timeline, ", "))
+	for _, r := range rs {
+		if r.Elapsed >= stallLookup {
+			t.Logf("stall: %s %s %s began %s, took %s", r.pod, r.libc, r.Name, r.Started.Sub(began).Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
+		}
+	}
 	if tl.failures+tl.stalls != 0 {
 		t.Errorf("Expected no lookup lost or stalled across the rollout, got %d failed, %d stalled: %s %s", tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
 	}

@@ -68,10 +68,17 @@ func scenarioClients(t *testing.T, w *world) {
 	for i, s := range setups {
 		w.apply(t, s)
 		m := startMeter(t, n)
-		up0 := w.c.Up.Total()
+		up0, err := w.c.UpstreamQueries()
+		if err != nil {
+			t.Fatal(err)
+		}
 		// One process per client, its names in turn: 14 at once, the machine's two CPUs' worth.
 		rs := lookupAll(t, clients, 1, clientNames...)
-		upstream := w.c.Up.Total() - up0
+		up1, err := w.c.UpstreamQueries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstream := up1 - up0
 		var tl tally
 		var errs int
 		if i == 0 {
