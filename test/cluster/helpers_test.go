@@ -43,7 +43,7 @@ type tally struct {
 	conntrack               int      // conntrack entries made by the pods' DNS
 	node                    Counters // node1's counters over the scenario
 	ct                      conntrack.Stats
-	failed, slowOnes        []string // the first few, for the error messages
+	failed, stalled         []string // the first few, for the error messages
 }
 
 // add counts rs against want (a lookup fails when its outcome differs).
@@ -59,13 +59,13 @@ func (tl *tally) add(rs []record, want func(r record) string) {
 		}
 		if r.Elapsed >= stallLookup {
 			tl.stalls++
+			if len(tl.stalled) < 8 {
+				tl.stalled = append(tl.stalled, fmt.Sprintf("%s %s %s: %s, took %s (began %s)", r.pod, r.libc, r.Name, r,
+					r.Elapsed.Round(time.Millisecond), r.Started.Format("15:04:05.000")))
+			}
 		}
 		if r.Elapsed >= slowLookup {
 			tl.slow++
-			if len(tl.slowOnes) < 8 {
-				tl.slowOnes = append(tl.slowOnes, fmt.Sprintf("%s %s %s took %s (began %s)", r.pod, r.libc, r.Name,
-					r.Elapsed.Round(time.Millisecond), r.Started.Format("15:04:05.000")))
-			}
 		}
 	}
 }

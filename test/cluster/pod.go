@@ -27,8 +27,9 @@ type Pod struct {
 	ResolvConf      string // its resolv.conf, as the runtime writes it
 	Obj             *corev1.Pod
 
-	proc *lab.Process // its container, once started
-	link string       // the node's end of its veth
+	proc   *lab.Process // its container, once started
+	starts int          // its container's starts, which name its log
+	link   string       // the node's end of its veth
 }
 
 // RunPod is the scheduler and the kubelet for pod on node n: it creates the Pod object with
@@ -216,7 +217,9 @@ func (p *Pod) StartCoreDNS(ctx context.Context, corefile string) error {
 		return err
 	}
 	env := strings.Split(strings.TrimSpace(out), "\n")
-	proc, err := lab.StartCoreDNS(p.NS, c.CoreDNS, c.Dir, p.NS+"-"+p.Name, corefile, env, securityWrap(p.Obj.Spec.Containers[0])...)
+	p.starts++
+	name := fmt.Sprintf("%s-%s-%d", p.NS, p.Name, p.starts)
+	proc, err := lab.StartCoreDNS(p.NS, c.CoreDNS, c.Dir, name, corefile, env, securityWrap(p.Obj.Spec.Containers[0])...)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func scenarioTransparent(t *testing.T, w *world) {
 	summary(t, w.mode, "1-transparent", tl, "")
 	if tl.failures+tl.stalls != 0 {
 		t.Errorf("Expected every lookup answered without a resolver retry through the node-local server, got %d failed, %d stalled: %s %s",
-			tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
+			tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.stalled, 4))
 	}
 	if tl.conntrack != 0 {
 		t.Errorf("Expected no conntrack entry for a pod DNS query through the node-local server, got %d", tl.conntrack)
@@ -177,7 +177,7 @@ func scenarioProxyRestart(t *testing.T, w *world) {
 	t.Logf("kube-proxy restarted twice; %d of its jumps dropped before the second start", lost)
 	if tl.failures+tl.stalls != 0 {
 		t.Errorf("Expected no lookup lost or stalled across kube-proxy's restarts, got %d failed, %d stalled: %s %s", tl.failures, tl.stalls,
-			firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
+			firstFew(tl.failed, 4), firstFew(tl.stalled, 4))
 	}
 	if tl.node.DNATUDP != 0 || tl.node.LocalUDP == 0 {
 		t.Errorf("Expected the node-local server to keep every query across kube-proxy's resyncs, got %s", tl.node)

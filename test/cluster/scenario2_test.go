@@ -141,7 +141,7 @@ func scenarioSurge(t *testing.T, w *world) {
 		}
 	}
 	if tl.failures+tl.stalls != 0 {
-		t.Errorf("Expected no lookup lost or stalled across the rollout, got %d failed, %d stalled: %s %s", tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.slowOnes, 4))
+		t.Errorf("Expected no lookup lost or stalled across the rollout, got %d failed, %d stalled: %s %s", tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.stalled, 4))
 	}
 	if tl.node.DNATUDP != 0 || tl.conntrack != 0 {
 		t.Errorf("Expected every query at a node-local server across the rollout, got %s, %d conntrack entries", tl.node, tl.conntrack)

@@ -119,7 +119,7 @@ func scenarioClients(t *testing.T, w *world) {
 			t.Errorf("%s: Expected every client's answers equal to %s's, %d of %d differ: %s", s.name, setups[0].name, tl.failures, tl.lookups, firstFew(tl.failed, 8))
 		}
 		if tl.stalls != 0 {
-			t.Errorf("%s: Expected no lookup to stall, got %d: %s", s.name, tl.stalls, firstFew(tl.slowOnes, 4))
+			t.Errorf("%s: Expected no lookup to stall, got %d: %s", s.name, tl.stalls, firstFew(tl.stalled, 4))
 		}
 		if s.nodeLocal != noNodeLocal && (tl.conntrack != 0 || tl.node.DNATUDP != 0) {
 			t.Errorf("%s: Expected every pod query answered on the node, got %d conntrack entries, %s", s.name, tl.conntrack, tl.node)
