@@ -30,7 +30,7 @@ func scenarioTransparent(t *testing.T, w *world) {
 
 	m := startMeter(t, n)
 	var via tally
-	via.add(lookupAll(t, pods, 12, names...), w.want)
+	via.add(lookupAll(t, pods, 6, names...), w.want)
 	m.into(t, &via)
 	summary(t, w.mode, "1-transparent/via-kube-dns", via, "")
 	if via.stalls < via.lookups/20 || via.node.FaultDrops == 0 {
@@ -41,7 +41,7 @@ func scenarioTransparent(t *testing.T, w *world) {
 	pods = append(pods, client{w.pods["hostnet"], lab.Glibc}, client{w.pods["hostnet"], lab.Musl})
 	m = startMeter(t, n)
 	var tl tally
-	tl.add(lookupAll(t, pods, 12, names...), w.want)
+	tl.add(lookupAll(t, pods, 6, names...), w.want)
 	m.into(t, &tl)
 	summary(t, w.mode, "1-transparent", tl, "")
 	if tl.failures+tl.stalls != 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/raceguard/raceguard/test/lab"
+	"github.com/raceguard/raceguard/test/testenv"
 )
 
 // policyChain is the iptables chain of the emulated ingress policy.
@@ -114,6 +115,9 @@ func scenarioPolicy(t *testing.T, w *world) {
 		t.Fatal(err)
 	}
 	allowed := run(pods)
+	if readme := string(testenv.ReadRepoFile(t, "README.md")); !strings.Contains(readme, "`ct state untracked udp sport 53 accept`") {
+		t.Errorf("Expected the README (Deployment) to say what a policy in a table of its own must allow: ct state untracked udp sport 53 accept")
+	}
 	summary(t, w.mode, "6-policy/nftables", allowed, fmt.Sprintf("without_allow_failures=%d/%d routed_failures=%d/%d", denied.failures, denied.lookups, sane.failures, sane.lookups))
 	if sane.failures != 0 {
 		t.Errorf("Expected the nftables policy to let the replies of tracked DNS through, %d of %d failed", sane.failures, sane.lookups)
