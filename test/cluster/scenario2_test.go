@@ -41,12 +41,14 @@ func scenarioChurn(t *testing.T, w *world) {
 		return w.c.WaitEndpoints(ctx, "kube-system", "kube-dns-upstream", 30*time.Second, ips...)
 	}
 	var steps []string
+	began := time.Now()
 	step := func(what string, f func() error) {
+		start := time.Now()
 		if err := f(); err != nil {
 			l.end(t)
 			t.Fatalf("%s: %v", what, err)
 		}
-		steps = append(steps, what)
+		steps = append(steps, fmt.Sprintf("%s %s-%s", what, start.Format("15:04:05.000"), time.Now().Format("15:04:05.000")))
 		time.Sleep(2 * time.Second)
 	}
 	a, b := w.dns[0], w.dns[1]
@@ -82,7 +84,7 @@ func scenarioChurn(t *testing.T, w *world) {
 	tl.add(rs, w.want)
 	m.into(t, &tl)
 	summary(t, w.mode, "4-kube-dns-churn", tl, "")
-	t.Logf("steps: %v", steps)
+	t.Logf("loops began %s; steps: %s", began.Format("15:04:05.000"), strings.Join(steps, "; "))
 	if tl.failures != 0 {
 		t.Errorf("Expected no lookup lost through the node-local server while kube-dns churned, %d of %d failed: %s", tl.failures, tl.lookups, firstFew(tl.failed, 6))
 	}
