@@ -39,12 +39,14 @@ const (
 )
 
 // token is the bearer token of the test and of the cluster's own components: a static token of
-// system:masters (--token-auth-file). kube-dns has its own, corednsToken, of its ServiceAccount,
-// so that the API server's RBAC holds it to deploy/cluster/rbac.yaml.
-const (
-	token        = "raceguard-lab"
-	corednsToken = "raceguard-lab-coredns"
-)
+// system:masters (--token-auth-file).
+const token = "raceguard-lab"
+
+// serviceAccounts are the ServiceAccounts whose pods talk to the API server: kube-dns's
+// (deploy/cluster) and the node-local server's (the chart's), for its pod watch. Each has a static
+// token of its own (the lab runs no token controller), so that the API server's RBAC holds each to
+// the roles its manifests grant.
+var serviceAccounts = []string{"kube-system/coredns", "kube-system/" + NodeLocalRelease + "-node-local"}
 
 // Cluster is the network and the control plane.
 type Cluster struct {
@@ -141,12 +143,16 @@ func (c *Cluster) startControlPlane() error {
 		return err
 	}
 	files := map[string]string{
-		"sa.key": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
-		"sa.pub": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
-		"tokens.csv": token + ",admin,admin,system:masters\n" +
-			corednsToken + `,system:serviceaccount:kube-system:coredns,coredns,"system:serviceaccounts,system:serviceaccounts:kube-system"` + "\n",
-		"kubeconfig":         kubeconfig(token),
-		"kubeconfig.coredns": kubeconfig(corednsToken),
+		"sa.key":     string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		"sa.pub":     string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
+		"tokens.csv": token + ",admin,admin,system:masters\n",
+		"kubeconfig": kubeconfig(token),
+	}
+	for _, sa := range serviceAccounts {
+		ns, name, _ := strings.Cut(sa, "/")
+		tok := "raceguard-lab-sa-" + ns + "-" + name
+		files["tokens.csv"] += fmt.Sprintf("%s,system:serviceaccount:%s:%s,%s,\"system:serviceaccounts,system:serviceaccounts:%s\"\n", tok, ns, name, name, ns)
+		files[saKubeconfigName(ns, name)] = kubeconfig(tok)
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(c.Dir, name), []byte(body), 0o644); err != nil {
@@ -215,6 +221,18 @@ func (c *Cluster) UpstreamQueries() (int, error) {
 		return 0, err
 	}
 	return int(lab.ParseMetrics(text).Sum("coredns_dns_requests_total", nil)), nil
+}
+
+func saKubeconfigName(ns, name string) string { return "kubeconfig." + ns + "." + name }
+
+// ServiceAccountKubeconfig returns the kubeconfig of ServiceAccount ns/name (one of
+// serviceAccounts): what its pods use in place of the token the kubelet would mount.
+func (c *Cluster) ServiceAccountKubeconfig(ns, name string) (string, error) {
+	path := filepath.Join(c.Dir, saKubeconfigName(ns, name))
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("no token for service account %s/%s in the lab", ns, name)
+	}
+	return path, nil
 }
 
 // kubeconfig is a kubeconfig for the API server with the bearer token tok.

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -27,37 +26,67 @@ func (c *Cluster) InstallKubeDNS(ctx context.Context) error {
 	return c.ApplyFiles(ctx, "kube-system", KubeDNSFiles...)
 }
 
-// kubernetesBlock is the opening line of the kubernetes plugin's block.
-var kubernetesBlock = regexp.MustCompile(`(?m)^(\s*)kubernetes [^\n{]*\{\n`)
-
-// raceguardBlock is raceguard's block, and collapse's line, in the kube-dns Corefile.
+// The blocks of the plugins that talk to the API server, and raceguard's block and collapse's
+// line.
 var (
-	raceguardBlock = regexp.MustCompile(`(?m)^\s*raceguard \{\n(?:[^}]*\n)*?\s*\}\n`)
-	collapseLine   = regexp.MustCompile(`(?m)^\s*collapse\n`)
+	kubernetesBlock = regexp.MustCompile(`(?m)^(\s*)kubernetes [^\n{]*\{\n`)
+	raceguardPods   = regexp.MustCompile(`(?m)^(\s*)search pods\n`)
+	raceguardBlock  = regexp.MustCompile(`(?m)^\s*raceguard \{\n(?:[^}]*\n)*?\s*\}\n`)
+	collapseLine    = regexp.MustCompile(`(?m)^\s*collapse\n`)
 )
 
-// KubeDNSCorefile returns the kube-dns Corefile as the ConfigMap in the API server holds it, with
-// one line added, the kubernetes plugin's kubeconfig (kube-dns's own token: the lab mounts no
-// service-account token into a pod). stock takes raceguard's block and collapse out: the
-// Corefile of the Kubernetes addon manifest (cluster/addons/dns/coredns), the stock kube-dns.
+// KubeDNSCorefile returns the kube-dns Corefile as the ConfigMap in the API server holds it. stock
+// takes raceguard's block and collapse out: the Corefile of the Kubernetes addon manifest
+// (cluster/addons/dns/coredns), the stock kube-dns.
 func (c *Cluster) KubeDNSCorefile(ctx context.Context, stock bool) (string, error) {
 	text, err := c.ConfigMapData(ctx, "kube-system", "coredns", "Corefile")
 	if err != nil {
 		return "", err
 	}
-	m := kubernetesBlock.FindStringSubmatchIndex(text)
-	if m == nil {
-		return "", fmt.Errorf("the kube-dns Corefile has no kubernetes block:\n%s", text)
-	}
-	indent := text[m[2]:m[3]]
-	text = text[:m[1]] + indent + "    kubeconfig " + filepath.Join(c.Dir, "kubeconfig.coredns") + "\n" + text[m[1]:]
 	if stock {
-		if !raceguardBlock.MatchString(text) || !collapseLine.MatchString(text) {
-			return "", fmt.Errorf("the kube-dns Corefile has no raceguard block or collapse line:\n%s", text)
-		}
-		text = collapseLine.ReplaceAllString(raceguardBlock.ReplaceAllString(text, ""), "")
+		return WithoutRaceguard(text)
 	}
 	return text, nil
+}
+
+// WithoutRaceguard takes raceguard's block and collapse's line out of a Corefile.
+func WithoutRaceguard(corefile string) (string, error) {
+	if !raceguardBlock.MatchString(corefile) || !collapseLine.MatchString(corefile) {
+		return "", fmt.Errorf("no raceguard block or collapse line in:\n%s", corefile)
+	}
+	return collapseLine.ReplaceAllString(raceguardBlock.ReplaceAllString(corefile, ""), ""), nil
+}
+
+// containerCorefile is a pod's Corefile as its container sees it, for a container of the lab,
+// which has no mount namespace of its own: a path under the mount of a hostPath volume names the
+// node's own file instead (the node's resolv.conf; no other hostPath is known), and the plugins
+// that talk to the API server (kubernetes, and raceguard's search pods) get a kubeconfig line
+// with the token of the pod's ServiceAccount, in place of the one the kubelet would mount, and
+// the API server's own address in place of the kubernetes Service's.
+func (n *Node) containerCorefile(spec corev1.PodSpec, corefile string) (string, error) {
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, m := range spec.Containers[0].VolumeMounts {
+		v := volumes[m.Name]
+		if v.HostPath == nil {
+			continue
+		}
+		if v.HostPath.Path != "/etc/resolv.conf" {
+			return "", fmt.Errorf("hostPath volume %s (%s): the lab's nodes have no such file", v.Name, v.HostPath.Path)
+		}
+		corefile = strings.ReplaceAll(corefile, m.MountPath, n.ResolvConf)
+	}
+	if !kubernetesBlock.MatchString(corefile) && !raceguardPods.MatchString(corefile) {
+		return corefile, nil
+	}
+	kc, err := n.c.ServiceAccountKubeconfig("kube-system", spec.ServiceAccountName)
+	if err != nil {
+		return "", err
+	}
+	corefile = kubernetesBlock.ReplaceAllString(corefile, "${0}${1}    kubeconfig "+kc+"\n")
+	return raceguardPods.ReplaceAllString(corefile, "${0}${1}kubeconfig "+kc+"\n"), nil
 }
 
 // RunKubeDNS runs a replica of kube-dns (a pod of deploy/cluster's Deployment, as its ReplicaSet

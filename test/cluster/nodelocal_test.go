@@ -42,18 +42,20 @@ func (w *world) runNodeLocal(t *testing.T, n *Node, corefile string) *Pod {
 	return p
 }
 
-// waitRules waits until node n's node-local server reports its NOTRACK rules installed.
+// waitRules waits until node n's node-local server captures the pods' DNS.
 func (w *world) waitRules(t *testing.T, n *Node, p *Pod) {
 	t.Helper()
-	if !waitFor(30*time.Second, func() bool { return rulesPresent(n) }) {
-		t.Fatalf("%s: the node-local server did not install its rules within 30s:\n%s", n.Name, tail(p.Log(), 30))
+	if !waitFor(30*time.Second, func() bool { return capturing(n) }) {
+		t.Fatalf("%s: the node-local server did not capture the pods' DNS within 30s:\n%s", n.Name, tail(p.Log(), 30))
 	}
 }
 
-// rulesPresent reports whether n's node-local server says its NOTRACK rules are in.
-func rulesPresent(n *Node) bool {
+// capturing reports whether n's node-local server says it captures the pods' DNS (its NOTRACK
+// rules in), rather than holding or not running.
+func capturing(n *Node) bool {
 	m, err := n.Scrape(9153)
-	return err == nil && m.Sum("coredns_raceguard_nodelocal_rules_present", map[string]string{"kind": "notrack"}) == 1
+	return err == nil && m.Sum("coredns_raceguard_nodelocal_state", map[string]string{"state": "capture"}) == 1 &&
+		m.Sum("coredns_raceguard_nodelocal_rules_present", map[string]string{"kind": "notrack"}) == 1
 }
 
 // stopNodeLocal stops n's node-local pod, if one runs, as a deletion does: SIGTERM, its lameduck,

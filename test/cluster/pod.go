@@ -195,7 +195,8 @@ func (p *Pod) SetStatus(ctx context.Context, ready bool) error {
 }
 
 // StartCoreDNS starts the pod's container: the project's CoreDNS on corefile (the container's
-// ConfigMap, as the caller read it), in the pod's namespace, with the environment the kubelet
+// ConfigMap, as the caller read it, with the lab's paths and tokens: containerCorefile), in the
+// pod's namespace, with the environment the kubelet
 // gives the container (podconf env: its env entries and the service links of the Services that
 // exist now), as the user and with the capabilities of its securityContext. It returns once the process started; WaitReady waits for its readiness probe.
 func (p *Pod) StartCoreDNS(ctx context.Context, corefile string) error {
@@ -203,6 +204,10 @@ func (p *Pod) StartCoreDNS(ctx context.Context, corefile string) error {
 		return fmt.Errorf("pod %s/%s: its container runs", p.Namespace, p.Name)
 	}
 	c := p.Node.c
+	corefile, err := p.Node.containerCorefile(p.Obj.Spec, corefile)
+	if err != nil {
+		return err
+	}
 	services, err := c.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err

@@ -278,13 +278,13 @@ func scenarioBootOrder(t *testing.T, w *world) {
 	p := w.runNodeLocal(t, n, "")
 	l := startLoops([]client{{w.pods["cf"], lab.Glibc}, {w.pods["cf"], lab.Musl}, {w.pods["hostnet"], lab.Glibc}}, 200*time.Millisecond, loopNames...)
 	time.Sleep(bootWindow)
-	early := rulesPresent(n)
+	early := capturing(n)
 	if err := n.StartProxy(); err != nil {
 		l.end(t)
 		t.Fatal(err)
 	}
 	synced := time.Now()
-	taken := waitFor(30*time.Second, func() bool { return rulesPresent(n) })
+	taken := waitFor(30*time.Second, func() bool { return capturing(n) })
 	var c0, c1 Counters
 	if taken {
 		c0, _ = n.Counters()

@@ -148,7 +148,7 @@ func scenarioSurge(t *testing.T, w *world) {
 	if tl.node.DNATUDP != 0 || tl.conntrack != 0 {
 		t.Errorf("Expected every query at a node-local server across the rollout, got %s, %d conntrack entries", tl.node, tl.conntrack)
 	}
-	if old1 != 0 || new1 != 1 || !rulesPresent(n) {
+	if old1 != 0 || new1 != 1 || !capturing(n) {
 		t.Errorf("Expected the new pod's table alone after the rollout, got raceguard %d, raceguard-2 %d", old1, new1)
 	}
 }

@@ -18,11 +18,13 @@ type setup struct {
 	nodeLocal string // noNodeLocal, nodeLocalStock or nodeLocalChart
 }
 
-// The node-local servers of scenario 8: the chart's Corefile, and the same without raceguard's
-// block and collapse (the node set-up of nodelocal, the cache and the forwarder: what NodeLocal
-// DNSCache runs).
+// The node-local servers of scenario 8: the chart's Corefile (search pods: each pod's exact list
+// from the API server), the same with search infer (the namespace's hierarchy, no pod watch), and
+// the same without raceguard's block and collapse (the node set-up of nodelocal, the cache and the
+// forwarder: what NodeLocal DNSCache runs).
 const (
 	noNodeLocal    = "none"
+	nodeLocalInfer = "infer"
 	nodeLocalStock = "stock"
 	nodeLocalChart = "" // the chart's Corefile, as every other scenario runs it
 )
@@ -32,6 +34,7 @@ var setups = []setup{
 	{"cluster/stock", true, noNodeLocal},
 	{"cluster/raceguard", false, noNodeLocal},
 	{"node-local/stock", true, nodeLocalStock},
+	{"node-local/raceguard-infer", false, nodeLocalInfer},
 	{"node-local/raceguard", false, nodeLocalChart},
 }
 
@@ -181,10 +184,16 @@ func (w *world) apply(t *testing.T, s setup) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.nodeLocal == nodeLocalStock {
-			if corefile, err = withoutRaceguard(corefile); err != nil {
+		switch s.nodeLocal {
+		case nodeLocalStock:
+			if corefile, err = WithoutRaceguard(corefile); err != nil {
 				t.Fatal(err)
 			}
+		case nodeLocalInfer:
+			if !strings.Contains(corefile, "search pods\n") {
+				t.Fatalf("no search pods in the node-local Corefile:\n%s", corefile)
+			}
+			corefile = strings.Replace(corefile, "search pods\n", "search infer\n", 1)
 		}
 		p := w.runNodeLocal(t, n, corefile)
 		if err := p.WaitReady(ctx, 60*time.Second); err != nil {
@@ -197,12 +206,4 @@ func (w *world) apply(t *testing.T, s setup) {
 	if err := w.waitProxied(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// withoutRaceguard takes raceguard's block and collapse's line out of a Corefile.
-func withoutRaceguard(corefile string) (string, error) {
-	if !raceguardBlock.MatchString(corefile) || !collapseLine.MatchString(corefile) {
-		return "", fmt.Errorf("no raceguard block or collapse line in:\n%s", corefile)
-	}
-	return collapseLine.ReplaceAllString(raceguardBlock.ReplaceAllString(corefile, ""), ""), nil
 }
