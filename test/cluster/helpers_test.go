@@ -309,3 +309,14 @@ func (w *world) explain(r record) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// logLines returns the last n lines of log that contain what.
+func logLines(log, what string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, what) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "\n")
+}

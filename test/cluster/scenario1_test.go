@@ -33,8 +33,11 @@ func scenarioTransparent(t *testing.T, w *world) {
 	via.add(lookupAll(t, pods, 6, names...), w.want)
 	m.into(t, &via)
 	summary(t, w.mode, "1-transparent/via-kube-dns", via, "")
-	if via.stalls < via.lookups/20 || via.node.FaultDrops == 0 {
-		t.Errorf("Expected the emulated race to stall at least 5 %% of the lookups through kube-dns, got %d of %d (%d drops)", via.stalls, via.lookups, via.node.FaultDrops)
+	// Each dropped packet costs its lookup a resolver retry (two drops can hit one lookup). How
+	// many packets there are to drop depends on kube-dns: raceguard's with search pods answers a
+	// pod's first try with the name its list finds, so the pods send fewer.
+	if via.node.FaultDrops == 0 || via.stalls == 0 || 2*via.stalls < via.node.FaultDrops {
+		t.Errorf("Expected the emulated race to stall a lookup through kube-dns for each packet it drops, got %d stalled of %d (%d drops)", via.stalls, via.lookups, via.node.FaultDrops)
 	}
 
 	w.nodeLocal(t, n)

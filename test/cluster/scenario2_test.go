@@ -86,7 +86,8 @@ func scenarioChurn(t *testing.T, w *world) {
 	summary(t, w.mode, "4-kube-dns-churn", tl, "")
 	t.Logf("loops began %s; steps: %s", began.Format("15:04:05.000"), strings.Join(steps, "; "))
 	if tl.failures != 0 {
-		t.Errorf("Expected no lookup lost through the node-local server while kube-dns churned, %d of %d failed: %s", tl.failures, tl.lookups, firstFew(tl.failed, 6))
+		t.Errorf("Expected no lookup lost through the node-local server while kube-dns churned, %d of %d failed: %s\nthe node-local server's errors:\n%s",
+			tl.failures, tl.lookups, firstFew(tl.failed, 6), logLines(w.nl[n].Log(), "plugin/errors", 10))
 	}
 	if tl.node.DNATUDP != 0 {
 		t.Errorf("Expected every query at the node-local server, got %s", tl.node)
