@@ -115,6 +115,9 @@ func scenarioKill(t *testing.T, w *world) {
 	dead, back := c1.Sub(c0), c3.Sub(c2)
 	summary(t, w.mode, "2-kill", tl, "")
 	t.Logf("%d lookups began while the server was dead, %d were in flight at the kill; while dead: %s; after the restart: %s", during, inFlight, dead, back)
+	if l := logLines(p.Log(), "does not reach this server", 2); l != "" {
+		t.Logf("the restarted server's self-check:\n%s", l)
+	}
 	if tl.failures != 0 {
 		t.Errorf("Expected every lookup answered across the SIGKILL, %d failed: %s", tl.failures, firstFew(tl.failed, 5))
 	}

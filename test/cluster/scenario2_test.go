@@ -138,6 +138,9 @@ func scenarioSurge(t *testing.T, w *world) {
 	new1, _ := n.Tables("inet raceguard-2")
 	t.Logf("the old pod stopped %s after its deletion; tables left: raceguard %d, raceguard-2 %d", stopped.Round(time.Millisecond), old1, new1)
 	t.Logf("timeline (from the loops' start): %s", strings.Join(timeline, ", "))
+	if l := logLines(p.Log(), "does not reach this server", 2); l != "" {
+		t.Logf("the surge pod's self-check, with the old pod still serving:\n%s", l)
+	}
 	for _, r := range rs {
 		if r.Elapsed >= stallLookup {
 			t.Logf("stall: %s %s %s began %s, took %s", r.pod, r.libc, r.Name, r.Started.Sub(began).Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
