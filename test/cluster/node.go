@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -315,43 +314,8 @@ func (c Counters) String() string {
 
 // Counters reads the node's counters.
 func (n *Node) Counters() (Counters, error) {
-	out, err := n.Exec("nft", "-j", "list", "counters", "table", "inet", "rglab")
-	if err != nil {
-		return Counters{}, err
-	}
-	var doc struct {
-		Nftables []struct {
-			Counter *struct {
-				Name    string `json:"name"`
-				Packets int    `json:"packets"`
-			} `json:"counter"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		return Counters{}, fmt.Errorf("nft counters: %w", err)
-	}
-	var c Counters
-	for _, o := range doc.Nftables {
-		if o.Counter == nil {
-			continue
-		}
-		v := o.Counter.Packets
-		switch o.Counter.Name {
-		case "pod_udp":
-			c.PodUDP = v
-		case "pod_tcp":
-			c.PodTCP = v
-		case "host_udp":
-			c.HostUDP = v
-		case "dnat_udp":
-			c.DNATUDP = v
-		case "local_udp":
-			c.LocalUDP = v
-		case "fault_drops":
-			c.FaultDrops = v
-		}
-	}
-	return c, nil
+	m, err := lab.NFTCounters(n.NS, "inet rglab")
+	return Counters{m["pod_udp"], m["pod_tcp"], m["host_udp"], m["dnat_udp"], m["local_udp"], m["fault_drops"]}, err
 }
 
 // CountClient adds a pod's address to the client pods the counters and the fault rule see.

@@ -154,9 +154,16 @@ func (c Counters) Sub(o Counters) Counters {
 
 // Counters reads the node's counters.
 func (l *Lab) Counters() (Counters, error) {
-	out, err := nsExec(l.Node, "nft", "-j", "list", "counters", "table", "inet", "lab")
+	m, err := NFTCounters(l.Node, "inet lab")
+	return Counters{m["client_udp"], m["client_tcp"], m["server_udp"], m["local_udp"], m["fault_drops"]}, err
+}
+
+// NFTCounters returns the packet counts of the named counters of table (its family and name,
+// "inet lab") in namespace ns.
+func NFTCounters(ns, table string) (map[string]int, error) {
+	out, err := nsExec(ns, append([]string{"nft", "-j", "list", "counters", "table"}, strings.Fields(table)...)...)
 	if err != nil {
-		return Counters{}, err
+		return nil, err
 	}
 	var doc struct {
 		Nftables []struct {
@@ -167,25 +174,13 @@ func (l *Lab) Counters() (Counters, error) {
 		} `json:"nftables"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		return Counters{}, fmt.Errorf("nft counters: %w", err)
+		return nil, fmt.Errorf("nft counters: %w", err)
 	}
-	var c Counters
+	m := map[string]int{}
 	for _, o := range doc.Nftables {
-		if o.Counter == nil {
-			continue
-		}
-		switch o.Counter.Name {
-		case "client_udp":
-			c.ClientUDP = o.Counter.Packets
-		case "client_tcp":
-			c.ClientTCP = o.Counter.Packets
-		case "server_udp":
-			c.ServerUDP = o.Counter.Packets
-		case "local_udp":
-			c.LocalUDP = o.Counter.Packets
-		case "fault_drops":
-			c.FaultDrops = o.Counter.Packets
+		if o.Counter != nil {
+			m[o.Counter.Name] = o.Counter.Packets
 		}
 	}
-	return c, nil
+	return m, nil
 }
