@@ -31,6 +31,7 @@ var scenarios = []struct {
 // TestCluster runs every scenario for kube-proxy in each mode: iptables, nftables and IPVS (where
 // the kernel has it). Each scenario logs one SUMMARY line.
 func TestCluster(t *testing.T) {
+	t.Cleanup(func() { t.Logf("the scenarios' summaries:\n%s", summaryTable()) })
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			if only := onlyModes(); len(only) > 0 && !slices.Contains(only, mode) {

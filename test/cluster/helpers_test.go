@@ -75,9 +75,27 @@ func (tl *tally) add(rs []record, want func(r record) string) {
 //	SUMMARY mode=nftables scenario=1-transparent lookups=... failures=... slow=... stalls=... conntrack=... node: ...
 func summary(t *testing.T, mode, scenario string, tl tally, extra string) {
 	t.Helper()
+	summaries.Lock()
+	summaries.rows = append(summaries.rows, fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %s | %d / %d / %d | %s |", mode, scenario,
+		tl.lookups, tl.failures, tl.slow, tl.stalls, tl.conntrack, tl.node, tl.ct.ClashResolve, tl.ct.InsertFailed, tl.ct.Drop, extra))
+	summaries.Unlock()
 	t.Logf("SUMMARY mode=%s scenario=%s lookups=%d failures=%d slow=%d stalls=%d conntrack=%d node: %s clash_resolve=%d insert_failed=%d drop=%d%s",
 		mode, scenario, tl.lookups, tl.failures, tl.slow, tl.stalls, tl.conntrack, tl.node, tl.ct.ClashResolve, tl.ct.InsertFailed, tl.ct.Drop,
 		map[bool]string{true: " " + extra, false: ""}[extra != ""])
+}
+
+// summaries are the SUMMARY lines of the run, as rows of the table TestCluster ends with.
+var summaries struct {
+	sync.Mutex
+	rows []string
+}
+
+// summaryTable returns the run's summaries as one markdown table.
+func summaryTable() string {
+	summaries.Lock()
+	defer summaries.Unlock()
+	return "| mode | scenario | lookups | failures | slow ≥1 s | stalls ≥2.4 s | pod DNS conntrack entries | node counters | clash_resolve / insert_failed / drop | |\n" +
+		"|---|---|---|---|---|---|---|---|---|---|\n" + strings.Join(summaries.rows, "\n")
 }
 
 // ctStats reads node n's conntrack statistics over netlink, as raceguard does.

@@ -110,21 +110,25 @@ func scenarioSurge(t *testing.T, w *world) {
 	time.Sleep(time.Second)
 	timeline = append(timeline, "new pod started "+at())
 	p := w.runNodeLocal(t, n, "")
-	// Ready, as the kubelet sees it (the probe may reach either pod), and its own table in: the
-	// surge pod names its table raceguard-2.
+	// Ready, as the kubelet sees it (the probe may reach either pod): the DaemonSet controller
+	// deletes the old pod then. The new one must capture with a table of its own (raceguard-2)
+	// while the old one is in its lameduck.
 	if err := p.WaitReady(t.Context(), 60*time.Second); err != nil {
 		l.end(t)
 		t.Fatal(err)
 	}
 	timeline = append(timeline, "ready "+at())
-	if !waitFor(30*time.Second, func() bool { c, _ := n.Tables("inet raceguard-2"); return c == 1 }) {
+	deleted := time.Now()
+	gone := make(chan error, 1)
+	go func() { gone <- old.Delete(t.Context()) }()
+	tabled := waitFor(30*time.Second, func() bool { c, _ := n.Tables("inet raceguard-2"); return c == 1 })
+	timeline = append(timeline, "its table in "+at())
+	if err := <-gone; err != nil {
+		t.Error(err)
+	}
+	if !tabled {
 		l.end(t)
 		t.Fatalf("the surge pod installed no table of its own within 30s:\n%s", tail(p.Log(), 30))
-	}
-	timeline = append(timeline, "its table in "+at())
-	deleted := time.Now()
-	if err := old.Delete(t.Context()); err != nil {
-		t.Error(err)
 	}
 	stopped := time.Since(deleted)
 	timeline = append(timeline, "old pod deleted "+deleted.Sub(began).Round(time.Millisecond).String()+", gone "+at())
