@@ -278,7 +278,10 @@ const everyValueCorefile = `.:53 {
         max_keys 5000
         max_waiters 100
     }
-    forward . {$COREDNS_UPSTREAM_SERVICE_HOST}
+    forward . {$COREDNS_UPSTREAM_SERVICE_HOST} {
+        expire 2s
+        max_age 2s
+    }
 }
 `
 

@@ -245,6 +245,8 @@ func TestChartRawCorefile(t *testing.T) {
     raceguard
     cache 30
     forward . {$KUBE_DNS_UPSTREAM_SERVICE_HOST} {
+        expire 2s
+        max_age 2s
         force_tcp
     }
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,7 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet, clusterIP, up
 	if fw := directiveArgs(corefile, "forward"); len(fw) != 1 || !slices.Equal(fw[0], []string{".", hostVar}) {
 		t.Errorf("DaemonSet Corefile: want forward . %s, got %v", hostVar, fw)
 	}
+	checkUpstreamSockets(t, corefile)
 	found := false
 	for _, svc := range objectsOf[*corev1.Service](b) {
 		if svc.Name != upstream {
@@ -79,6 +81,44 @@ func checkNodeLocal(t *testing.T, b *bundle, ds *appsv1.DaemonSet, clusterIP, up
 	if strings.Contains(corefile, "_SERVICE_HOST}") && spec.EnableServiceLinks != nil && !*spec.EnableServiceLinks {
 		t.Error("DaemonSet: the Corefile reads Service addresses from the environment, but service links are off")
 	}
+}
+
+// kubeProxyDelay is how long kube-proxy may take to send no new flow to a deleted kube-dns pod: the
+// EndpointSlice update and its sync (min-sync-period 1 s), with a margin.
+const kubeProxyDelay = 2 * time.Second
+
+// checkUpstreamSockets: no pooled socket of the forwarder to kube-dns lives longer than kube-dns's
+// lameduck (deploy/cluster's, kubeadm's 5 s) less kubeProxyDelay. Each socket's conntrack entry keeps
+// the kube-dns pod it was DNATed to while the socket is reused, and kube-proxy clears the UDP
+// entries of a deleted pod only once it has stopped serving: a longer-lived socket follows the pod
+// to its exit and is refused (the cluster lab's kube-dns churn lost lookups so).
+func checkUpstreamSockets(t *testing.T, corefile string) {
+	t.Helper()
+	cluster := loadBundle(t, "cluster")
+	lameduck := durationOption(t, corefileOf(t, cluster, oneOf[*appsv1.Deployment](t, cluster).Spec.Template), "lameduck")
+	expire, maxAge := durationOption(t, corefile, "expire"), durationOption(t, corefile, "max_age")
+	if maxAge == 0 || expire == 0 || expire > maxAge || maxAge+kubeProxyDelay > lameduck {
+		t.Errorf("DaemonSet Corefile: forward's expire %s and max_age %s, want both set, expire <= max_age, and max_age at most %s (kube-dns's lameduck %s less %s for kube-proxy)",
+			expire, maxAge, lameduck-kubeProxyDelay, lameduck, kubeProxyDelay)
+	}
+}
+
+// durationOption returns the duration of the only line of corefile that starts with option, 0
+// where there is none.
+func durationOption(t *testing.T, corefile, option string) time.Duration {
+	t.Helper()
+	args := directiveArgs(corefile, option)
+	if len(args) == 0 {
+		return 0
+	}
+	if len(args) != 1 || len(args[0]) != 1 {
+		t.Fatalf("Corefile: want one %s with one argument, got %v", option, args)
+	}
+	d, err := time.ParseDuration(args[0][0])
+	if err != nil {
+		t.Fatalf("Corefile: %s %s: %v", option, args[0][0], err)
+	}
+	return d
 }
 
 // checkNodeLocalDaemonSet checks what every node-local DaemonSet must have, in any mode, and

@@ -183,7 +183,8 @@ The raceguard block of the Corefile, indented for a server block.
 
 {{/*
 A zone's forward line: kube-dns (the upstream Service's address from the environment), node (the
-node's resolv.conf) or its servers, with force_tcp.
+node's resolv.conf) or its servers, with force_tcp. To kube-dns no pooled socket lives more than
+2 s, within kube-dns's lameduck (deploy/node-local/configmap.yaml says why).
 */}}
 {{- define "raceguard.forward" -}}
 {{- $root := index . 0 }}
@@ -193,8 +194,15 @@ node's resolv.conf) or its servers, with force_tcp.
 {{- else if eq $z.forward "node" }}{{ $to = "/etc/resolv.conf" }}
 {{- else }}{{ $to = printf "{$%s}" (include "raceguard.serviceHostVar" $root.Values.upstreamService.name) }}
 {{- end }}
-{{- if $z.forceTCP }}forward . {{ $to }} {
+{{- $kubeDNS := and (kindIs "string" $z.forward) (eq $z.forward "kube-dns") }}
+{{- if or $z.forceTCP $kubeDNS }}forward . {{ $to }} {
+        {{- if $kubeDNS }}
+            expire 2s
+            max_age 2s
+        {{- end }}
+        {{- if $z.forceTCP }}
             force_tcp
+        {{- end }}
         }
 {{- else }}forward . {{ $to }}
 {{- end }}
