@@ -41,12 +41,13 @@ func scenarioTransparent(t *testing.T, w *world) {
 	}
 
 	w.nodeLocal(t, n)
+	link := w.checkLink(t, n)
 	pods = append(pods, client{w.pods["hostnet"], lab.Glibc}, client{w.pods["hostnet"], lab.Musl})
 	m = startMeter(t, n)
 	var tl tally
 	tl.add(lookupAll(t, pods, 6, names...), w.want)
 	m.into(t, &tl)
-	summary(t, w.mode, "1-transparent", tl, "")
+	summary(t, w.mode, "1-transparent", tl, "link="+link)
 	if tl.failures+tl.stalls != 0 {
 		t.Errorf("Expected every lookup answered without a resolver retry through the node-local server, got %d failed, %d stalled: %s %s",
 			tl.failures, tl.stalls, firstFew(tl.failed, 4), firstFew(tl.stalled, 4))
@@ -57,6 +58,28 @@ func scenarioTransparent(t *testing.T, w *world) {
 	if tl.node.DNATUDP != 0 || tl.node.FaultDrops != 0 || tl.node.LocalUDP < 2*len(names) || tl.node.HostUDP < 2*len(names) {
 		t.Errorf("Expected every query at the node-local server and none through kube-proxy's DNAT, got %s", tl.node)
 	}
+}
+
+// checkLink returns where node n's node-local server put its addresses (its nodelocal_link metric):
+// on its dummy link where the kernel can make one, else on lo, which it logs as not exercised.
+func (w *world) checkLink(t *testing.T, n *Node) string {
+	t.Helper()
+	m, err := n.Scrape(9153)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "dummy"
+	if _, err := n.Exec("ip", "link", "add", "rgprobe", "type", "dummy"); err != nil {
+		want = "lo"
+		t.Logf("Not exercised: this kernel has no dummy links (%v): the node-local addresses go on lo", strings.TrimSpace(err.Error()))
+	} else {
+		n.Exec("ip", "link", "del", "rgprobe")
+	}
+	if m.Sum("coredns_raceguard_nodelocal_link", map[string]string{"kind": want}) != 1 {
+		t.Errorf("Expected the node-local addresses on %s, got nodelocal_link{kind=dummy} %v, {kind=lo} %v", want,
+			m.Sum("coredns_raceguard_nodelocal_link", map[string]string{"kind": "dummy"}), m.Sum("coredns_raceguard_nodelocal_link", map[string]string{"kind": "lo"}))
+	}
+	return want
 }
 
 // scenarioKill (2): lookups run continuously from the pods and a hostNetwork pod while the

@@ -17,12 +17,24 @@ import (
 // added on node1, the extra one deleted. kube-proxy follows the EndpointSlices; no lookup fails.
 func scenarioChurn(t *testing.T, w *world) {
 	n := w.nodes[0]
-	w.nodeLocal(t, n)
+	nl := w.nodeLocal(t, n)
 	ctx := t.Context()
 	corefile, err := w.c.KubeDNSCorefile(ctx, w.stock)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The node-local server's errors of its forwarder, which name the upstream's address: one
+	// socket of its pool still DNATed to a kube-dns pod that has exited is one.
+	upstreamErrors := func() []string {
+		var out []string
+		for _, l := range strings.Split(nl.Log(), "\n") {
+			if strings.Contains(l, "plugin/errors") && strings.Contains(l, "->"+w.up+":53") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	e0 := len(upstreamErrors())
 	m := startMeter(t, n)
 	check := func(r record) {
 		if r.String() != w.want(r) {
@@ -83,11 +95,18 @@ func scenarioChurn(t *testing.T, w *world) {
 	var tl tally
 	tl.add(rs, w.want)
 	m.into(t, &tl)
-	summary(t, w.mode, "4-kube-dns-churn", tl, "")
+	errs := upstreamErrors()[e0:]
+	summary(t, w.mode, "4-kube-dns-churn", tl, fmt.Sprintf("node_local_upstream_errors=%d", len(errs)))
 	t.Logf("loops began %s; steps: %s", began.Format("15:04:05.000"), strings.Join(steps, "; "))
 	if tl.failures != 0 {
 		t.Errorf("Expected no lookup lost through the node-local server while kube-dns churned, %d of %d failed: %s\nthe node-local server's errors:\n%s",
-			tl.failures, tl.lookups, firstFew(tl.failed, 6), logLines(w.nl[n].Log(), "plugin/errors", 10))
+			tl.failures, tl.lookups, firstFew(tl.failed, 6), logLines(nl.Log(), "plugin/errors", 10))
+	}
+	// The deployed forwarder replaces each pooled socket within kube-dns's lameduck: none is still
+	// DNATed to a replica when it exits (deploy/node-local/configmap.yaml).
+	if len(errs) != 0 {
+		t.Errorf("Expected no upstream error at the node-local server while kube-dns churned (no pooled socket left on an exiting replica), got %d:\n%s",
+			len(errs), strings.Join(errs[:min(6, len(errs))], "\n"))
 	}
 	if tl.node.DNATUDP != 0 {
 		t.Errorf("Expected every query at the node-local server, got %s", tl.node)
