@@ -300,18 +300,9 @@ func (c *Cluster) dial(ctx context.Context, network, addr string) (conn net.Conn
 // httpGet fetches url from a socket in namespace ns, with the cluster's token and without checking
 // the server's certificate, and returns the body of a 200 answer.
 func httpGet(ns, url string, timeout time.Duration) (string, error) {
-	client := &http.Client{Timeout: timeout, Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-			err = lab.Do(ns, func() (err error) {
-				d := net.Dialer{Timeout: timeout}
-				conn, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return conn, err
-		},
-	}}
+	tr := lab.NSTransport(ns, timeout)
+	tr.TLSClientConfig, tr.DisableKeepAlives = &tls.Config{InsecureSkipVerify: true}, true
+	client := &http.Client{Timeout: timeout, Transport: tr}
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return "", err

@@ -349,17 +349,24 @@ func (l *Lab) Scrape(i int) (string, error) {
 	return ScrapeURL(l.Node, "http://"+DNSIPs[i]+":9153/metrics")
 }
 
-// ScrapeURL fetches url from a socket in namespace ns (the caller's own when empty).
-func ScrapeURL(ns, url string) (string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(_ context.Context, network, addr string) (conn net.Conn, err error) {
+// NSTransport is an HTTP transport whose connections are made from namespace ns (the caller's own
+// when empty), each dial bounded by timeout.
+func NSTransport(ns string, timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
 			err = Do(ns, func() (err error) {
-				conn, err = net.DialTimeout(network, addr, 5*time.Second)
+				d := net.Dialer{Timeout: timeout}
+				conn, err = d.DialContext(ctx, network, addr)
 				return err
 			})
 			return conn, err
 		},
-	}}
+	}
+}
+
+// ScrapeURL fetches url from a socket in namespace ns (the caller's own when empty).
+func ScrapeURL(ns, url string) (string, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: NSTransport(ns, 5*time.Second)}
 	resp, err := client.Get(url)
 	if err != nil {
 		return "", err
