@@ -27,11 +27,11 @@ const kubeModule = "test/cluster/kube"
 // kubePackages are the programs built from it, by the name of their executable (the last
 // element of the package's path, which go build names it after).
 var kubePackages = map[string]string{
-	"etcd":                    "./etcd",
-	"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
-	"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-	"kube-proxy":              "k8s.io/kubernetes/cmd/kube-proxy",
-	"podconf":                 "./podconf",
+	"etcd":           "./etcd",
+	"kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+	"endpointslice":  "./endpointslice",
+	"kube-proxy":     "k8s.io/kubernetes/cmd/kube-proxy",
+	"podconf":        "./podconf",
 }
 
 // Binaries are the paths of the built programs, by name.

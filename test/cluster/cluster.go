@@ -63,12 +63,12 @@ type Cluster struct {
 	Up *lab.Process // the internet's DNS server, on UpstreamIP:53
 
 	id    string         // the namespaces' name prefix
-	procs []*lab.Process // etcd, kube-apiserver, kube-controller-manager
+	procs []*lab.Process // etcd, kube-apiserver, the endpointslice controller
 	nodes int            // node sets made so far, for their names
 }
 
 // Start builds the network and starts the control plane: etcd, kube-apiserver and
-// kube-controller-manager, and the upstream. It needs root, the programs of Build and the CoreDNS
+// the endpointslice controller, and the upstream. It needs root, the programs of Build and the CoreDNS
 // build.
 func Start(bins Binaries, coredns string) (c *Cluster, err error) {
 	if err := lab.Available(); err != nil {
@@ -188,15 +188,13 @@ func (c *Cluster) startControlPlane() error {
 	if err := waitHTTP(c.Net, APIServer+"/readyz", api, 60*time.Second); err != nil {
 		return err
 	}
-	// The endpointslice controller alone: EndpointSlices from Services and the pods' status.
-	kcm, err := c.start("kube-controller-manager", c.Bins["kube-controller-manager"],
-		"--kubeconfig="+c.Kubeconfig, "--controllers=endpointslice", "--leader-elect=false",
-		"--bind-address=127.0.0.1", "--secure-port=10257", "--cert-dir="+filepath.Join(c.Dir, "kcm"),
-		"--profiling=false")
+	// kube-controller-manager's endpointslice controller alone: EndpointSlices from Services and
+	// the pods' status.
+	esc, err := c.start("endpointslice", c.Bins["endpointslice"], "-kubeconfig", c.Kubeconfig, "-healthz", "127.0.0.1:10257")
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(c.Net, "https://127.0.0.1:10257/healthz", kcm, 60*time.Second); err != nil {
+	if err := waitHTTP(c.Net, "http://127.0.0.1:10257/healthz", esc, 60*time.Second); err != nil {
 		return err
 	}
 	return c.connect()

@@ -4,15 +4,16 @@ proof that raceguard's node-local server holds against the real kube-proxy, a re
 the kubelet's own pod DNS code, and the tests that give it (make cluster-test).
 
 	net (10.40.0.1 on br0): the network between the nodes, and the control plane on it:
-	    etcd, kube-apiserver (10.40.0.1:6443), kube-controller-manager (endpointslice
-	    controller only), and the "internet"'s DNS server, 10.40.0.53 (CoreDNS serving
+	    etcd, kube-apiserver (10.40.0.1:6443), kube-controller-manager's endpointslice
+	    controller, and the "internet"'s DNS server, 10.40.0.53 (CoreDNS serving
 	    test/lab's root zone, external.db)
 	node1 (10.40.0.11), node2 (10.40.0.12): eth0 on br0; each runs the real kube-proxy in the
 	    mode under test, and holds its pods: a namespace each, on a veth routed as a
 	    Calico-style /32 (10.244.N.K, gateway 10.244.N.1), or the node's own for hostNetwork
 
-The programs come from the nested module kube/ (Build): etcd, kube-apiserver,
-kube-controller-manager and kube-proxy v1.34, and podconf, the kubelet's code for a pod's
+The programs come from the nested module kube/ (Build): etcd, kube-apiserver and kube-proxy
+v1.34, kube-controller-manager's endpointslice controller (alone: the whole controller manager
+compiles every other controller for nothing), and podconf, the kubelet's code for a pod's
 resolv.conf and environment. The test plays only what no process here can: the scheduler (a
 pod's node is chosen when it is made) and the kubelet, whose job it does with the kubelet's own
 code where the result matters: a pod gets a namespace, an address, the resolv.conf and the
