@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -319,8 +320,8 @@ func requirements(t *testing.T, gomod string) map[string]string {
 // serveModule lays out a GOPROXY directory (the module proxy protocol over file://) serving the
 // checkout at root as modulePath@version: the list, info, mod and zip files. The zip holds the
 // files a commit of the working tree would hold (tracked, and untracked but not ignored), under
-// modulePath@version/, as the go command and proxy.golang.org make module zips; the go command
-// checks it as it would a download (paths, sizes, go.mod).
+// modulePath@version/, nested modules left out, as the go command and proxy.golang.org make
+// module zips; the go command checks it as it would a download (paths, sizes, go.mod).
 func serveModule(t *testing.T, root, proxy, version string) {
 	t.Helper()
 	dir := filepath.Join(proxy, modulePath, "@v")
@@ -331,9 +332,21 @@ func serveModule(t *testing.T, root, proxy, version string) {
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
 	}
+	files := strings.Split(strings.TrimRight(string(ls), "\x00"), "\x00")
+	// A directory with a go.mod of its own is another module (test/cluster/kube): module zips
+	// leave it out, as golang.org/x/mod/zip does, and the go command refuses a zip that has it.
+	var nested []string
+	for _, f := range files {
+		if path.Base(f) == "go.mod" && path.Dir(f) != "." {
+			nested = append(nested, path.Dir(f)+"/")
+		}
+	}
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
-	for _, f := range strings.Split(strings.TrimRight(string(ls), "\x00"), "\x00") {
+	for _, f := range files {
+		if slices.ContainsFunc(nested, func(d string) bool { return strings.HasPrefix(f, d) }) {
+			continue
+		}
 		st, err := os.Lstat(filepath.Join(root, f))
 		if err != nil || !st.Mode().IsRegular() { // deleted in the working tree, or not a file
 			continue
