@@ -47,14 +47,14 @@ var podSettings = []podSetting{
 // AF_INET6), that every lookup ends as without raceguard for each pod DNS setting (podSettings):
 // ClusterFirst, dnsConfig with an extra search domain after the node's, dnsPolicy None without
 // the node's domain (the jira.eu), ndots 1 and 2, and dnsPolicy Default. Each runs
-// against stock CoreDNS, a raceguard Deployment (which completes within the namespace's own
-// hierarchy only, whatever the list) and a fresh node-local raceguard that first learns that
-// pod's list from one lookup of a name that exists nowhere (then it completes within that list,
-// and only that list). ClusterFirstWithHostNet is ClusterFirst's list from the node's address:
-// TestHostNetworkDifferential. It logs the queries each sends.
+// against stock CoreDNS, a raceguard Deployment with search infer (which completes within the
+// namespace's own hierarchy only, whatever the list), the same Deployment with the pods' exact
+// lists from the API (search pods: two replicas, so no one-label name), and a node-local
+// raceguard with them, each fresh per setting. ClusterFirstWithHostNet is ClusterFirst's list
+// from the node's address: TestHostNetworkDifferential. It logs the queries each sends.
 func TestPodSettingsDifferential(t *testing.T) {
 	l := testenv.NewLab(t)
-	type counts struct{ stock, deployment, nodeLocal int }
+	type counts struct{ stock, deployment, pods, nodeLocal int }
 	stock := make([]map[LookupKey]string, len(podSettings))
 	q := make([]counts, len(podSettings))
 
@@ -70,6 +70,12 @@ func TestPodSettingsDifferential(t *testing.T) {
 		reportDiffs(t, s.name+", Deployment", stock[i], got)
 	}
 	for i, s := range podSettings {
+		startDeploymentFor(t, l, lab.RaceguardCorefile, s.rc)
+		got, n := LookupWith(t, l, s.rc, s.names)
+		q[i].pods = n
+		reportDiffs(t, s.name+", Deployment with search pods", stock[i], got)
+	}
+	for i, s := range podSettings {
 		stop := startNodeLocalFor(t, l, withNodeLocal(lab.RaceguardCorefile), s.rc)
 		got, n := LookupWith(t, l, s.rc, s.names)
 		stop()
@@ -78,12 +84,12 @@ func TestPodSettingsDifferential(t *testing.T) {
 	}
 
 	var table strings.Builder
-	table.WriteString("| pod DNS setting | names | stock | Deployment | node-local |\n|---|---|---|---|---|\n")
+	table.WriteString("| pod DNS setting | names | stock | Deployment, search infer | Deployment, search pods | node-local, search pods |\n|---|---|---|---|---|---|\n")
 	for i, s := range podSettings {
-		fmt.Fprintf(&table, "| %s | %d | %d | %d | %d |\n", s.name, len(s.names), q[i].stock, q[i].deployment, q[i].nodeLocal)
-		if q[i].deployment > q[i].stock || q[i].nodeLocal > q[i].stock {
-			t.Errorf("%s: Expected no more queries with raceguard than the %d of stock, got %d (Deployment) and %d (node-local)",
-				s.name, q[i].stock, q[i].deployment, q[i].nodeLocal)
+		fmt.Fprintf(&table, "| %s | %d | %d | %d | %d | %d |\n", s.name, len(s.names), q[i].stock, q[i].deployment, q[i].pods, q[i].nodeLocal)
+		if q[i].deployment > q[i].stock || q[i].pods > q[i].stock || q[i].nodeLocal > q[i].stock {
+			t.Errorf("%s: Expected no more queries with raceguard than the %d of stock, got %d (Deployment), %d (Deployment with search pods) and %d (node-local)",
+				s.name, q[i].stock, q[i].deployment, q[i].pods, q[i].nodeLocal)
 		}
 	}
 	t.Logf("Queries sent, each name looked up by glibc and musl for AF_UNSPEC, AF_INET and AF_INET6:\n%s", table.String())
