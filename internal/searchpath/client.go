@@ -29,7 +29,6 @@ type trailRef struct {
 	base, first string
 	rest        []string // the domains after first, in the list's order (the walk's Rest: shared, never modified)
 	exact       bool     // the list is the client's own (Walk.Exact): a try that contradicts it vetoes the client
-	everyTry    bool     // every try of the client is seen here (Walk.EveryTry): a skipped domain contradicts it
 	expires     time.Time
 
 	pos   int  // the furthest domain the client tried, -1 before any later try
@@ -143,11 +142,10 @@ func (c *client) match(name string, now time.Time) (ref trailRef, domain string,
 			continue
 		}
 		d := name[i+1:]
+		// The base itself before the list's last domain proves no shorter list: another lookup of
+		// the client may ask that name as is (example.org. beside example.org), and behind a
+		// ClusterIP the domains between went to another replica.
 		switch j := t.index(d); {
-		case j >= 0 && d == "" && t.exact && t.everyTry && !t.ended && t.pos < j-1:
-			// The base itself before the list's last domain, on a server that sees every try:
-			// the client's list is shorter.
-			ref, what = t, tryVeto
 		case j >= 0:
 			t.pos, t.ended = max(t.pos, j), t.ended || d == ""
 			c.trails[t.base] = t

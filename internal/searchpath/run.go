@@ -301,7 +301,7 @@ func (wk *Walker) keepTrail(k key, walk Walk, futures []*future) {
 	}
 	now := wk.clock.Now()
 	c.mu.Lock()
-	c.add(trailRef{base: walk.Base, first: walk.First, rest: walk.Rest, exact: walk.Exact, everyTry: walk.EveryTry, expires: now.Add(trailTTL)}, now)
+	c.add(trailRef{base: walk.Base, first: walk.First, rest: walk.Rest, exact: walk.Exact, expires: now.Add(trailTTL)}, now)
 	c.mu.Unlock()
 }
 

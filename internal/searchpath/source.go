@@ -167,8 +167,7 @@ type Pods struct {
 	Lists Lists
 	Else  Source // may be nil
 	// EveryTry says the server sees every try of its clients (node-local): a walk's later tries
-	// are known as such, so one-label bases are planned too (their first try is no one else's),
-	// and a client that skips a domain of its list shows that the list is not its own (Walk.EveryTry).
+	// are known as such, so one-label bases are planned too (their first try is no one else's).
 	EveryTry bool
 }
 
@@ -185,6 +184,6 @@ func (p *Pods) Plan(q query.Query) (Walk, bool) {
 	if !ok || walk.OneLabel && !p.EveryTry || strings.Count(walk.Base, ".")-1 >= ndots {
 		return Walk{}, false
 	}
-	walk.Exact, walk.EveryTry = true, p.EveryTry
+	walk.Exact = true
 	return walk, true
 }

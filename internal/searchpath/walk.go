@@ -37,10 +37,6 @@ type Walk struct {
 	// Exact is set when the list is the client's own, as the Kubernetes API says the kubelet
 	// wrote it (Pods): a try of the client that contradicts it vetoes the client's walks.
 	Exact bool
-	// EveryTry is set when the server sees every try of the client (Pods.EveryTry): then a client
-	// that tries the base itself before its list's last domain contradicts an Exact list. Behind a
-	// ClusterIP, replicas each see some of the tries, and a skipped domain proves nothing.
-	EveryTry bool
 }
 
 // Len returns the number of names of the walk.
