@@ -2,12 +2,13 @@ package cluster
 
 import (
 	"fmt"
-	"github.com/miekg/dns"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/raceguard/raceguard/internal/conntrack"
 	"github.com/raceguard/raceguard/test/lab"
