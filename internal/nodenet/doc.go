@@ -24,7 +24,8 @@ honest. Kernels without owner tables are refused (ErrNoOwnerTables) rather than 
 
 Two raceguards at once (a surge rollout): each has its own owner table (raceguard, raceguard-2,
 ...); the shared addresses and firewall rules are removed at the final shutdown only when no other
-raceguard's socket holds the addresses, and only those a raceguard made. Preflight refuses to
+raceguard's socket holds the addresses, and only those a raceguard made; the old one first hands
+its UDP sockets over (handover_linux.go), so that no query is dropped with them. Preflight refuses to
 start, changing nothing, where something else serves DNS on an address (node-local-dns, an IPVS
 service), or without CAP_NET_ADMIN.
 

@@ -390,6 +390,11 @@ func (n *Node) Teardown() error {
 	}
 	if peers := n.peers(); len(peers) > 0 {
 		n.logf("%s still served by %s: leaving the addresses and firewall rules to it", netip.AddrPortFrom(n.cfg.Addrs[0], n.cfg.Port), strings.Join(peers, ", "))
+		handed, err := n.handOver()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("handing the UDP sockets over: %w", err))
+		}
+		n.logf("handed %d UDP sockets over: new queries go to %s, what was queued here is answered", handed, strings.Join(peers, ", "))
 		return errors.Join(errs...)
 	}
 	if n.cfg.Firewall {
