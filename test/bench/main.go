@@ -34,7 +34,7 @@ var (
 	workers      = flag.Int("workers", 32, "client processes in the stall row")
 	dropPercent  = flag.Int("drop", 5, "emulated pair drop, percent")
 	stallFor     = flag.Duration("stall", 60*time.Second, "length of the stalled-upstream flood")
-	only         = flag.String("only", "", "run only these row groups, comma-separated: shapes, throughput, hostile, lab, family")
+	only         = flag.String("only", "", "run only these row groups, comma-separated: shapes, throughput, latency, hostile, lab, family")
 )
 
 func want(group string) bool {
@@ -88,6 +88,13 @@ func main() {
 		}
 		rows = append(rows, r...)
 		notes = append(notes, n...)
+	}
+	if loadable && want("latency") {
+		r, err := hitLatencyRows(bin, dir)
+		if err != nil {
+			fail(err)
+		}
+		rows = append(rows, r...)
 	}
 	if want("hostile") {
 		r, err := hostileRows(bin, dir)
