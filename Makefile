@@ -78,7 +78,7 @@ monitoring-test:
 ## 1 to 8 goroutines), then stock CoreDNS against the raceguard build side by side, as a markdown
 ## table: first each server alone on its core in three Corefile shapes (minimal, CoreDNS's default
 ## Kubernetes one, deploy/node-local's), then the paired and hostile rows, and the lab's. BENCH="-only
-## shapes" (or throughput, hostile, lab, family) runs one group of the table.
+## shapes" (or throughput, latency, hostile, lab, family) runs one group of the table.
 BENCH_TABLES = ./internal/bounded ./internal/fingerprint ./internal/family ./internal/searchpath ./plugin/collapse
 bench: coredns
 	GO=$(GO) ./hack/hitpath.sh 8
