@@ -46,6 +46,10 @@ for q in service external; do
 	for side in stock raceguard; do
 		small=$(instructions "$side/$q" 100000)
 		large=$(instructions "$side/$q" 300000)
+		if [ -z "$small" ] || [ -z "$large" ]; then
+			echo "hit path instructions, $q: not counted (valgrind gave no count for $side)"
+			continue 2
+		fi
 		per[$side]=$(((large - small) / 200000))
 	done
 	printf "hit path instructions, %s: stock %d, raceguard %d a query: %+d\n" "$q" "${per[stock]}" "${per[raceguard]}" $((per[raceguard] - per[stock]))
