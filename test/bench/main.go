@@ -90,11 +90,12 @@ func main() {
 		notes = append(notes, n...)
 	}
 	if loadable && want("latency") {
-		r, err := hitLatencyRows(bin, dir)
+		r, n, err := hitLatencyRows(bin, dir)
 		if err != nil {
 			fail(err)
 		}
 		rows = append(rows, r...)
+		notes = append(notes, n...)
 	}
 	if want("hostile") {
 		r, err := hostileRows(bin, dir)
