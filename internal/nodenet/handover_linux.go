@@ -55,7 +55,7 @@ func (n *Node) handOver() (int, error) {
 	)
 	for _, s := range socks {
 		fd, ok := fds[s.inode]
-		if s.proto != "udp" || !ok {
+		if s.proto != "udp" || !ok || !udpPeer(socks, fds, s.local.Addr()) {
 			continue
 		}
 		if err := connectToSelf(fd, s.inode); err != nil {
@@ -83,6 +83,18 @@ func (n *Node) handOver() (int, error) {
 		}
 	}
 	return len(inodes), errors.Join(errs...)
+}
+
+// udpPeer reports whether another process's UDP socket among socks receives what is sent to a:
+// a socket is taken out only where another takes its queries (connected, the last one would
+// leave its clients a port unreachable).
+func udpPeer(socks []socket, own map[uint32]int, a netip.Addr) bool {
+	for _, p := range socks {
+		if _, mine := own[p.inode]; !mine && p.proto == "udp" && p.covers(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // connectToSelf connects the UDP socket open as fd, which must still be the socket with inode,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -148,4 +149,26 @@ func TestConnectToSelfLeavesReusePortGroup(t *testing.T) {
 		return
 	}
 	t.Errorf("Expected %s among the first senders", queuedBefore[0])
+}
+
+func TestUDPPeer(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	cluster, link := netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("169.254.20.10")
+	own := map[uint32]int{1: 10, 2: 11}
+	socks := []socket{
+		{proto: "udp", local: ap("10.96.0.10:53"), inode: 1},
+		{proto: "udp", local: ap("169.254.20.10:53"), inode: 2},
+		{proto: "tcp", local: ap("169.254.20.10:53"), inode: 3}, // another process's, TCP only
+	}
+	if udpPeer(socks, own, cluster) || udpPeer(socks, own, link) {
+		t.Error("Expected no UDP peer where only this process, and another's TCP listener, hold the addresses")
+	}
+	socks = append(socks, socket{proto: "udp", local: ap("10.96.0.10:53"), inode: 4})
+	if !udpPeer(socks, own, cluster) || udpPeer(socks, own, link) {
+		t.Error("Expected a UDP peer on the ClusterIP only")
+	}
+	socks = append(socks, socket{proto: "udp", local: ap("0.0.0.0:53"), inode: 5})
+	if !udpPeer(socks, own, link) {
+		t.Error("Expected another process's wildcard UDP socket to count as a peer")
+	}
 }
