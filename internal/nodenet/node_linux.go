@@ -394,7 +394,7 @@ func (n *Node) Teardown() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("handing the UDP sockets over: %w", err))
 		}
-		n.logf("handed %d UDP sockets over: new queries go to %s, what was queued here is answered", handed, strings.Join(peers, ", "))
+		n.logf("handed %d UDP sockets over: new queries go to the other process's, what was queued here is answered", handed)
 		return errors.Join(errs...)
 	}
 	if n.cfg.Firewall {
