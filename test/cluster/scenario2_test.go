@@ -178,8 +178,8 @@ func scenarioSurge(t *testing.T, w *world) {
 	if old1 != 0 || new1 != 1 || !capturing(n) {
 		t.Errorf("Expected the new pod's table alone after the rollout, got raceguard %d, raceguard-2 %d", old1, new1)
 	}
-	if l := logLines(old.Log(), "UDP sockets over", 1); l == "" {
-		t.Errorf("Expected the old pod to hand its UDP sockets over to the new one:\n%s", tail(old.Log(), 20))
+	if l := logLines(old.Log(), "handed 2 UDP sockets over", 1); l == "" {
+		t.Errorf("Expected the old pod to hand its two UDP sockets (link-local, ClusterIP) over to the new one:\n%s", tail(old.Log(), 20))
 	} else {
 		t.Logf("the old pod: %s", l)
 	}

@@ -276,8 +276,8 @@ func TestNodeLocalSurgeLab(t *testing.T) {
 	if left := leftBehind(t, l); len(left) != 3 { // the table and the two addresses
 		t.Errorf("Expected the surge pod's table and both addresses in place, got %v", left)
 	}
-	if !strings.Contains(old.Log(), "still served by") || !strings.Contains(old.Log(), "UDP sockets over: new queries go to") {
-		t.Errorf("Expected the old pod to say it leaves the addresses and its UDP socket to the new one:\n%s", old.Log())
+	if !strings.Contains(old.Log(), "still served by") || !strings.Contains(old.Log(), "handed 2 UDP sockets over") {
+		t.Errorf("Expected the old pod to say it leaves the addresses, and its two UDP sockets, to the new one:\n%s", old.Log())
 	}
 	surge.StopWithin(10 * time.Second)
 	if left := leftBehind(t, l); len(left) > 0 {
