@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -37,25 +35,17 @@ const (
 	inFlight     = 20 * time.Millisecond
 )
 
-// handOver takes the process's UDP sockets on the listen addresses out of the kernel's choice
-// for new queries and waits until what is queued on them has been read. It returns how many
-// sockets it took out.
-func (n *Node) handOver() (int, error) {
-	socks, err := sockets(n.cfg.Port, n.cfg.Addrs)
-	if err != nil {
-		return 0, err
-	}
-	fds, err := ownSocketFDs()
-	if err != nil {
-		return 0, err
-	}
+// handOver takes this process's UDP sockets among socks (own: this process's, by inode) out of
+// the kernel's choice for new queries and waits until what is queued on them has been read. It
+// returns how many sockets it took out.
+func handOver(socks []socket, own map[uint32]int) (int, error) {
 	var (
 		inodes = map[uint32]bool{}
 		errs   []error
 	)
 	for _, s := range socks {
-		fd, ok := fds[s.inode]
-		if s.proto != "udp" || !ok || !udpPeer(socks, fds, s.local.Addr()) {
+		fd, ok := own[s.inode]
+		if s.proto != "udp" || !ok || !udpPeer(socks, own, s.local.Addr()) {
 			continue
 		}
 		if err := connectToSelf(fd, s.inode); err != nil {
@@ -130,25 +120,6 @@ func connectToSelf(fd int, inode uint32) error {
 		return fmt.Errorf("not an IP socket: %T", sa)
 	}
 	return unix.Connect(dup, sa)
-}
-
-// ownSocketFDs maps the inode of each socket this process holds to one of its descriptors.
-func ownSocketFDs() (map[uint32]int, error) {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	out := map[uint32]int{}
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ino, ok := socketInode("/proc/self/fd/" + e.Name()); ok {
-			out[ino] = fd
-		}
-	}
-	return out, nil
 }
 
 // queued returns the bytes waiting in the receive queues of the UDP sockets with inodes.

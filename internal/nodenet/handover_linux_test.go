@@ -103,13 +103,13 @@ func TestConnectToSelfLeavesReusePortGroup(t *testing.T) {
 		t.Fatal("Expected some of 32 packets from 32 ports queued on the first socket of the group")
 	}
 
-	fds, err := ownSocketFDs()
+	fds, err := ownSockets()
 	if err != nil {
 		t.Fatal(err)
 	}
 	fd, ok := fds[inodeOf(t, old)]
 	if !ok {
-		t.Fatal("Expected ownSocketFDs to find the socket's descriptor")
+		t.Fatal("Expected ownSockets to find the socket's descriptor")
 	}
 	if err := connectToSelf(fd, inodeOf(t, old)); err != nil {
 		t.Fatal(err)
@@ -170,5 +170,53 @@ func TestUDPPeer(t *testing.T) {
 	socks = append(socks, socket{proto: "udp", local: ap("0.0.0.0:53"), inode: 5})
 	if !udpPeer(socks, own, link) {
 		t.Error("Expected another process's wildcard UDP socket to count as a peer")
+	}
+}
+
+// TestHandOver: handOver takes only this process's socket out (the other socket of the group
+// stands for the new pod's), returns once its queue has been read, and new packets reach the
+// other socket alone.
+func TestHandOver(t *testing.T) {
+	old := reusePortUDP(t, "127.0.0.1:0")
+	addr := old.LocalAddr()
+	nu := reusePortUDP(t, addr.String())
+	local := netip.MustParseAddrPort(addr.String())
+	fds, err := ownSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldIno, nuIno := inodeOf(t, old), inodeOf(t, nu)
+	socks := []socket{{proto: "udp", local: local, inode: oldIno}, {proto: "udp", local: local, inode: nuIno}}
+	own := map[uint32]int{oldIno: fds[oldIno]}
+
+	sendFromNewPorts(t, addr, 32)
+	read := make(chan int, 1)
+	go func() { // the old server, still reading
+		n, buf := 0, make([]byte, 512)
+		for old.SetReadDeadline(time.Now().Add(time.Second)) == nil {
+			if _, _, err := old.ReadFrom(buf); err != nil {
+				break
+			}
+			n++
+		}
+		read <- n
+	}()
+	handed, err := handOver(socks, own)
+	if handed != 1 || err != nil {
+		t.Fatalf("Expected the one socket of this process's handed over, got %d, %v", handed, err)
+	}
+	if q, err := queued(map[uint32]bool{oldIno: true}); q != 0 || err != nil {
+		t.Errorf("Expected nothing queued on the handed-over socket once handOver returned, got %d bytes, %v", q, err)
+	}
+	first := <-read
+	if first == 0 {
+		t.Fatal("Expected some of 32 packets from 32 ports read from the handed-over socket")
+	}
+	sendFromNewPorts(t, addr, 32)
+	if got := len(drain(t, old)); got != 0 {
+		t.Errorf("Expected no new packet on the handed-over socket, got %d", got)
+	}
+	if got := len(drain(t, nu)); got+first != 64 {
+		t.Errorf("Expected the other socket to get the rest of 64 packets, %d, got %d", 64-first, got)
 	}
 }

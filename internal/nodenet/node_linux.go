@@ -80,7 +80,7 @@ func Preflight(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	own, err := ownInodes()
+	own, err := ownSockets()
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func Preflight(cfg Config) error {
 	}
 	for _, a := range cfg.Addrs {
 		for _, s := range socks {
-			if own[s.inode] || !s.covers(a) {
+			if _, mine := own[s.inode]; mine || !s.covers(a) {
 				continue
 			}
 			if len(cl[a]) > 0 && !s.local.Addr().IsUnspecified() {
@@ -182,13 +182,13 @@ func (n *Node) serving() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	own, err := ownInodes()
+	own, err := ownSockets()
 	if err != nil {
 		return false, err
 	}
 	bound := map[string]bool{}
 	for _, s := range socks {
-		if own[s.inode] {
+		if _, mine := own[s.inode]; mine {
 			bound[s.String()] = true
 		}
 	}
@@ -388,9 +388,9 @@ func (n *Node) Teardown() error {
 		rulesPresent.WithLabelValues("notrack").Set(0)
 		state.Reset()
 	}
-	if peers := n.peers(); len(peers) > 0 {
+	if peers, socks, own := n.peers(); len(peers) > 0 {
 		n.logf("%s still served by %s: leaving the addresses and firewall rules to it", netip.AddrPortFrom(n.cfg.Addrs[0], n.cfg.Port), strings.Join(peers, ", "))
-		handed, err := n.handOver()
+		handed, err := handOver(socks, own)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("handing the UDP sockets over: %w", err))
 		}
@@ -414,21 +414,20 @@ func (n *Node) Teardown() error {
 	return errors.Join(errs...)
 }
 
-// peers returns the other processes' sockets on the listen addresses.
-func (n *Node) peers() []string {
+// peers returns the other processes' sockets on the listen addresses, and what handOver needs:
+// every socket there and which of them are this process's. A failure to list them is no peer.
+func (n *Node) peers() (peers []string, socks []socket, own map[uint32]int) {
 	socks, err := sockets(n.cfg.Port, n.cfg.Addrs)
 	if err != nil {
-		return nil
+		return nil, nil, nil
 	}
-	own, err := ownInodes()
-	if err != nil {
-		return nil
+	if own, err = ownSockets(); err != nil {
+		return nil, nil, nil
 	}
-	var out []string
 	for _, s := range socks {
-		if !own[s.inode] && !s.local.Addr().IsUnspecified() {
-			out = append(out, s.String())
+		if _, mine := own[s.inode]; !mine && !s.local.Addr().IsUnspecified() {
+			peers = append(peers, s.String())
 		}
 	}
-	return out
+	return peers, socks, own
 }

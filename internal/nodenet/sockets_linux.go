@@ -86,20 +86,21 @@ func containsAddr(addrs []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// ownInodes returns the inodes of this process's sockets.
-func ownInodes() (map[uint32]bool, error) {
-	return socketInodes("/proc/self/fd")
-}
-
-func socketInodes(fdDir string) (map[uint32]bool, error) {
+// ownSockets maps the inode of each socket this process holds to one of its descriptors.
+func ownSockets() (map[uint32]int, error) {
+	const fdDir = "/proc/self/fd"
 	entries, err := os.ReadDir(fdDir)
 	if err != nil {
 		return nil, err
 	}
-	out := map[uint32]bool{}
+	out := map[uint32]int{}
 	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		if ino, ok := socketInode(filepath.Join(fdDir, e.Name())); ok {
-			out[ino] = true
+			out[ino] = fd
 		}
 	}
 	return out, nil
