@@ -367,14 +367,24 @@ func NSTransport(ns string, timeout time.Duration) *http.Transport {
 // ScrapeURL fetches url from a socket in namespace ns (the caller's own when empty).
 func ScrapeURL(ns, url string) (string, error) {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: NSTransport(ns, 5*time.Second)}
-	resp, err := client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	return Fetch(client, req)
+}
+
+// Fetch sends req with client and returns the body of a 200 answer; for any other status, the
+// body with an error naming it.
+func Fetch(client *http.Client, req *http.Request) (string, error) {
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+		return string(b), fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
 	}
 	return string(b), err
 }
