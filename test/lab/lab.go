@@ -86,9 +86,7 @@ func New(coredns string) (l *Lab, err error) {
 	if _, err := os.Stat(coredns); err != nil {
 		return nil, fmt.Errorf("%w: CoreDNS binary: %v (run make coredns)", ErrUnavailable, err)
 	}
-	sweep()
-
-	id := fmt.Sprintf("%s%d-%d-", nsPrefix, os.Getpid(), labSeq.Add(1))
+	id := NewID()
 	l = &Lab{
 		Client:   id + "client",
 		Node:     id + "node",
@@ -131,10 +129,7 @@ func Available() error {
 func (l *Lab) build() error {
 	all := []string{l.Client, l.Node, l.DNS[0], l.DNS[1], l.Upstream}
 	for _, ns := range all {
-		if err := ip("netns", "add", ns); err != nil {
-			return err
-		}
-		if err := ip("-n", ns, "link", "set", "lo", "up"); err != nil {
+		if err := AddNamespace(ns); err != nil {
 			return err
 		}
 	}
@@ -204,12 +199,7 @@ func (l *Lab) Close() {
 		l.Up = nil
 	}
 	for _, ns := range append([]string{l.Client, l.Node, l.DNS[0], l.DNS[1], l.Upstream}, l.pods...) {
-		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
-			continue
-		}
-		killNamespace(ns)
-		ip("netns", "delete", ns)
-		os.RemoveAll(filepath.Join("/etc/netns", ns))
+		RemoveNamespace(ns)
 	}
 	if l.dir != "" {
 		os.RemoveAll(l.dir)

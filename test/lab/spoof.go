@@ -17,12 +17,11 @@ func (l *Lab) AddPod(name string) (ns, addr string, err error) {
 	n := len(l.pods) + 1
 	ns, dev := l.Node[:len(l.Node)-len("node")]+name, "p"+strconv.Itoa(n)
 	gw, addr := fmt.Sprintf("10.32.%d.1", 100+n), fmt.Sprintf("10.32.%d.2", 100+n)
-	if err := ip("netns", "add", ns); err != nil {
+	l.pods = append(l.pods, ns) // Close removes it, whether or not it was made
+	if err := AddNamespace(ns); err != nil {
 		return "", "", err
 	}
-	l.pods = append(l.pods, ns)
 	for _, s := range [][]string{
-		{"-n", ns, "link", "set", "lo", "up"},
 		{"-n", l.Node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns},
 		{"-n", l.Node, "addr", "add", gw + "/24", "dev", dev},
 		{"-n", l.Node, "link", "set", dev, "up"},
